@@ -1,0 +1,5 @@
+"""releasekit: GitOps CI/CD for dbt projects."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+"""Frozen configuration values. Loading and validation live in `loader`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from releasekit.errors import NotFoundError
+
+DEFAULT_PHYSICAL_SCHEMA = "rk__physical"
+DEFAULT_RETENTION = 3
+DEFAULT_STATE_PATH = ".releasekit"
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """One declared environment (environments/<name>.yml merged over the defaults)."""
+
+    name: str
+    schema: str  # the consumer schema: views only, chosen by releasekit, not the profile
+    target: str | None = None  # dbt target; None means the profile's default target
+    vars: Mapping[str, Any] = field(default_factory=dict)  # the environment's parameters
+    branch: str | None = None  # git branch holding the desired state (GitOps)
+    promotes_from: str | None = None
+    retention: int = DEFAULT_RETENTION  # successful releases kept for rollback
+    source_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """releasekit.yml plus every environment, validated whole."""
+
+    root: Path  # the folder holding releasekit.yml (normally the git repository's top)
+    dbt_project_dir: Path
+    profiles_dir: Path | None  # None: dbt's own lookup (project dir, then ~/.dbt)
+    profile: str | None  # overrides dbt_project.yml's `profile`
+    physical_schema: str = DEFAULT_PHYSICAL_SCHEMA
+    state_path: Path = Path(DEFAULT_STATE_PATH)
+    environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise NotFoundError(
+                f"no environment named {name!r} (declared: {known})",
+                hint=f"add environments/{name}.yml or pick one of the declared environments",
+            ) from None

@@ -1,0 +1,87 @@
+"""The state store's values and its small interface.
+
+The ledger is a sequence of immutable events per environment. A *release* is a map
+model -> physical version; events record what happened to it: a deploy announces the
+switch (`switching`) before the warehouse changes and confirms it (`succeeded`)
+after, so a run killed at any point leaves a ledger a rerun can reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Kind = Literal["deploy", "rollback"]
+Outcome = Literal["switching", "succeeded", "failed", "abandoned"]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One model's version in a release: where consumers read it and where it lives."""
+
+    unique_id: str  # dbt unique id, e.g. model.shop.orders
+    name: str  # the view name in the consumer schema
+    fingerprint: str  # full hex digest
+    relation: str  # physical relation name in the physical schema, e.g. orders__a1b2c3d4
+    inputs: Mapping[str, str] = field(default_factory=dict)  # component digests, for plan reasons
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    env: str
+    release_id: int
+    kind: Kind
+    outcome: Outcome
+    git_sha: str
+    who: str
+    at: str  # ISO 8601, UTC
+    params: Mapping[str, Any] = field(default_factory=dict)
+    models: Mapping[str, ModelVersion] = field(default_factory=dict)  # by unique_id
+    built: tuple[str, ...] = ()
+    reused: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+    previous_release: int | None = None
+    physical_schema: str = ""
+    note: str = ""
+    seq: int = 0  # position in the environment's ledger; assigned by the store on append
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    env: str
+    owner: str
+    host: str
+    pid: int
+    since: str  # ISO 8601, UTC
+
+
+class LedgerReader(Protocol):
+    def entries(self, env: str) -> list[LedgerEntry]:
+        """All entries of one environment, in append order (seq 1, 2, ...)."""
+        ...
+
+    def environments(self) -> list[str]:
+        """Every environment that has at least one entry, sorted."""
+        ...
+
+
+class LedgerWriter(Protocol):
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        """Append durably and atomically; returns the entry with its seq. Never rewrites."""
+        ...
+
+
+class StateStore(LedgerReader, LedgerWriter, Protocol):
+    def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> AbstractContextManager[LockInfo]:
+        """Hold the environment's lock; raises LockedError naming the holder after `timeout`."""
+        ...
+
+    def describe(self) -> str:
+        """Where the state lives, for messages (a folder path, later a bucket URL)."""
+        ...
+
+
+def iter_models(entry: LedgerEntry) -> Iterator[ModelVersion]:
+    return iter(entry.models.values())

@@ -1,0 +1,71 @@
+"""The warehouse seam: a small Protocol with capability flags.
+
+The engine branches on capabilities, never on the adapter's class. Every adapter passes
+one contract test suite (tests/warehouse/test_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    transactional_ddl: bool  # many DDL statements commit or roll back as one
+    schema_rename: bool  # ALTER SCHEMA ... RENAME works (swap a staged schema in)
+    zero_copy_clone: bool = False
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a warehouse, as read from the dbt profile's target."""
+
+    type: str  # "duckdb", "postgres", ...
+    database: str
+    settings: Mapping[str, Any] = field(default_factory=dict)  # path, host, port, user, ...
+
+
+@dataclass(frozen=True)
+class ReleaseMarker:
+    """What an environment's schema says is live; lives beside its views."""
+
+    env: str
+    release_id: int
+    git_sha: str
+    switched_at: str  # ISO 8601, UTC
+
+
+MARKER_VIEW = "_releasekit_release"
+
+
+class Warehouse(Protocol):
+    capabilities: Capabilities
+
+    def relations(self, schema: str) -> set[str]:
+        """Names of every table and view in `schema` (empty if the schema does not exist)."""
+        ...
+
+    def switch(
+        self,
+        schema: str,
+        views: Mapping[str, str],
+        *,
+        physical_schema: str,
+        marker: ReleaseMarker,
+        drop: Iterable[str] = (),
+    ) -> None:
+        """Atomically make `schema` hold exactly: view name -> select * from physical relation,
+        plus the marker; drop the views named in `drop`. Readers see old or new, never a mix."""
+        ...
+
+    def read_marker(self, schema: str) -> ReleaseMarker | None: ...
+
+    def view_targets(self, schema: str) -> dict[str, str]:
+        """view name -> the physical relation name it reads, for views releasekit made."""
+        ...
+
+    def drop_relations(self, schema: str, names: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...
