@@ -12,6 +12,16 @@ from releasekit.errors import NotFoundError
 DEFAULT_PHYSICAL_SCHEMA = "rk__physical"
 DEFAULT_RETENTION = 3
 DEFAULT_STATE_PATH = ".releasekit"
+DEFAULT_ENVIRONMENTS_DIR = "environments"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a warehouse, as read from the dbt profile's target."""
+
+    type: str  # "duckdb", "postgres", ...
+    database: str
+    settings: Mapping[str, Any] = field(default_factory=dict)  # path, host, port, user, ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class ProjectConfig:
     physical_schema: str = DEFAULT_PHYSICAL_SCHEMA
     state_path: Path = Path(DEFAULT_STATE_PATH)
     environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
+    environments_dir: Path = Path(DEFAULT_ENVIRONMENTS_DIR)  # holds <name>.yml per environment
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:

@@ -7,8 +7,12 @@ one contract test suite (tests/warehouse/test_contract.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
+
+from releasekit.config.model import Connection
+
+__all__ = ["MARKER_VIEW", "Capabilities", "Connection", "ReleaseMarker", "Warehouse"]
 
 
 @dataclass(frozen=True)
@@ -16,15 +20,6 @@ class Capabilities:
     transactional_ddl: bool  # many DDL statements commit or roll back as one
     schema_rename: bool  # ALTER SCHEMA ... RENAME works (swap a staged schema in)
     zero_copy_clone: bool = False
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How to reach a warehouse, as read from the dbt profile's target."""
-
-    type: str  # "duckdb", "postgres", ...
-    database: str
-    settings: Mapping[str, Any] = field(default_factory=dict)  # path, host, port, user, ...
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,175 @@
+"""Running dbt in-process: parse once, build into releasekit's physical names.
+
+dbt is imported here and in the other modules of this package only; its import alone
+takes seconds, so nothing imports this package before a command needs dbt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dbt.cli.main import dbtRunner
+
+from releasekit.dbtcore.translate import to_graph
+from releasekit.errors import ProjectError
+from releasekit.graph import ProjectGraph
+
+# dbt keeps global state (flags, adapters, invocation context): one invocation at a time.
+_DBT_LOCK = threading.Lock()
+_FAILED = frozenset({"error", "fail", "skipped", "runtime error"})
+
+
+@dataclass(frozen=True)
+class DbtSettings:
+    project_dir: Path
+    profiles_dir: Path | None
+    profile: str | None
+    target: str | None
+    vars: Mapping[str, Any]
+    target_path: Path  # dbt's artifacts and partial-parse state for this parameter set
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class Placement:
+    schema: str
+    alias: str
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    unique_id: str
+    resource_type: str
+    status: str
+    message: str
+    failures: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in _FAILED
+
+
+@dataclass(frozen=True)
+class ParsedProject:
+    graph: ProjectGraph
+    manifest: Any = field(repr=False)  # dbt's Manifest; opaque outside this package
+
+
+NodeCallback = Callable[[str, str], None]  # (unique_id, status)
+
+
+class DbtProject:
+    """One dbt project under one target and one set of vars."""
+
+    def __init__(self, settings: DbtSettings, *, on_node: NodeCallback | None = None) -> None:
+        self.settings = settings
+        self._on_node = on_node
+
+    def parse(self) -> ParsedProject:
+        result = self._invoke(["parse"])
+        if not result.success or result.result is None:
+            raise ProjectError(
+                f"dbt could not parse the project in {self.settings.project_dir}: {_why(result)}",
+                hint=f"run `dbt parse` in {self.settings.project_dir} to see dbt's full message",
+            )
+        project_vars = _project_vars(self.settings.project_dir)
+        graph = to_graph(result.result, project_vars=project_vars, cli_vars=dict(self.settings.vars))
+        return ParsedProject(graph=graph, manifest=result.result)
+
+    def build(
+        self, parsed: ParsedProject, placements: Mapping[str, Placement], select: Sequence[str]
+    ) -> list[NodeResult]:
+        """Build the selected nodes (and run their tests) with every placed node's relation
+        pointed at its physical name, so refs resolve to physical relations."""
+        manifest = parsed.manifest
+        for unique_id, placement in placements.items():
+            _place(manifest.nodes[unique_id], placement)
+        selectors = [_selector(manifest.nodes[uid]) for uid in select]
+        result = self._invoke(["build", "--select", *selectors], manifest=manifest)
+        if result.result is None:
+            raise ProjectError(f"dbt build could not start: {_why(result)}")
+        return [_node_result(r) for r in result.result.results]
+
+    def _invoke(self, args: list[str], manifest: Any = None) -> Any:
+        callbacks: list[Any] = [self._event] if self._on_node else []
+        runner = dbtRunner(manifest=manifest, callbacks=callbacks)
+        with _DBT_LOCK, _working_directory(self.settings.project_dir):
+            return runner.invoke([*args, *self._common_args()])
+
+    def _common_args(self) -> list[str]:
+        s = self.settings
+        args = ["--project-dir", str(s.project_dir), "--target-path", str(s.target_path)]
+        args += ["--log-path", str(s.log_path), "--quiet", "--no-send-anonymous-usage-stats"]
+        args += ["--vars", json.dumps(dict(s.vars), sort_keys=True, default=str)]
+        if s.profiles_dir is not None:
+            args += ["--profiles-dir", str(s.profiles_dir)]
+        if s.profile:
+            args += ["--profile", s.profile]
+        if s.target:
+            args += ["--target", s.target]
+        return args
+
+    def _event(self, event: Any) -> None:
+        if self._on_node is None or event.info.name != "NodeFinished":
+            return
+        info = event.data.node_info
+        self._on_node(info.unique_id, str(info.node_status))
+
+
+def _place(node: Any, placement: Placement) -> None:
+    node.schema = placement.schema
+    node.alias = placement.alias
+    node.relation_name = ".".join(
+        _quote(part) for part in (node.database, placement.schema, placement.alias) if part
+    )
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _selector(node: Any) -> str:
+    return "fqn:" + ".".join(node.fqn)
+
+
+def _node_result(result: Any) -> NodeResult:
+    return NodeResult(
+        unique_id=result.node.unique_id,
+        resource_type=str(result.node.resource_type),
+        status=str(result.status),
+        message=str(result.message or ""),
+        failures=result.failures,
+    )
+
+
+def _why(result: Any) -> str:
+    exception = getattr(result, "exception", None)
+    return str(exception).strip() if exception else "see the dbt log"
+
+
+def _project_vars(project_dir: Path) -> dict[str, Any]:
+    try:
+        with open(project_dir / "dbt_project.yml", encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProjectError(f"cannot read {project_dir / 'dbt_project.yml'}: {exc}") from exc
+    return dict(data.get("vars") or {})
+
+
+@contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    # dbt-duckdb resolves a relative database path against the working directory.
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)

@@ -1,0 +1,138 @@
+"""dbt's parsed manifest -> releasekit's ProjectGraph (plain values)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from dbt.adapters.factory import get_adapter_package_names
+from dbt.contracts.graph.manifest import Manifest
+
+from releasekit.dbtcore.reads import scan_reads
+from releasekit.graph import Macro, Node, ProjectGraph
+
+# Config keys that say where a relation lives or describe it, not what it holds.
+# releasekit chooses placement itself, so env-specific schema/database/alias never
+# change a fingerprint (dbt's state:modified false positives, dbt-core 9562).
+NON_CONTENT_CONFIG = frozenset(
+    {
+        "schema",
+        "database",
+        "alias",
+        "tags",
+        "meta",
+        "docs",
+        "group",
+        "access",
+        "grants",
+        "enabled",
+        "persist_docs",
+        "event_time",
+        "packages",
+    }
+)
+# Macros of dbt itself and of the adapter (packages `dbt`, `dbt_duckdb`, ...) are versioned
+# with the installed tool, not with the project: they are left out of fingerprints.
+
+
+def to_graph(manifest: Manifest, *, project_vars: dict[str, Any], cli_vars: dict[str, Any]) -> ProjectGraph:
+    nodes = {
+        uid: _node(n)
+        for uid, n in manifest.nodes.items()
+        if n.resource_type.value in ("model", "seed", "snapshot")
+    }
+    nodes.update({uid: _source(s) for uid, s in manifest.sources.items()})
+    adapter = str(manifest.metadata.adapter_type or "")
+    internal_packages = set(get_adapter_package_names(adapter))
+    internal = {uid for uid, m in manifest.macros.items() if m.package_name in internal_packages}
+    macros = {uid: _macro(m, internal) for uid, m in manifest.macros.items() if uid not in internal}
+    nodes = {uid: _with_materialization(n, macros, adapter) for uid, n in nodes.items()}
+    global_vars, scoped = _split_vars(project_vars, _package_names(manifest))
+    return ProjectGraph(
+        project_name=str(manifest.metadata.project_name or ""),
+        adapter=adapter,
+        nodes=nodes,
+        macros=macros,
+        vars=global_vars,
+        package_vars=scoped,
+        cli_vars=cli_vars,
+    )
+
+
+def _node(n: Any) -> Node:
+    resource_type = n.resource_type.value
+    config = n.config.to_dict()
+    content = _seed_checksum(n) if resource_type == "seed" else n.raw_code
+    return Node(
+        unique_id=n.unique_id,
+        name=n.name,
+        resource_type=resource_type,
+        package=n.package_name,
+        materialized=str(config.get("materialized", resource_type)),
+        content=content,
+        config={k: v for k, v in config.items() if k not in NON_CONTENT_CONFIG},
+        parents=tuple(getattr(n.depends_on, "nodes", ())),
+        macros=tuple(n.depends_on.macros),
+        reads=scan_reads(n.raw_code) if resource_type != "seed" else scan_reads(""),
+        path=n.original_file_path,
+        fqn=tuple(n.fqn),
+    )
+
+
+def _source(s: Any) -> Node:
+    return Node(
+        unique_id=s.unique_id,
+        name=s.name,
+        resource_type="source",
+        package=s.package_name,
+        materialized="source",
+        content="",
+        relation=str(s.relation_name or ""),
+        path=s.original_file_path,
+        fqn=tuple(s.fqn),
+    )
+
+
+def _macro(m: Any, internal: set[str]) -> Macro:
+    calls = tuple(uid for uid in m.depends_on.macros if uid not in internal)
+    return Macro(
+        unique_id=m.unique_id,
+        package=m.package_name,
+        sql=m.macro_sql,
+        macros=calls,
+        reads=scan_reads(m.macro_sql),
+    )
+
+
+def _with_materialization(node: Node, macros: dict[str, Macro], adapter: str) -> Node:
+    """A project-defined materialization decides content too: count it as a called macro."""
+    names = (f"materialization_{node.materialized}_{adapter}", f"materialization_{node.materialized}_default")
+    found = tuple(uid for uid, m in macros.items() if uid.rsplit(".", 1)[-1] in names)
+    if not found:
+        return node
+    return dataclasses.replace(node, macros=(*node.macros, *found))
+
+
+def _seed_checksum(n: Any) -> str:
+    # dbt hashes only the path of seeds over 1 MiB; hash the content ourselves.
+    digest = hashlib.sha256()
+    with open(Path(n.root_path) / n.original_file_path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _package_names(manifest: Manifest) -> set[str]:
+    return {m.package_name for m in manifest.macros.values()} | {
+        n.package_name for n in manifest.nodes.values()
+    }
+
+
+def _split_vars(
+    project_vars: dict[str, Any], packages: set[str]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    global_vars = {k: v for k, v in project_vars.items() if not (k in packages and isinstance(v, dict))}
+    scoped = {k: v for k, v in project_vars.items() if k in packages and isinstance(v, dict)}
+    return global_vars, scoped

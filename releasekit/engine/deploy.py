@@ -1,0 +1,140 @@
+"""deploy ENV: fingerprint -> build what no physical relation has yet -> test it ->
+switch the environment in one atomic step -> record.
+
+The ledger hears of a switch before the warehouse makes it (`switching`) and after
+(`succeeded`); a run killed between the two is settled by the next run (runtime.reconcile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
+from releasekit.engine.fingerprint import fingerprint_graph
+from releasekit.engine.plan import Plan, PlanInputs, make_plan
+from releasekit.engine.runtime import Target, live_entry, reconcile, switch, verified_relations
+from releasekit.state import ledger
+from releasekit.state.base import LedgerEntry
+from releasekit.warehouse.base import Warehouse
+
+Outcome = Literal["succeeded", "failed", "noop"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    unique_id: str
+    resource_type: str
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    plan: Plan
+    outcome: Outcome
+    release_id: int | None
+    failures: tuple[Failure, ...] = ()
+    recovered: LedgerEntry | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "failed"
+
+
+def plan_deploy(target: Target) -> Plan:
+    """What a deploy would do now. Changes nothing (no lock, no ledger entry, no DDL)."""
+    parsed = _dbt(target).parse()
+    with target.warehouse() as warehouse:
+        return _plan(target, parsed, warehouse)
+
+
+def deploy(target: Target) -> DeployResult:
+    with target.store.lock(target.name, owner=target.who):
+        parsed = _dbt(target).parse()
+        with target.warehouse() as warehouse:
+            recovered = reconcile(target, warehouse)
+            plan = _plan(target, parsed, warehouse)
+            if plan.is_noop:
+                return DeployResult(plan, "noop", None, recovered=recovered)
+            warehouse.drop_relations(plan.physical_schema, plan.stale)
+        failures = _build(target, parsed, plan)
+        if failures:
+            return _fail(target, plan, failures, recovered)
+        return _switch(target, plan, recovered)
+
+
+def _dbt(target: Target) -> DbtProject:
+    if target.dbt is None:
+        raise ValueError("a deploy needs a dbt project")
+    return target.dbt
+
+
+def _plan(target: Target, parsed: ParsedProject, warehouse: Warehouse) -> Plan:
+    prints = fingerprint_graph(parsed.graph, target.environ)
+    inputs = PlanInputs(
+        env=target.name,
+        schema=target.env.schema,
+        physical_schema=target.physical_schema,
+        git_sha=target.git_sha,
+        params=dict(target.env.vars),
+        live=live_entry(target.store.entries(target.name)),
+        existing=warehouse.relations(target.physical_schema),
+        verified=verified_relations(target.store, target.physical_schema),
+    )
+    return make_plan(parsed.graph, prints, inputs)
+
+
+def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[Failure, ...]:
+    if not plan.builds:
+        return ()
+    placements = {s.unique_id: Placement(plan.physical_schema, s.relation) for s in plan.steps}
+    results = _dbt(target).build(parsed, placements, [s.unique_id for s in plan.builds])
+    return _failures(results)
+
+
+def _failures(results: Sequence[NodeResult]) -> tuple[Failure, ...]:
+    return tuple(Failure(r.unique_id, r.resource_type, r.status, r.message) for r in results if not r.ok)
+
+
+def _fail(
+    target: Target, plan: Plan, failures: tuple[Failure, ...], recovered: LedgerEntry | None
+) -> DeployResult:
+    """Nothing switches; what this attempt built is dropped so it is never reused untested."""
+    with target.warehouse() as warehouse:
+        warehouse.drop_relations(plan.physical_schema, [s.relation for s in plan.builds])
+    release_id = _next_id(target)
+    target.record(
+        "deploy",
+        "failed",
+        release_id,
+        params=plan.params,
+        models=plan.models,
+        built=tuple(s.unique_id for s in plan.builds),
+        reused=tuple(s.unique_id for s in plan.reuses),
+        failures=tuple(f"{f.unique_id}: {f.status}: {f.message}" for f in failures),
+        previous_release=plan.live.release_id if plan.live else None,
+    )
+    return DeployResult(plan, "failed", release_id, failures, recovered)
+
+
+def _switch(target: Target, plan: Plan, recovered: LedgerEntry | None) -> DeployResult:
+    release_id = _next_id(target)
+    fields = dict(
+        params=plan.params,
+        models=plan.models,
+        built=tuple(s.unique_id for s in plan.builds),
+        reused=tuple(s.unique_id for s in plan.reuses),
+        previous_release=plan.live.release_id if plan.live else None,
+    )
+    target.record("deploy", "switching", release_id, **fields)
+    with target.warehouse() as warehouse:
+        previous = plan.live.models if plan.live else {}
+        switch(target, warehouse, plan.models, previous, release_id, target.git_sha)
+    target.record("deploy", "succeeded", release_id, **fields)
+    return DeployResult(plan, "succeeded", release_id, recovered=recovered)
+
+
+def _next_id(target: Target) -> int:
+    return ledger.next_release_id(target.store.entries(target.name))

@@ -1,0 +1,172 @@
+"""A deploy plan: a frozen value saying, model by model, what a deploy would do and why.
+
+`make_plan` decides; `engine.deploy` applies the same plan; `releasekit plan` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from releasekit.engine.fingerprint import Fingerprint
+from releasekit.graph import Node, ProjectGraph
+from releasekit.state.base import LedgerEntry, ModelVersion
+from releasekit.warehouse.naming import physical_name
+
+Action = Literal["build", "reuse"]
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    unique_id: str
+    name: str
+    resource_type: str
+    action: Action
+    relation: str  # physical relation name
+    fingerprint: str
+    reasons: tuple[str, ...] = ()
+    stateful: bool = False
+
+    def version(self, inputs: Mapping[str, str]) -> ModelVersion:
+        return ModelVersion(self.unique_id, self.name, self.fingerprint, self.relation, dict(inputs))
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: str
+    schema: str
+    physical_schema: str
+    git_sha: str
+    params: Mapping[str, Any]
+    steps: tuple[ModelStep, ...]  # in DAG order
+    models: Mapping[str, ModelVersion]  # the release this plan would make live
+    live: LedgerEntry | None = None
+    stale: tuple[str, ...] = ()  # relations that exist but were never verified: rebuilt
+    views_added: tuple[str, ...] = ()
+    views_switched: tuple[str, ...] = ()
+    views_dropped: tuple[str, ...] = field(default=())
+
+    @property
+    def builds(self) -> tuple[ModelStep, ...]:
+        return tuple(step for step in self.steps if step.action == "build")
+
+    @property
+    def reuses(self) -> tuple[ModelStep, ...]:
+        return tuple(step for step in self.steps if step.action == "reuse")
+
+    @property
+    def views(self) -> dict[str, str]:
+        return {version.name: version.relation for version in self.models.values()}
+
+    @property
+    def same_release_as_live(self) -> bool:
+        live = self.live
+        return live is not None and _relations(live.models) == _relations(self.models)
+
+    @property
+    def is_noop(self) -> bool:
+        """Nothing to build and nothing that a new release would change."""
+        live = self.live
+        return (
+            not self.builds
+            and self.same_release_as_live
+            and live is not None
+            and live.git_sha == self.git_sha
+            and dict(live.params) == dict(self.params)
+        )
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    env: str
+    schema: str
+    physical_schema: str
+    git_sha: str
+    params: Mapping[str, Any]
+    live: LedgerEntry | None
+    existing: Set[str]  # relations present in the physical schema
+    verified: Set[str]  # relations some recorded release tested and switched to
+
+
+def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
+    material = [node for node in graph.in_dag_order() if node.is_material]
+    steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
+    models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
+    stale = tuple(s.relation for s in steps if s.action == "build" and s.relation in given.existing)
+    old = {v.name: v.relation for v in given.live.models.values()} if given.live else {}
+    new = {v.name: v.relation for v in models.values()}
+    return Plan(
+        env=given.env,
+        schema=given.schema,
+        physical_schema=given.physical_schema,
+        git_sha=given.git_sha,
+        params=dict(given.params),
+        steps=steps,
+        models=models,
+        live=given.live,
+        stale=stale,
+        views_added=tuple(sorted(set(new) - set(old))),
+        views_switched=tuple(sorted(n for n in set(new) & set(old) if new[n] != old[n])),
+        views_dropped=tuple(sorted(set(old) - set(new))),
+    )
+
+
+def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: PlanInputs) -> ModelStep:
+    relation = physical_name(node.name, fingerprint.digest)
+    reusable = relation in given.existing and relation in given.verified
+    live_version = given.live.models.get(node.unique_id) if given.live else None
+    return ModelStep(
+        unique_id=node.unique_id,
+        name=node.name,
+        resource_type=node.resource_type,
+        action="reuse" if reusable else "build",
+        relation=relation,
+        fingerprint=fingerprint.digest,
+        reasons=() if reusable else _reasons(fingerprint, live_version, graph, given, relation),
+        stateful=node.is_stateful,
+    )
+
+
+def _reasons(
+    fingerprint: Fingerprint, live: ModelVersion | None, graph: ProjectGraph, given: PlanInputs, relation: str
+) -> tuple[str, ...]:
+    if given.live is None:
+        return ("new: first release of this environment",)
+    return explain(fingerprint, live, graph, relation in given.existing)
+
+
+def explain(
+    fingerprint: Fingerprint, live: ModelVersion | None, graph: ProjectGraph, exists: bool
+) -> tuple[str, ...]:
+    """Why a model version must be built, in the words a reviewer wants."""
+    if live is None:
+        return ("new model",)
+    if live.fingerprint == fingerprint.digest:
+        return ("built but never verified: rebuilt",) if exists else ("physical relation missing",)
+    keys = sorted(set(fingerprint.inputs) | set(live.inputs))
+    changed = [k for k in keys if fingerprint.inputs.get(k) != live.inputs.get(k)]
+    reasons = tuple(dict.fromkeys(_reason(key, graph) for key in changed))
+    return reasons or ("fingerprint changed",)
+
+
+def _reason(key: str, graph: ProjectGraph) -> str:
+    kind, _, name = key.partition(":")
+    if kind == "sql":
+        return "SQL changed"
+    if kind == "config":
+        return "config changed"
+    if kind == "macro":
+        return f"macro {name.rsplit('.', 1)[-1]} changed"
+    if kind == "var":
+        return f"var {name} changed"
+    if kind == "env_var":
+        return f"env var {name} changed"
+    if kind == "parent":
+        parent = graph.nodes.get(name)
+        return f"parent {parent.name if parent else name} changed"
+    return f"{kind} changed"
+
+
+def _relations(models: Mapping[str, ModelVersion]) -> dict[str, str]:
+    return {v.name: v.relation for v in models.values()}

@@ -1,0 +1,127 @@
+"""What one run against one environment works with, passed in rather than looked up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from releasekit.config.model import Connection, EnvironmentConfig
+from releasekit.dbtcore.session import DbtProject
+from releasekit.state import ledger
+from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome, StateStore
+from releasekit.warehouse.base import ReleaseMarker, Warehouse
+from releasekit.warehouse.registry import connect
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One environment, with everything a deploy, rollback or gc of it needs."""
+
+    env: EnvironmentConfig
+    physical_schema: str
+    store: StateStore
+    connection: Connection
+    dbt: DbtProject | None = None  # rollback and gc need no dbt
+    git_sha: str = ""
+    who: str = ""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now
+    open_warehouse: Callable[[Connection], Warehouse] = connect
+
+    @property
+    def name(self) -> str:
+        return self.env.name
+
+    def now(self) -> str:
+        return self.clock().isoformat(timespec="seconds")
+
+    @contextmanager
+    def warehouse(self) -> Iterator[Warehouse]:
+        warehouse = self.open_warehouse(self.connection)
+        try:
+            yield warehouse
+        finally:
+            warehouse.close()
+
+    def record(self, kind: Kind, outcome: Outcome, release_id: int, **fields: Any) -> LedgerEntry:
+        entry = LedgerEntry(
+            env=self.name,
+            release_id=release_id,
+            kind=kind,
+            outcome=outcome,
+            git_sha=fields.pop("git_sha", self.git_sha),
+            who=self.who,
+            at=self.now(),
+            physical_schema=self.physical_schema,
+            **fields,
+        )
+        return self.store.append(entry)
+
+    def marker(self, release_id: int, git_sha: str) -> ReleaseMarker:
+        return ReleaseMarker(env=self.name, release_id=release_id, git_sha=git_sha, switched_at=self.now())
+
+
+def live_entry(entries: list[LedgerEntry]) -> LedgerEntry | None:
+    """The entry that made the live release live (its models are what consumers read)."""
+    live_id = ledger.live_release_id(entries)
+    succeeded = [e for e in entries if e.outcome == "succeeded" and e.release_id == live_id]
+    return succeeded[-1] if succeeded else None
+
+
+def verified_relations(store: StateStore, physical_schema: str) -> set[str]:
+    """Relations whose tests passed: every release that reached its switch names them."""
+    verified: set[str] = set()
+    for env in store.environments():
+        for entry in store.entries(env):
+            if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
+                verified.update(version.relation for version in entry.models.values())
+    return verified
+
+
+def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
+    """Settle a switch a killed run announced but never confirmed: the warehouse's marker
+    says whether its transaction committed."""
+    pending = ledger.pending_switch(target.store.entries(target.name))
+    if pending is None:
+        return None
+    marker = warehouse.read_marker(target.env.schema)
+    committed = marker is not None and marker.release_id == pending.release_id
+    return target.record(
+        pending.kind,
+        "succeeded" if committed else "abandoned",
+        pending.release_id,
+        git_sha=pending.git_sha,
+        params=pending.params,
+        models=pending.models,
+        built=pending.built,
+        reused=pending.reused,
+        previous_release=pending.previous_release,
+        note="recovered after an interrupted run: the switch had "
+        + ("committed" if committed else "not committed"),
+    )
+
+
+def switch(
+    target: Target,
+    warehouse: Warehouse,
+    models: Mapping[str, ModelVersion],
+    previous: Mapping[str, ModelVersion],
+    release_id: int,
+    git_sha: str,
+) -> None:
+    views = {version.name: version.relation for version in models.values()}
+    dropped = {version.name for version in previous.values()} - set(views)
+    warehouse.switch(
+        target.env.schema,
+        views,
+        physical_schema=target.physical_schema,
+        marker=target.marker(release_id, git_sha),
+        drop=sorted(dropped),
+    )

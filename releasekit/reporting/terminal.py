@@ -1,0 +1,186 @@
+"""Terminal rendering with rich. The core returns values; this module alone draws them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.table import Table
+
+from releasekit.api import (
+    DeployResult,
+    EnvironmentStatus,
+    GcResult,
+    InitResult,
+    NodeCallback,
+    Plan,
+    RollbackResult,
+)
+from releasekit.state.base import LedgerEntry
+
+MAX_REUSED_ROWS = 25
+
+
+def short(sha: str) -> str:
+    return sha[:7] + ("-dirty" if sha.endswith("-dirty") else "")
+
+
+class TerminalReporter:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+
+    def plan(self, plan: Plan) -> None:
+        live = f"release {plan.live.release_id}" if plan.live else "no release yet"
+        self.console.print(
+            f"[bold]Plan for {plan.env}[/] (schema [cyan]{plan.schema}[/], live: {live}, "
+            f"commit {short(plan.git_sha)}): [bold]{len(plan.builds)} to build[/], "
+            f"{len(plan.reuses)} to reuse"
+        )
+        self.console.print(self._steps_table(plan))
+        self._views(plan)
+
+    def _steps_table(self, plan: Plan) -> Table:
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for column in ("model", "action", "physical relation", "why"):
+            table.add_column(column)
+        for step in plan.builds:
+            table.add_row(step.name, "[yellow]build[/]", step.relation, "; ".join(step.reasons))
+        reused = plan.reuses
+        for step in reused[:MAX_REUSED_ROWS]:
+            table.add_row(f"[dim]{step.name}[/]", "[green]reuse[/]", f"[dim]{step.relation}[/]", "")
+        if len(reused) > MAX_REUSED_ROWS:
+            table.add_row(f"[dim]… {len(reused) - MAX_REUSED_ROWS} more reused[/]", "", "", "")
+        return table
+
+    def _views(self, plan: Plan) -> None:
+        parts = [
+            (plan.views_added, "added"),
+            (plan.views_switched, "switched"),
+            (plan.views_dropped, "dropped"),
+        ]
+        said = [
+            f"{len(names)} {word} ({', '.join(names[:8])}{', …' if len(names) > 8 else ''})"
+            for names, word in parts
+            if names
+        ]
+        self.console.print(f"Views in [cyan]{plan.schema}[/]: " + ("; ".join(said) or "unchanged"))
+
+    @contextmanager
+    def building(self, plan: Plan) -> Iterator[NodeCallback]:
+        """A live status line while dbt builds and tests."""
+        done: list[str] = []
+        with self.console.status(f"building {len(plan.builds)} model(s) and their tests…") as status:
+
+            def on_node(unique_id: str, node_status: str) -> None:
+                done.append(unique_id)
+                status.update(f"{len(done)} node(s) done; last: {unique_id} ({node_status})")
+
+            yield on_node
+
+    def deploy(self, result: DeployResult) -> None:
+        plan = result.plan
+        if result.outcome == "noop":
+            live = plan.live.release_id if plan.live else "?"
+            self.console.print(
+                f"[green]Nothing changed:[/] {plan.env} stays on release {live}; nothing built."
+            )
+        elif result.outcome == "succeeded":
+            self.console.print(
+                f"[bold green]✔ {plan.env} is now release {result.release_id}[/] "
+                f"(commit {short(plan.git_sha)}): built {len(plan.builds)}, reused {len(plan.reuses)}, "
+                f"{len(plan.views)} views switched atomically."
+            )
+        else:
+            self._failed(result)
+
+    def _failed(self, result: DeployResult) -> None:
+        plan = result.plan
+        live = f"release {plan.live.release_id}" if plan.live else "no release"
+        self.console.print(
+            f"[bold red]✘ deploy of {plan.env} failed[/]: {len(result.failures)} failure(s); "
+            f"{plan.env} stays on {live}. Attempt recorded as release {result.release_id} (failed)."
+        )
+        table = Table(box=None, header_style="bold")
+        for column in ("node", "status", "message"):
+            table.add_column(column)
+        for failure in result.failures:
+            table.add_row(failure.unique_id, f"[red]{failure.status}[/]", failure.message)
+        self.console.print(table)
+
+    def rollback(self, result: RollbackResult) -> None:
+        self.console.print(
+            f"[bold green]✔ {result.env} rolled back[/] from release {result.from_release} to "
+            f"release {result.to_release} (commit {short(result.git_sha)}): "
+            f"{result.views} views switched, nothing built."
+        )
+
+    def releases(self, env: str, entries: Sequence[LedgerEntry]) -> None:
+        if not entries:
+            self.console.print(f"No releases recorded for {env} yet.")
+            return
+        table = Table(title=f"Ledger of {env}", header_style="bold")
+        for column in ("#", "release", "kind", "outcome", "at", "commit", "built", "reused", "who"):
+            table.add_column(column)
+        for e in _settled(entries):
+            colour = {"succeeded": "green", "failed": "red"}.get(e.outcome, "yellow")
+            table.add_row(
+                str(e.seq),
+                str(e.release_id),
+                e.kind,
+                f"[{colour}]{e.outcome}[/]",
+                e.at.replace("T", " ")[:16],
+                short(e.git_sha),
+                str(len(e.built)),
+                str(len(e.reused)),
+                e.who.split(" <")[0],
+            )
+        self.console.print(table)
+
+    def status(self, statuses: Sequence[EnvironmentStatus]) -> None:
+        table = Table(title="Environments", header_style="bold")
+        for column in ("environment", "schema", "live release", "commit", "since", "warehouse"):
+            table.add_column(column)
+        for s in statuses:
+            live = s.live
+            warehouse = (
+                "[red]drift: marker says " + (str(s.marker.release_id) if s.marker else "nothing") + "[/]"
+                if s.drift
+                else "[green]in sync[/]"
+            )
+            table.add_row(
+                s.env,
+                s.schema,
+                str(live.release_id) if live else "-",
+                short(live.git_sha) if live else "-",
+                live.at.replace("T", " ")[:16] if live else "-",
+                warehouse,
+            )
+        self.console.print(table)
+
+    def gc(self, results: Sequence[GcResult]) -> None:
+        for r in results:
+            verb = "would drop" if r.dry_run else "dropped"
+            self.console.print(
+                f"[bold]{r.physical_schema}[/]: {verb} {len(r.dropped)} relation(s), kept {r.kept}."
+            )
+            for name in r.dropped:
+                self.console.print(f"  - {name}")
+
+    def init(self, result: InitResult) -> None:
+        for path in result.written:
+            self.console.print(f"[green]wrote[/] {path}")
+        self.console.print(
+            "Next: commit these files, then run `releasekit plan dev` and `releasekit deploy dev`."
+        )
+
+
+def _settled(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    """Hide a `switching` announcement once a later entry settles the same release."""
+    shown = []
+    for index, entry in enumerate(entries):
+        later = entries[index + 1 :]
+        if entry.outcome == "switching" and any(e.release_id == entry.release_id for e in later):
+            continue
+        shown.append(entry)
+    return shown

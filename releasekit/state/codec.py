@@ -1,0 +1,250 @@
+"""Ledger entries to and from JSON documents, strictly.
+
+A ledger document is the only record of what an environment serves, so reading is
+strict: corrupt JSON, a format this release does not know, a missing field or a field of
+the wrong type raises `StateError` naming the document. Nothing is skipped or repaired
+silently; a half-understood ledger could send a rollback to the wrong release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast, get_args
+
+from releasekit.errors import StateError
+from releasekit.state.base import Kind, LedgerEntry, LockInfo, ModelVersion, Outcome
+
+LEDGER_FORMAT = "releasekit.ledger/1"
+HOLDER_FORMAT = "releasekit.lock-holder/1"
+_FORMAT_FAMILY = "releasekit.ledger/"
+KEEP_HINT = "restore it from a backup or move it aside; releasekit never overwrites it"
+
+_ENTRY_KEYS = frozenset(
+    {"format", "env", "seq", "release_id", "kind", "outcome", "git_sha", "who", "at", "params"}
+    | {"models", "built", "reused", "failures", "previous_release", "physical_schema", "note"}
+)
+_MODEL_KEYS = frozenset({"unique_id", "name", "fingerprint", "relation", "inputs"})
+
+T = TypeVar("T")
+
+
+def dumps(entry: LedgerEntry) -> bytes:
+    """The entry as the UTF-8 JSON stored on disk (stable key order, readable)."""
+    text = json.dumps(entry_to_document(entry), indent=2, sort_keys=True, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def loads(data: bytes, *, where: str) -> LedgerEntry:
+    """Parse a stored document; `where` (a file path or object key) names it in errors."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"{where}: not valid JSON ({exc})", hint=KEEP_HINT) from None
+    if not isinstance(document, dict):
+        raise StateError(f"{where}: not a releasekit ledger document", hint=KEEP_HINT)
+    return entry_from_document(document, where=where)
+
+
+def entry_to_document(entry: LedgerEntry) -> dict[str, Any]:
+    """A JSON-able dict. Tuples inside `params` come back as lists (JSON has no tuples)."""
+    return {
+        "format": LEDGER_FORMAT,
+        "env": entry.env,
+        "seq": entry.seq,
+        "release_id": entry.release_id,
+        "kind": entry.kind,
+        "outcome": entry.outcome,
+        "git_sha": entry.git_sha,
+        "who": entry.who,
+        "at": entry.at,
+        "params": dict(entry.params),
+        "models": {uid: _model_to_document(model) for uid, model in entry.models.items()},
+        "built": list(entry.built),
+        "reused": list(entry.reused),
+        "failures": list(entry.failures),
+        "previous_release": entry.previous_release,
+        "physical_schema": entry.physical_schema,
+        "note": entry.note,
+    }
+
+
+def entry_from_document(document: Mapping[str, Any], *, where: str) -> LedgerEntry:
+    _check_format(document, where)
+    fields = _Fields(document, where)
+    fields.reject_unknown(_ENTRY_KEYS)
+    return LedgerEntry(
+        env=fields.get("env", str),
+        seq=fields.integer("seq"),
+        release_id=fields.integer("release_id"),
+        kind=cast(Kind, fields.choice("kind", get_args(Kind))),
+        outcome=cast(Outcome, fields.choice("outcome", get_args(Outcome))),
+        git_sha=fields.get("git_sha", str),
+        who=fields.get("who", str),
+        at=fields.get("at", str),
+        params=fields.get("params", dict),
+        models=_models_from(fields),
+        built=fields.strings("built"),
+        reused=fields.strings("reused"),
+        failures=fields.strings("failures"),
+        previous_release=fields.optional_integer("previous_release"),
+        physical_schema=fields.get("physical_schema", str),
+        note=fields.get("note", str),
+    )
+
+
+def holder_to_document(info: LockInfo) -> dict[str, Any]:
+    return {
+        "format": HOLDER_FORMAT,
+        "env": info.env,
+        "owner": info.owner,
+        "host": info.host,
+        "pid": info.pid,
+        "since": info.since,
+    }
+
+
+def holder_from_document(document: Mapping[str, Any], *, where: str) -> LockInfo:
+    if document.get("format") != HOLDER_FORMAT:
+        raise StateError(f"{where}: not a releasekit lock-holder record")
+    fields = _Fields(document, where)
+    return LockInfo(
+        env=fields.get("env", str),
+        owner=fields.get("owner", str),
+        host=fields.get("host", str),
+        pid=fields.integer("pid"),
+        since=fields.get("since", str),
+    )
+
+
+def _check_format(document: Mapping[str, Any], where: str) -> None:
+    found = document.get("format")
+    if found == LEDGER_FORMAT:
+        return
+    if isinstance(found, str) and found.startswith(_FORMAT_FAMILY):
+        raise StateError(
+            f"{where}: ledger format {found!r} is not one this releasekit reads ({LEDGER_FORMAT})",
+            hint="a newer releasekit wrote it: upgrade releasekit; releasekit never overwrites it",
+        )
+    raise StateError(
+        f"{where}: not a releasekit ledger document (format {found!r})", hint=KEEP_HINT
+    )
+
+
+def _model_to_document(model: ModelVersion) -> dict[str, Any]:
+    return {
+        "unique_id": model.unique_id,
+        "name": model.name,
+        "fingerprint": model.fingerprint,
+        "relation": model.relation,
+        "inputs": dict(model.inputs),
+    }
+
+
+def _models_from(fields: _Fields) -> dict[str, ModelVersion]:
+    models: dict[str, ModelVersion] = {}
+    for uid, raw in fields.get("models", dict).items():
+        model = _model_from(fields.nested(f"models.{uid}", raw))
+        if model.unique_id != uid:
+            raise fields.invalid(f"models.{uid}", f"holds unique_id {model.unique_id!r}")
+        models[uid] = model
+    return models
+
+
+def _model_from(fields: _Fields) -> ModelVersion:
+    fields.reject_unknown(_MODEL_KEYS)
+    inputs = fields.get("inputs", dict)
+    for key, value in inputs.items():
+        if not isinstance(value, str):
+            raise fields.invalid(f"inputs.{key}", "should be a string")
+    return ModelVersion(
+        unique_id=fields.get("unique_id", str),
+        name=fields.get("name", str),
+        fingerprint=fields.get("fingerprint", str),
+        relation=fields.get("relation", str),
+        inputs=inputs,
+    )
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """Typed access to one JSON object; every problem names the document and key path."""
+
+    document: Mapping[str, Any]
+    where: str
+    prefix: str = ""
+
+    def invalid(self, key: str, problem: str) -> StateError:
+        return StateError(f"{self.where}: {self.prefix}{key}: {problem}", hint=KEEP_HINT)
+
+    def get(self, key: str, kind: type[T]) -> T:
+        if key not in self.document:
+            raise self.invalid(key, "missing")
+        value = self.document[key]
+        # bool is an int subclass in Python; a JSON `true` is never a valid number here.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.invalid(key, f"should be {kind.__name__}, not {type(value).__name__}")
+        return value
+
+    def integer(self, key: str) -> int:
+        return self.get(key, int)
+
+    def optional_integer(self, key: str) -> int | None:
+        return None if self.get(key, object) is None else self.integer(key)
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        value = self.get(key, str)
+        if value not in allowed:
+            raise self.invalid(key, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        values = self.get(key, list)
+        if not all(isinstance(value, str) for value in values):
+            raise self.invalid(key, "should be a list of strings")
+        return tuple(values)
+
+    def nested(self, key: str, value: object) -> _Fields:
+        if not isinstance(value, dict):
+            raise self.invalid(key, f"should be an object, not {type(value).__name__}")
+        return _Fields(value, self.where, f"{self.prefix}{key}.")
+
+    def reject_unknown(self, known: frozenset[str]) -> None:
+        # A field this release does not know could carry meaning it would drop: refuse.
+        unknown = sorted(set(self.document) - known)
+        if unknown:
+            raise self.invalid(unknown[0], "unknown field (written by a newer releasekit?)")
+
+
+_KEY_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+_KEY_MAX = 120  # leaves room for suffixes under the usual 255-byte file-name limit
+_KEY_HASHED_PREFIX = 96
+
+
+def env_key(env: str) -> str:
+    """A file name (or object-key segment) for an environment: safe, injective, readable.
+
+    Environment names can be git branch names (`feature/x`, quotes, non-ASCII). Lowercase
+    ASCII letters, digits and `._-` stay as they are; every other byte of the UTF-8 name is
+    percent-encoded, upper-case letters too, so `Prod` and `prod` stay apart on
+    case-insensitive file systems (macOS, Windows). A leading dot is encoded so no key is
+    `.`, `..` or hidden. Keys too long for a file name keep a readable prefix and end in
+    `~` plus a digest; `~` never appears in an encoded key, so they cannot collide with one.
+    """
+    if not env:
+        raise StateError("an environment name cannot be empty")
+    key = "".join(_encode_char(char) for char in env)
+    if key.startswith("."):
+        key = "%2E" + key[1:]
+    if len(key) <= _KEY_MAX:
+        return key
+    digest = hashlib.sha256(env.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return f"{key[:_KEY_HASHED_PREFIX]}~{digest}"
+
+
+def _encode_char(char: str) -> str:
+    if char in _KEY_SAFE:
+        return char
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))

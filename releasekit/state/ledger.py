@@ -1,0 +1,154 @@
+"""What an environment's ledger says: releases, the live one, a pending switch, rollback.
+
+Pure functions over one environment's entries in seq order; no I/O. Two kinds of entry
+share release ids: a deploy creates a release (a new id), a rollback switches back to an
+existing one and reuses its id. So a *release* is built from deploy entries only, and the
+live release is whatever the last successful switch of either kind put in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from releasekit.errors import NotFoundError
+from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release made by a deploy: what it held, and how its deploy settled."""
+
+    release_id: int
+    kind: Kind  # of the entry that created it: always "deploy" today
+    outcome: Outcome  # of its latest deploy entry (rollbacks to it do not change it)
+    git_sha: str
+    models: Mapping[str, ModelVersion]
+    built: tuple[str, ...]
+    reused: tuple[str, ...]
+    at: str  # when it was first recorded
+    who: str
+    previous_release: int | None
+
+
+def releases(entries: Sequence[LedgerEntry]) -> list[Release]:
+    """One per release id a deploy created, by id, with its settled outcome."""
+    groups: dict[int, list[LedgerEntry]] = {}
+    for entry in entries:
+        if entry.kind == "deploy":
+            groups.setdefault(entry.release_id, []).append(entry)
+    return [_release(group) for _, group in sorted(groups.items())]
+
+
+def _release(group: list[LedgerEntry]) -> Release:
+    # The first entry describes the release (later ones only settle it, perhaps written by
+    # a rerun that reconciled a dead one); the last one says how it settled.
+    first = group[0]
+    return Release(
+        release_id=first.release_id,
+        kind=first.kind,
+        outcome=group[-1].outcome,
+        git_sha=first.git_sha,
+        models=first.models,
+        built=first.built,
+        reused=first.reused,
+        at=first.at,
+        who=first.who,
+        previous_release=first.previous_release,
+    )
+
+
+def live_release_id(entries: Sequence[LedgerEntry]) -> int | None:
+    """The release the last successful switch (deploy or rollback) put in place."""
+    for entry in reversed(entries):
+        if entry.outcome == "succeeded":
+            return entry.release_id
+    return None
+
+
+def pending_switch(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
+    """A switch that was announced and never settled: its run died in between.
+
+    Normally that is the last entry. Walking back also catches one a later run failed
+    to reconcile before recording something else; a later successful switch rewrote the
+    views, so nothing before it can still be pending.
+    """
+    settled: set[int] = set()
+    for entry in reversed(entries):
+        if entry.outcome == "succeeded":
+            return None
+        if entry.outcome == "switching" and entry.release_id not in settled:
+            return entry
+        settled.add(entry.release_id)
+    return None
+
+
+def next_release_id(entries: Sequence[LedgerEntry]) -> int:
+    return max((entry.release_id for entry in entries), default=0) + 1
+
+
+def successful_release_ids(entries: Sequence[LedgerEntry]) -> list[int]:
+    """Releases whose deploy succeeded, ascending."""
+    return [release.release_id for release in releases(entries) if release.outcome == "succeeded"]
+
+
+def retained_release_ids(entries: Sequence[LedgerEntry], keep: int) -> set[int]:
+    """Releases whose physical relations must survive garbage collection.
+
+    The last `keep` successful ones, the live one, and a pending switch's release too:
+    the warehouse may already point at it, so dropping its relations could break readers.
+    """
+    if keep < 0:
+        raise ValueError(f"keep must be 0 or more, not {keep}")
+    successful = successful_release_ids(entries)
+    retained = set(successful[-keep:]) if keep else set()  # [-0:] would keep all
+    pending = pending_switch(entries)
+    extra = (live_release_id(entries), None if pending is None else pending.release_id)
+    return retained | {release_id for release_id in extra if release_id is not None}
+
+
+def rollback_target(entries: Sequence[LedgerEntry], to: int | None, *, keep: int) -> int:
+    """The release a rollback switches to: `to`, or the newest retained one before live.
+
+    `keep` is the environment's retention; only retained, successful releases other than
+    the live one are targets, because older ones may have lost their physical relations.
+    """
+    live = live_release_id(entries)
+    if live is None:
+        raise NotFoundError(
+            f"{_env_label(entries)} has no live release to roll back from",
+            hint="deploy the environment first",
+        )
+    targets = _rollback_targets(entries, live, keep)
+    if to is None:
+        earlier = [release_id for release_id in targets if release_id < live]
+        if earlier:
+            return earlier[-1]
+        raise _no_target(
+            entries, f"has no retained release older than live release {live}", targets
+        )
+    if to in targets:
+        return to
+    reason = "is already live" if to == live else "is not a retained, successful release"
+    raise _no_target(entries, f"cannot roll back to release {to}: it {reason}", targets)
+
+
+def _rollback_targets(entries: Sequence[LedgerEntry], live: int, keep: int) -> list[int]:
+    successful = set(successful_release_ids(entries))
+    retained = retained_release_ids(entries, keep) & successful
+    return sorted(retained - {live})
+
+
+def _no_target(entries: Sequence[LedgerEntry], problem: str, targets: list[int]) -> NotFoundError:
+    choices = ", ".join(str(release_id) for release_id in targets) or "none"
+    hint = (
+        "choose one of the retained releases, or deploy the commit you want"
+        if targets
+        else "no other release is retained: deploy the commit you want instead"
+    )
+    message = f"{_env_label(entries)} {problem}; releases to roll back to: {choices}"
+    return NotFoundError(message, hint=hint)
+
+
+def _env_label(entries: Sequence[LedgerEntry]) -> str:
+    return f"environment {entries[0].env!r}" if entries else "the environment (empty ledger)"

@@ -1,0 +1,315 @@
+"""The state store in a local folder (`.releasekit/` in the repository by default).
+
+Layout under the root:
+
+    ledger/<env-key>/00000001.json   one immutable document per entry
+    ledger/<env-key>/append.lock     serialises appends to that environment
+    locks/<env-key>.lock             the environment's run lock (held for a whole deploy)
+    locks/<env-key>.holder.json      who holds the run lock, while it is held
+
+An entry is written to a temp file, fsynced, then hard-linked to its final name: `link`
+refuses to replace an existing file, so an entry is never overwritten, and a process
+killed at any moment leaves either no entry or a complete one (plus, at worst, a stray
+temp file that reads ignore and the next append removes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from releasekit.errors import LockedError, StateError
+from releasekit.state.base import LedgerEntry, LockInfo
+from releasekit.state.codec import (
+    KEEP_HINT,
+    dumps,
+    env_key,
+    holder_from_document,
+    holder_to_document,
+    loads,
+)
+
+_ENTRY_NAME = re.compile(r"^[0-9]{8,}\.json$")
+_TEMP_PREFIX = ".tmp-"
+_APPEND_LOCK = "append.lock"
+DEFAULT_APPEND_TIMEOUT = 30.0  # appends hold their lock for milliseconds; waiting long is a fault
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalStore:
+    """`StateStore` over a folder. Safe across threads and processes on one machine."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        append_timeout: float = DEFAULT_APPEND_TIMEOUT,
+    ) -> None:
+        self.root = Path(root)
+        self._clock = clock
+        self._append_timeout = append_timeout
+        self._check_root()
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def environments(self) -> list[str]:
+        ledger = self._folder("ledger")
+        if not ledger.is_dir():
+            return []
+        names = [_env_of(folder) for folder in sorted(ledger.iterdir()) if folder.is_dir()]
+        return sorted(name for name in names if name is not None)
+
+    def entries(self, env: str) -> list[LedgerEntry]:
+        folder = self._folder("ledger", env_key(env))
+        if not folder.is_dir():
+            return []
+        return [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
+
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        folder = self._folder("ledger", env_key(entry.env))
+        _ensure_dir(folder)
+        lock = FileLock(folder / _APPEND_LOCK, timeout=max(self._append_timeout, 0.0))
+        try:
+            with lock:
+                return _append_locked(folder, entry)
+        except Timeout:
+            raise StateError(
+                f"could not get {lock.lock_file} within {self._append_timeout:g} s",
+                hint="another releasekit process is stuck appending; check for hung processes",
+            ) from None
+
+    @contextmanager
+    def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> Iterator[LockInfo]:
+        locks = self._folder("locks")
+        _ensure_dir(locks)
+        key = env_key(env)
+        holder = locks / f"{key}.holder.json"
+        # A negative filelock timeout waits forever; this lock must fail fast instead.
+        file_lock = FileLock(locks / f"{key}.lock", timeout=max(timeout, 0.0))
+        try:
+            file_lock.acquire()
+        except Timeout:
+            raise _locked_error(env, holder, file_lock.lock_file) from None
+        try:
+            info = self._holder_info(env, owner)
+            _write_replacing(holder, _json_bytes(holder_to_document(info)))
+            try:
+                yield info
+            finally:
+                # Unlink before releasing, so we never delete the next holder's record.
+                holder.unlink(missing_ok=True)
+        finally:
+            file_lock.release()
+
+    def _holder_info(self, env: str, owner: str) -> LockInfo:
+        since = self._clock().astimezone(UTC).isoformat(timespec="seconds")
+        return LockInfo(
+            env=env, owner=owner, host=socket.gethostname(), pid=os.getpid(), since=since
+        )
+
+    def _folder(self, *parts: str) -> Path:
+        self._check_root()
+        return self.root.joinpath(*parts)
+
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise StateError(
+                f"the state folder {self.root} is a file",
+                hint="move that file aside, or point releasekit's state path at a folder",
+            )
+
+
+def _env_of(folder: Path) -> str | None:
+    """The environment whose entries `folder` holds, from its first entry."""
+    seqs = _entry_seqs(folder)
+    if not seqs:
+        return None  # a first append killed before its link leaves an empty folder
+    env = loads(_read(folder / _entry_name(1)), where=str(folder / _entry_name(1))).env
+    if env_key(env) != folder.name:
+        raise StateError(f"{folder}: holds entries of environment {env!r}", hint=KEEP_HINT)
+    return env
+
+
+def _append_locked(folder: Path, entry: LedgerEntry) -> LedgerEntry:
+    _remove_temp_files(folder)
+    stored = replace(entry, seq=len(_entry_seqs(folder)) + 1)
+    _write_new(folder / _entry_name(stored.seq), dumps(stored))
+    return stored
+
+
+def _entry_name(seq: int) -> str:
+    return f"{seq:08d}.json"
+
+
+def _entry_seqs(folder: Path) -> list[int]:
+    """The folder's entry numbers, checked to be exactly 1..n."""
+    seqs = sorted(_seq_of(folder, name) for name in _list(folder) if _ENTRY_NAME.match(name))
+    for expected, seq in enumerate(seqs, start=1):
+        if seq != expected:
+            raise StateError(
+                f"ledger folder {folder}: entry {_entry_name(expected)} is missing "
+                f"(found {_entry_name(seq)} next)",
+                hint="restore the missing entry from a backup; releasekit never rewrites a ledger",
+            )
+    return seqs
+
+
+def _seq_of(folder: Path, name: str) -> int:
+    seq = int(name.removesuffix(".json"))
+    if name != _entry_name(seq):
+        # Two spellings of one number (0001 vs 00000001) would make two entries share a seq.
+        raise StateError(f"{folder / name}: not a ledger entry name", hint=KEEP_HINT)
+    return seq
+
+
+def _read_entry(folder: Path, seq: int, env: str) -> LedgerEntry:
+    path = folder / _entry_name(seq)
+    entry = loads(_read(path), where=str(path))
+    if entry.seq != seq or entry.env != env:
+        raise StateError(
+            f"{path}: holds entry {entry.seq} of environment {entry.env!r}, "
+            f"expected entry {seq} of {env!r}",
+            hint=KEEP_HINT,
+        )
+    return entry
+
+
+def _locked_error(env: str, holder_path: Path, lock_file: str) -> LockedError:
+    holder = _read_holder(holder_path)
+    who = (
+        "another process (it has not recorded who it is yet)"
+        if holder is None
+        else f"{holder.owner} (pid {holder.pid} on {holder.host}) since {holder.since}"
+    )
+    return LockedError(
+        f"environment {env!r} is locked by {who}; lock file {lock_file}",
+        hint="wait for that run to finish and retry; if that process is gone, the lock "
+        "frees itself (the operating system releases it when the process dies)",
+    )
+
+
+def _read_holder(path: Path) -> LockInfo | None:
+    # Best effort: the record only improves the message; a missing one must not hide the lock.
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    try:
+        return holder_from_document(document, where=str(path))
+    except StateError:
+        return None
+
+
+def _json_bytes(document: object) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _write_new(final: Path, data: bytes) -> None:
+    """Create `final` with `data` atomically; fail loudly if it exists."""
+    temp = _temp_path(final)
+    try:
+        _write_synced(temp, data)
+        _link_new(temp, final)
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_dir(final.parent)
+
+
+def _link_new(temp: Path, final: Path) -> None:
+    try:
+        os.link(temp, final)  # unlike rename, link never replaces an existing file
+    except FileExistsError:
+        raise StateError(
+            f"{final} already exists; refusing to overwrite a ledger entry",
+            hint="another writer bypassed releasekit's lock; check who writes to this folder",
+        ) from None
+    except OSError as exc:
+        raise StateError(
+            f"could not create {final}: {exc.strerror}",
+            hint="the state folder needs a local file system with hard links",
+        ) from None
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    temp = _temp_path(path)
+    try:
+        _write_synced(temp, data)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _temp_path(final: Path) -> Path:
+    return final.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{final.name}")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_temp_files(folder: Path) -> None:
+    # Called under the append lock: any temp file left is from a writer that died.
+    for name in _list(folder):
+        if name.startswith(_TEMP_PREFIX):
+            (folder / name).unlink(missing_ok=True)
+
+
+def _ensure_dir(folder: Path) -> None:
+    """Create `folder` and missing parents, fsyncing each new one's parent (durable names)."""
+    if folder.is_dir():
+        return
+    _ensure_dir(folder.parent)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StateError(
+            f"could not create the state folder {folder}: {exc.strerror}",
+            hint="check that no file stands in its place and that it is writable",
+        ) from None
+    _fsync_dir(folder.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "nt":
+        return  # Windows cannot open a directory to fsync it; NTFS journals names itself
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _list(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError as exc:
+        raise StateError(f"could not list {folder}: {exc.strerror}") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise StateError(f"could not read {path}: {exc.strerror}") from None

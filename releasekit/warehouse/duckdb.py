@@ -1,0 +1,286 @@
+"""DuckDB, the embedded default warehouse.
+
+DDL is transactional, so a switch replaces every view and the marker in one transaction:
+readers on other connections see the old release or the new one, never a mix. Schemas
+cannot be renamed ("Altering schemas is not yet supported"), hence schema_rename=False.
+
+DuckDB allows one process per database file: a second process cannot open it at all,
+not even read-only. Opening fails fast and names the process that holds the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import duckdb
+
+from releasekit.errors import WarehouseBusyError, WarehouseError
+from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker
+from releasekit.warehouse.naming import qualify, quote, string_literal
+
+_LOCK_FAILURE = "Could not set lock on file"
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+_BUSY_HINT = "wait for it to finish or stop it; DuckDB allows one writing process per file"
+_SWITCH_HINT = (
+    "nothing changed: the schema still serves its previous release; "
+    "fix the cause above and run the switch again"
+)
+
+_RELATION_KINDS_SQL = """
+SELECT table_name, 'TABLE' FROM duckdb_tables()
+WHERE database_name = current_database() AND schema_name = ? AND NOT internal
+UNION ALL
+SELECT view_name, 'VIEW' FROM duckdb_views()
+WHERE database_name = current_database() AND schema_name = ? AND NOT internal
+"""
+_VIEWS_SQL = """
+SELECT view_name, sql FROM duckdb_views()
+WHERE database_name = current_database() AND schema_name = ? AND NOT internal
+"""
+
+# DuckDB stores a view's SQL re-rendered: keywords upper case, identifiers quoted only
+# when they need it. Accept both spellings so older versions' verbatim text parses too.
+_IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
+_RELEASEKIT_VIEW = re.compile(
+    rf"\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:{_IDENT}\.){{0,2}}{_IDENT}\s+AS\s+"
+    rf"SELECT\s+\*\s+FROM\s+(?:{_IDENT}\.)?{_IDENT}\.(?P<relation>{_IDENT})\s*;?\s*",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Step:
+    subject: str  # what the statement touches, for the error message
+    sql: str
+
+
+class DuckDBWarehouse:
+    """A DuckDB database file, reached through one connection."""
+
+    capabilities: Capabilities = Capabilities(transactional_ddl=True, schema_rename=False)
+
+    def __init__(self, connection: Connection) -> None:
+        self.path = _database_path(connection)
+        self._con = _open(self.path, _config_options(connection))
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def relations(self, schema: str) -> set[str]:
+        return set(self._relation_kinds(schema))
+
+    def switch(
+        self,
+        schema: str,
+        views: Mapping[str, str],
+        *,
+        physical_schema: str,
+        marker: ReleaseMarker,
+        drop: Iterable[str] = (),
+    ) -> None:
+        dropped = list(dict.fromkeys(drop))
+        _check_switch_names(views, dropped)
+        steps = [_Step(f"schema {schema!r}", f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")]
+        steps += [_view_step(schema, name, physical_schema, rel) for name, rel in views.items()]
+        steps += [_drop_step(schema, name, "VIEW") for name in dropped]
+        steps.append(_marker_step(schema, marker))
+        failure = f"could not switch schema {schema!r} to release {marker.release_id}"
+        self._transact(steps, failure, hint=_SWITCH_HINT)
+
+    def read_marker(self, schema: str) -> ReleaseMarker | None:
+        if MARKER_VIEW not in self._views(schema):
+            return None
+        rows = self._query(
+            f"SELECT release_id, env, git_sha, switched_at FROM {qualify(schema, MARKER_VIEW)}",
+            doing=f"read the release marker of schema {schema!r}",
+        )
+        return _marker_from_rows(schema, rows)
+
+    def view_targets(self, schema: str) -> dict[str, str]:
+        targets: dict[str, str] = {}
+        for name, sql in self._views(schema).items():
+            relation = _view_target(sql)
+            if name != MARKER_VIEW and relation is not None:
+                targets[name] = relation
+        return targets
+
+    def drop_relations(self, schema: str, names: Iterable[str]) -> None:
+        kinds = self._relation_kinds(schema)
+        wanted = [name for name in dict.fromkeys(names) if name in kinds]
+        steps = [_drop_step(schema, name, kinds[name]) for name in wanted]
+        if steps:
+            self._transact(steps, f"could not drop relations in schema {schema!r}", hint=None)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _relation_kinds(self, schema: str) -> dict[str, str]:
+        rows = self._query(
+            _RELATION_KINDS_SQL, [schema, schema], doing=f"list relations in schema {schema!r}"
+        )
+        return {str(name): str(kind) for name, kind in rows}
+
+    def _views(self, schema: str) -> dict[str, str]:
+        rows = self._query(_VIEWS_SQL, [schema], doing=f"list views in schema {schema!r}")
+        return {str(name): str(sql) for name, sql in rows}
+
+    def _query(
+        self, sql: str, params: list[Any] | None = None, *, doing: str
+    ) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"could not {doing} in {self.path}: {_first_line(exc)}") from exc
+
+    def _transact(self, steps: list[_Step], failure: str, *, hint: str | None) -> None:
+        self._execute(_Step("transaction", "BEGIN TRANSACTION"), failure, hint)
+        try:
+            for step in steps:
+                self._execute(step, failure, hint)
+            self._execute(_Step("commit", "COMMIT"), failure, hint)
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _execute(self, step: _Step, failure: str, hint: str | None) -> None:
+        try:
+            self._con.execute(step.sql)
+        except duckdb.Error as exc:
+            message = f"{failure}: {step.subject}: {_first_line(exc)}"
+            raise WarehouseError(message, hint=hint) from exc
+
+    def _rollback(self) -> None:
+        # A failed COMMIT has already ended the transaction; the first error is the story.
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("ROLLBACK")
+
+
+def _database_path(connection: Connection) -> str:
+    path = connection.settings.get("path")
+    if not isinstance(path, str) or not path:
+        raise WarehouseError(
+            f"the DuckDB connection for database {connection.database!r} names no file",
+            hint="set `path` in the dbt profile's target",
+        )
+    if path != ":memory:" and not os.path.isabs(path):
+        # A relative path would depend on the working directory: resolve it where the
+        # profile is read, against the dbt project directory.
+        raise WarehouseError(
+            f"the DuckDB path {path!r} is relative; releasekit needs it absolute",
+            hint="resolve it against the dbt project directory before connecting",
+        )
+    return path
+
+
+def _config_options(connection: Connection) -> dict[str, Any]:
+    # DuckDB shares one database between the connections of a process only when their
+    # config matches; dbt-duckdb opens with the profile's `config_options`, so do we.
+    options = connection.settings.get("config_options") or {}
+    if not isinstance(options, Mapping):
+        raise WarehouseError(f"the DuckDB config_options must be a mapping, got {options!r}")
+    return dict(options)
+
+
+def _open(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path, config=config)
+    except duckdb.Error as exc:
+        if _LOCK_FAILURE in str(exc):
+            raise _busy_error(path, str(exc)) from exc
+        raise WarehouseError(f"could not open DuckDB database {path}: {_first_line(exc)}") from exc
+
+
+def _busy_error(path: str, message: str) -> WarehouseBusyError:
+    holder = _LOCK_HOLDER.search(message)
+    if holder is None:
+        who = "another process"
+    else:
+        pid = int(holder["pid"])
+        who = f"process {pid} ({_command_line(pid) or holder['exe']})"
+    return WarehouseBusyError(f"DuckDB database {path} is held by {who}", hint=_BUSY_HINT)
+
+
+def _command_line(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None  # not Linux, the process is gone, or we may not look
+    args = [arg.decode("utf-8", "replace") for arg in raw.split(b"\0") if arg]
+    return shlex.join(args) if args else None
+
+
+def _check_switch_names(views: Mapping[str, str], dropped: list[str]) -> None:
+    # Both are caller bugs; refusing before BEGIN keeps the schema untouched.
+    if MARKER_VIEW in views or MARKER_VIEW in dropped:
+        raise ValueError(f"{MARKER_VIEW!r} is releasekit's marker, not a model view")
+    both = sorted(set(views) & set(dropped))
+    if both:
+        raise ValueError(f"views both switched and dropped: {both}")
+
+
+def _view_step(schema: str, name: str, physical_schema: str, relation: str) -> _Step:
+    sql = (
+        f"CREATE OR REPLACE VIEW {qualify(schema, name)} AS "
+        f"SELECT * FROM {qualify(physical_schema, relation)}"
+    )
+    return _Step(f"view {name!r} -> {physical_schema}.{relation}", sql)
+
+
+def _drop_step(schema: str, name: str, kind: str) -> _Step:
+    return _Step(f"{kind.lower()} {name!r}", f"DROP {kind} IF EXISTS {qualify(schema, name)}")
+
+
+def _marker_step(schema: str, marker: ReleaseMarker) -> _Step:
+    sql = (
+        f"CREATE OR REPLACE VIEW {qualify(schema, MARKER_VIEW)} AS SELECT "
+        f"CAST({int(marker.release_id)} AS BIGINT) AS release_id, "
+        f"{string_literal(marker.env)} AS env, "
+        f"{string_literal(marker.git_sha)} AS git_sha, "
+        f"{string_literal(marker.switched_at)} AS switched_at"
+    )
+    return _Step(f"marker view {MARKER_VIEW!r}", sql)
+
+
+def _marker_from_rows(schema: str, rows: list[tuple[Any, ...]]) -> ReleaseMarker:
+    if len(rows) != 1:
+        raise WarehouseError(
+            f"the release marker {schema}.{MARKER_VIEW} holds {len(rows)} rows, not 1",
+            hint="switch the environment again (deploy or rollback) to rewrite it",
+        )
+    release_id, env, git_sha, switched_at = rows[0]
+    return ReleaseMarker(
+        env=str(env), release_id=int(release_id), git_sha=str(git_sha), switched_at=str(switched_at)
+    )
+
+
+def _view_target(sql: str) -> str | None:
+    match = _RELEASEKIT_VIEW.fullmatch(sql)
+    return None if match is None else _unquote(match["relation"])
+
+
+def _unquote(identifier: str) -> str:
+    if identifier.startswith('"'):
+        return identifier[1:-1].replace('""', '"')
+    return identifier
+
+
+def _first_line(exc: BaseException) -> str:
+    # DuckDB appends "Did you mean ...?" and a caret drawing; the first line is the cause.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,67 @@
+"""Entries for the state tests, importable by test modules and by child processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from releasekit.state.base import LedgerEntry, ModelVersion
+
+# Environment names that could be git branch names, chosen to collide under naive encodings.
+ODD_NAMES = [
+    "prod",
+    "Prod",
+    "PROD",
+    "feature/x",
+    "feature%2Fx",
+    "feature_x",
+    "feature x",
+    ".",
+    "..",
+    ".hidden",
+    "%2E",
+    "x.append",
+    "x.holder",
+    'a"b;c$(rm -rf)`d`',
+    "ünïcødé/ブランチ",
+    "a~b",
+    "-",
+]
+
+
+def make_entry(**overrides: Any) -> LedgerEntry:
+    """A plausible entry; any field can be overridden."""
+    values: dict[str, Any] = {
+        "env": "prod",
+        "release_id": 1,
+        "kind": "deploy",
+        "outcome": "succeeded",
+        "git_sha": "a" * 40,
+        "who": "alice",
+        "at": "2024-05-01T12:00:00+00:00",
+    }
+    return LedgerEntry(**(values | overrides))
+
+
+def full_entry(env: str = "prod") -> LedgerEntry:
+    """An entry with every field set to something other than its default."""
+    orders = ModelVersion(
+        unique_id="model.shop.orders",
+        name="orders",
+        fingerprint="f" * 64,
+        relation="orders__ffffffff",
+        inputs={"sql": "1" * 64, "vars": "2" * 64},
+    )
+    return make_entry(
+        env=env,
+        release_id=7,
+        kind="rollback",
+        outcome="switching",
+        params={"start": "2024-01-01", "limits": {"rows": 10, "ratio": 0.5}, "on": True},
+        models={orders.unique_id: orders},
+        built=("model.shop.orders",),
+        reused=("model.shop.customers", "model.shop.items"),
+        failures=("test.shop.not_null_orders_id",),
+        previous_release=6,
+        physical_schema="rk__physical",
+        note="rolled back: late data — ünïcode ok",
+    )
