@@ -116,9 +116,7 @@ def _deploy_with_progress(
         def on_node(unique_id: str, node_status: str) -> None:
             status.update(f"deploying {env}: {unique_id} {node_status}")
 
-        result = api.deploy(workspace, env, allow_dirty=allow_dirty, on_node=on_node)
-    reporter.plan(result.plan)
-    return result
+        return api.deploy(workspace, env, allow_dirty=allow_dirty, on_node=on_node)
 
 
 @cli.command()
@@ -163,6 +161,18 @@ def gc(ctx: click.Context, dry_run: bool) -> None:
         from releasekit import api
 
         reporter.gc(api.gc(workspace, dry_run=dry_run))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default="releasekit-demo")
+def quickstart(directory: Path) -> None:
+    """Create a demo repository in DIRECTORY and walk the whole release flow."""
+    with handled(ERR_CONSOLE):
+        from releasekit.quickstart.flow import run_quickstart
+        from releasekit.reporting.terminal import TerminalReporter
+
+        reporter = TerminalReporter(CONSOLE)
+        reporter.quickstart_done(run_quickstart(directory, reporter))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from typing import Literal
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
-from releasekit.engine.runtime import Target, live_entry, reconcile, switch, verified_relations
+from releasekit.engine.runtime import Target, reconcile, survey, switch
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
 from releasekit.warehouse.base import Warehouse
@@ -73,15 +73,17 @@ def _dbt(target: Target) -> DbtProject:
 
 def _plan(target: Target, parsed: ParsedProject, warehouse: Warehouse) -> Plan:
     prints = fingerprint_graph(parsed.graph, target.environ)
+    ledger_view = survey(target.store, target.name, target.physical_schema)
     inputs = PlanInputs(
         env=target.name,
         schema=target.env.schema,
         physical_schema=target.physical_schema,
         git_sha=target.git_sha,
         params=dict(target.env.vars),
-        live=live_entry(target.store.entries(target.name)),
+        live=ledger_view.live,
         existing=warehouse.relations(target.physical_schema),
-        verified=verified_relations(target.store, target.physical_schema),
+        verified=ledger_view.verified,
+        elsewhere=ledger_view.elsewhere,
     )
     return make_plan(parsed.graph, prints, inputs)
 

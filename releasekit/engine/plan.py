@@ -87,6 +87,8 @@ class PlanInputs:
     live: LedgerEntry | None
     existing: Set[str]  # relations present in the physical schema
     verified: Set[str]  # relations some recorded release tested and switched to
+    # Other environments' live versions, to explain a first build ("var x differs from dev").
+    elsewhere: Mapping[str, tuple[str, ModelVersion]] = field(default_factory=dict)
 
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
@@ -123,27 +125,32 @@ def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: Plan
         action="reuse" if reusable else "build",
         relation=relation,
         fingerprint=fingerprint.digest,
-        reasons=() if reusable else _reasons(fingerprint, live_version, graph, given, relation),
+        reasons=() if reusable else _reasons(node, fingerprint, live_version, graph, given),
         stateful=node.is_stateful,
     )
 
 
 def _reasons(
-    fingerprint: Fingerprint, live: ModelVersion | None, graph: ProjectGraph, given: PlanInputs, relation: str
+    node: Node, fingerprint: Fingerprint, live: ModelVersion | None, graph: ProjectGraph, given: PlanInputs
 ) -> tuple[str, ...]:
+    if live is None and node.unique_id in given.elsewhere:
+        env, other = given.elsewhere[node.unique_id]
+        return tuple(
+            r.replace(" changed", f" differs from {env}") for r in explain(fingerprint, other, graph, False)
+        )
     if given.live is None:
         return ("new: first release of this environment",)
-    return explain(fingerprint, live, graph, relation in given.existing)
+    return explain(fingerprint, live, graph, physical_name(node.name, fingerprint.digest) in given.existing)
 
 
 def explain(
-    fingerprint: Fingerprint, live: ModelVersion | None, graph: ProjectGraph, exists: bool
+    fingerprint: Fingerprint, live: ModelVersion | None, graph: ProjectGraph, relation_exists: bool
 ) -> tuple[str, ...]:
     """Why a model version must be built, in the words a reviewer wants."""
     if live is None:
         return ("new model",)
     if live.fingerprint == fingerprint.digest:
-        return ("built but never verified: rebuilt",) if exists else ("physical relation missing",)
+        return ("built but never verified: rebuilt",) if relation_exists else ("physical relation missing",)
     keys = sorted(set(fingerprint.inputs) | set(live.inputs))
     changed = [k for k in keys if fingerprint.inputs.get(k) != live.inputs.get(k)]
     reasons = tuple(dict.fromkeys(_reason(key, graph) for key in changed))

@@ -75,14 +75,30 @@ def live_entry(entries: list[LedgerEntry]) -> LedgerEntry | None:
     return succeeded[-1] if succeeded else None
 
 
-def verified_relations(store: StateStore, physical_schema: str) -> set[str]:
-    """Relations whose tests passed: every release that reached its switch names them."""
+@dataclass(frozen=True)
+class Survey:
+    """What the whole ledger says, as one environment's plan needs it."""
+
+    live: LedgerEntry | None  # this environment's live release
+    verified: set[str]  # relations whose tests passed: every release that reached its switch
+    elsewhere: dict[str, tuple[str, ModelVersion]]  # other environments' live versions by model
+
+
+def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
     verified: set[str] = set()
-    for env in store.environments():
-        for entry in store.entries(env):
+    elsewhere: dict[str, tuple[str, ModelVersion]] = {}
+    live = None
+    for name in store.environments():
+        entries = store.entries(name)
+        for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
                 verified.update(version.relation for version in entry.models.values())
-    return verified
+        current = live_entry(entries)
+        if name == env:
+            live = current
+        elif current is not None:
+            elsewhere.update({uid: (name, version) for uid, version in current.models.items()})
+    return Survey(live, verified, elsewhere)
 
 
 def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
 
 from releasekit.api import (
@@ -17,6 +18,7 @@ from releasekit.api import (
     Plan,
     RollbackResult,
 )
+from releasekit.quickstart.flow import QuickstartResult
 from releasekit.state.base import LedgerEntry
 
 MAX_REUSED_ROWS = 25
@@ -91,8 +93,17 @@ class TerminalReporter:
                 f"(commit {short(plan.git_sha)}): built {len(plan.builds)}, reused {len(plan.reuses)}, "
                 f"{len(plan.views)} views switched atomically."
             )
+            self._built(plan)
         else:
             self._failed(result)
+
+    def _built(self, plan: Plan) -> None:
+        for step in plan.builds[:MAX_REUSED_ROWS]:
+            self.console.print(
+                f"  built [yellow]{step.name}[/] → {step.relation} ({'; '.join(step.reasons)})"
+            )
+        if len(plan.builds) > MAX_REUSED_ROWS:
+            self.console.print(f"  … and {len(plan.builds) - MAX_REUSED_ROWS} more")
 
     def _failed(self, result: DeployResult) -> None:
         plan = result.plan
@@ -166,6 +177,31 @@ class TerminalReporter:
             )
             for name in r.dropped:
                 self.console.print(f"  - {name}")
+
+    def chapter(self, number: int, title: str, text: str) -> None:
+        self.console.print()
+        self.console.print(Rule(f"[bold]{number}. {title}[/]", align="left"))
+        self.console.print(text)
+
+    def quickstart_done(self, result: QuickstartResult) -> None:
+        root = result.root
+        self.console.print()
+        self.console.print(Rule("[bold green]Done[/]", align="left"))
+        self.console.print(
+            f"The change rebuilt {len(result.feature_built)} model(s) "
+            f"({', '.join(result.feature_built)}); everything else was reused.\n"
+            f"  project:   {root}\n"
+            f"  warehouse: {result.demo.database_path} (schemas dev, prod: views; rk__physical: tables)\n"
+            f"  ledger:    {result.state_path}\n\n"
+            "Try next:\n"
+            f"  cd {root}\n"
+            "  releasekit releases dev        # the ledger: deploys, the rollback\n"
+            "  releasekit rollback dev --to 2 # back to the change, in one atomic switch\n"
+            "  releasekit plan prod           # what a deploy of the branch to prod would build\n"
+            "  releasekit gc --dry-run        # physical tables no retained release needs\n"
+            "  python -c \"import duckdb; print(duckdb.connect('warehouse.duckdb')"
+            ".sql('select * from prod.revenue_daily limit 5'))\""
+        )
 
     def init(self, result: InitResult) -> None:
         for path in result.written:

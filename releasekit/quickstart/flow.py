@@ -1,0 +1,137 @@
+"""`releasekit quickstart DIR`: a demo repository and the whole release flow, narrated.
+
+The flow calls the same API as every command; a Narrator (the terminal reporter)
+draws what happens. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from releasekit import api
+from releasekit.config.scaffold import init_project
+from releasekit.errors import ReleasekitError
+from releasekit.gitops.repo import GitRepo
+from releasekit.quickstart.demo import DEMO_CHANGE, DEMO_VAR, DemoProject, write_demo_project
+
+FEATURE_BRANCH = "feature/revenue-on-placement"
+# prod leaves the shop's test accounts out of its numbers; dev and staging keep them.
+ENV_VARS = {"dev": "true", "staging": "false", "prod": "false"}
+
+
+class Narrator(Protocol):
+    def chapter(self, number: int, title: str, text: str) -> None: ...
+    def plan(self, plan: api.Plan) -> None: ...
+    def deploy(self, result: api.DeployResult) -> None: ...
+    def rollback(self, result: api.RollbackResult) -> None: ...
+    def status(self, statuses: Sequence[api.EnvironmentStatus]) -> None: ...
+
+
+@dataclass(frozen=True)
+class QuickstartResult:
+    root: Path
+    demo: DemoProject
+    state_path: Path
+    dev_releases: int
+    feature_built: tuple[str, ...]
+
+
+def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
+    root = _fresh_folder(dest)
+    demo = write_demo_project(root)
+    repo = _repository(root)
+    narrator.chapter(1, "A dbt project in git", _intro(root, demo))
+    workspace = api.Workspace.open(root)
+    _deploy(
+        workspace,
+        "dev",
+        narrator,
+        2,
+        "Deploy dev",
+        "Every model is built once into rk__physical, tested, then dev's views switch to it.",
+    )
+    _deploy(
+        workspace,
+        "prod",
+        narrator,
+        3,
+        "Deploy prod",
+        f"prod sets {DEMO_VAR}=false. Models that don't read it have the fingerprints dev built: "
+        "reused, not rebuilt. Only the var's readers and their descendants are built.",
+    )
+    _change_on_branch(repo, root, narrator)
+    narrator.plan(api.plan(workspace, "dev"))
+    changed = _deploy(
+        workspace,
+        "dev",
+        narrator,
+        5,
+        "Deploy the change",
+        "Only the changed model and its descendants are built; prod is untouched.",
+    )
+    narrator.chapter(6, "Roll back", "dev switches back to its previous release. Nothing is built.")
+    narrator.rollback(api.rollback(workspace, "dev"))
+    narrator.status(api.status(workspace))
+    built = tuple(step.name for step in changed.plan.builds)
+    return QuickstartResult(
+        root, demo, workspace.config.state_path, len(api.releases(workspace, "dev")), built
+    )
+
+
+def _fresh_folder(dest: Path) -> Path:
+    root = dest.resolve()
+    if root.exists() and any(root.iterdir()):
+        raise ReleasekitError(
+            f"{root} already exists and is not empty",
+            hint="give the quickstart a new folder, for example: releasekit quickstart ./releasekit-demo-2",
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _repository(root: Path) -> GitRepo:
+    repo = GitRepo.create(root, branch="main")
+    repo.set_identity("releasekit quickstart", "quickstart@releasekit.invalid")
+    init_project(root, dbt_project_dir=root, target_names=("dev",), default_target="dev")
+    for env, value in ENV_VARS.items():
+        path = root / "environments" / f"{env}.yml"
+        text = path.read_text(encoding="utf-8").replace("vars: {}", f"vars:\n  {DEMO_VAR}: {value}", 1)
+        path.write_text(text, encoding="utf-8")
+    repo.commit_all("Demo shop: dbt project and releasekit config")
+    return repo
+
+
+def _intro(root: Path, demo: DemoProject) -> str:
+    return (
+        f"Created {root}: a git repository with a dbt project on DuckDB ({len(demo.models)} models, "
+        f"{len(demo.seeds)} seeds of generated shop data, data tests and a unit test), plus "
+        "releasekit.yml and environments/{dev,staging,prod}.yml."
+    )
+
+
+def _deploy(
+    workspace: api.Workspace, env: str, narrator: Narrator, number: int, title: str, text: str
+) -> api.DeployResult:
+    narrator.chapter(number, title, text)
+    result = api.deploy(workspace, env)
+    narrator.deploy(result)
+    if not result.ok:
+        raise ReleasekitError(f"the quickstart's deploy of {env} failed; see the failures above")
+    return result
+
+
+def _change_on_branch(repo: GitRepo, root: Path, narrator: Narrator) -> None:
+    relative, old, new = DEMO_CHANGE
+    repo.switch(FEATURE_BRANCH, create=True)
+    path = root / relative
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    repo.commit_all("Count revenue when an order is placed")
+    narrator.chapter(
+        4,
+        "Change a model on a branch",
+        f"On branch {FEATURE_BRANCH}, {relative} now counts revenue from placed orders too. "
+        "The plan says what a deploy would build, and why:",
+    )
