@@ -123,7 +123,7 @@ class Workspace:
         return [
             path
             for path in self.repo.dirty_files(self.config.dbt_project_dir)
-            if not _is_warehouse_file(path) and not any(path.startswith(f"{i}/") for i in ignored)
+            if not _is_tool_output(path) and not any(path.startswith(f"{i}/") for i in ignored)
         ]
 
     def _relative(self, path: Path) -> str:
@@ -133,8 +133,10 @@ class Workspace:
             return str(path)
 
 
-def _is_warehouse_file(path: str) -> bool:
-    return path.endswith((".duckdb", ".duckdb.wal", ".db.wal"))
+def _is_tool_output(path: str) -> bool:
+    """Files that running dbt or a warehouse writes, not project changes: DuckDB files and
+    dbt's anonymous-user id file (written beside profiles.yml)."""
+    return path.endswith((".duckdb", ".duckdb.wal", ".db.wal")) or path.rsplit("/", 1)[-1] == ".user.yml"
 
 
 def init(start: Path | None = None, *, force: bool = False) -> InitResult:

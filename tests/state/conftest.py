@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# The test virtualenv does not install releasekit; make the checkout importable. (Drop
-# this once pyproject sets `pythonpath = ["."]` for pytest or the package is installed.)
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from releasekit.state.base import StateStore  # noqa: E402
-from releasekit.state.local import LocalStore  # noqa: E402
+from releasekit.state.base import StateStore
+from releasekit.state.local import LocalStore
 
 
 @pytest.fixture(params=["local"])

@@ -7,7 +7,6 @@ set up physical relations and to look at what the warehouse holds.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,17 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-# The test virtualenv does not install releasekit; make the checkout importable. (Drop
-# this once pyproject sets `pythonpath = ["."]` for pytest or the package is installed.)
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from releasekit.warehouse.base import Warehouse
+from releasekit.warehouse.naming import qualify
+from releasekit.warehouse.registry import connect
 
-from releasekit.warehouse.base import Warehouse  # noqa: E402
-from releasekit.warehouse.naming import qualify  # noqa: E402
-from releasekit.warehouse.registry import connect  # noqa: E402
-
-from .support import Backend, MakeTable, RunSQL, Schemas, duckdb_connection  # noqa: E402
+from .support import Backend, MakeTable, RunSQL, Schemas, duckdb_connection
 
 ADAPTER_TYPES = ["duckdb"]
 
