@@ -74,9 +74,7 @@ class LedgerWriter(Protocol):
 
 
 class StateStore(LedgerReader, LedgerWriter, Protocol):
-    def lock(
-        self, env: str, *, owner: str, timeout: float = 5.0
-    ) -> AbstractContextManager[LockInfo]:
+    def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> AbstractContextManager[LockInfo]:
         """Hold the environment's lock; raises LockedError naming the holder after `timeout`."""
         ...
 

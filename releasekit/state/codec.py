@@ -128,9 +128,7 @@ def _check_format(document: Mapping[str, Any], where: str) -> None:
             f"{where}: ledger format {found!r} is not one this releasekit reads ({LEDGER_FORMAT})",
             hint="a newer releasekit wrote it: upgrade releasekit; releasekit never overwrites it",
         )
-    raise StateError(
-        f"{where}: not a releasekit ledger document (format {found!r})", hint=KEEP_HINT
-    )
+    raise StateError(f"{where}: not a releasekit ledger document (format {found!r})", hint=KEEP_HINT)
 
 
 def _model_to_document(model: ModelVersion) -> dict[str, Any]:

@@ -124,9 +124,7 @@ def rollback_target(entries: Sequence[LedgerEntry], to: int | None, *, keep: int
         earlier = [release_id for release_id in targets if release_id < live]
         if earlier:
             return earlier[-1]
-        raise _no_target(
-            entries, f"has no retained release older than live release {live}", targets
-        )
+        raise _no_target(entries, f"has no retained release older than live release {live}", targets)
     if to in targets:
         return to
     reason = "is already live" if to == live else "is not a retained, successful release"

@@ -118,9 +118,7 @@ class LocalStore:
 
     def _holder_info(self, env: str, owner: str) -> LockInfo:
         since = self._clock().astimezone(UTC).isoformat(timespec="seconds")
-        return LockInfo(
-            env=env, owner=owner, host=socket.gethostname(), pid=os.getpid(), since=since
-        )
+        return LockInfo(env=env, owner=owner, host=socket.gethostname(), pid=os.getpid(), since=since)
 
     def _folder(self, *parts: str) -> Path:
         self._check_root()
@@ -182,8 +180,7 @@ def _read_entry(folder: Path, seq: int, env: str) -> LedgerEntry:
     entry = loads(_read(path), where=str(path))
     if entry.seq != seq or entry.env != env:
         raise StateError(
-            f"{path}: holds entry {entry.seq} of environment {entry.env!r}, "
-            f"expected entry {seq} of {env!r}",
+            f"{path}: holds entry {entry.seq} of environment {entry.env!r}, expected entry {seq} of {env!r}",
             hint=KEEP_HINT,
         )
     return entry

@@ -139,9 +139,7 @@ class DuckDBWarehouse:
         rows = self._query(_VIEWS_SQL, [schema], doing=f"list views in schema {schema!r}")
         return {str(name): str(sql) for name, sql in rows}
 
-    def _query(
-        self, sql: str, params: list[Any] | None = None, *, doing: str
-    ) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: list[Any] | None = None, *, doing: str) -> list[tuple[Any, ...]]:
         try:
             return self._con.execute(sql, params).fetchall()
         except duckdb.Error as exc:

@@ -25,9 +25,7 @@ _MIN_HASHED_BYTES = 1 + 2 + _TAG_CHARS + 1 + _DIGEST_CHARS
 # dbt's intermediate/temp/backup relations: `<name>__dbt_tmp`, `__dbt_backup`, dbt-duckdb's
 # `__dbt_int` and `__dbt_fk_backup`; dbt-duckdb and dbt-postgres append a timestamp of
 # digits, microbatch appends `_<batch id>` such as `_20240917T16`.
-_DBT_LEFTOVER = re.compile(
-    r"__dbt_(?:tmp|backup|int|fk_backup)(?:_?[0-9][0-9a-z]*)?$", re.IGNORECASE
-)
+_DBT_LEFTOVER = re.compile(r"__dbt_(?:tmp|backup|int|fk_backup)(?:_?[0-9][0-9a-z]*)?$", re.IGNORECASE)
 
 
 def quote(identifier: str) -> str:

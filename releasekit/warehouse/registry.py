@@ -21,7 +21,6 @@ def connect(conn: Connection) -> Warehouse:
         raise WarehouseError(
             f"releasekit has no adapter for warehouse type {conn.type!r} "
             f"(database {conn.database!r}); supported: {supported}",
-            hint="PostgreSQL support comes with the postgres extra: "
-            "pip install 'releasekit[postgres]'",
+            hint="PostgreSQL support comes with the postgres extra: pip install 'releasekit[postgres]'",
         )
     return adapter(conn)

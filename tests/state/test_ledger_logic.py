@@ -115,9 +115,7 @@ def test_a_later_successful_switch_supersedes_a_pending_one() -> None:
 
 
 def test_next_release_id_counts_past_rollbacks_and_failures() -> None:
-    entries = history(
-        *deployed(1, 2), "deploy 3 failed", "rollback 1 switching", "rollback 1 succeeded"
-    )
+    entries = history(*deployed(1, 2), "deploy 3 failed", "rollback 1 switching", "rollback 1 succeeded")
     assert next_release_id(entries) == 4
 
 

@@ -28,9 +28,7 @@ WORKER = HERE / "_state_workers.py"
 
 def spawn(*args: str, stdout: int | None = None) -> subprocess.Popen[str]:
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(HERE)])}
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args], env=environ, stdout=stdout, text=True
-    )
+    return subprocess.Popen([sys.executable, str(WORKER), *args], env=environ, stdout=stdout, text=True)
 
 
 @contextmanager

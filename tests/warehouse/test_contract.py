@@ -11,9 +11,7 @@ from releasekit.warehouse.naming import qualify
 from .support import MakeTable, RunSQL, Schemas, make_marker
 
 
-def _release(
-    make_table: MakeTable, physical: str, release_id: int, models: list[str]
-) -> dict[str, str]:
+def _release(make_table: MakeTable, physical: str, release_id: int, models: list[str]) -> dict[str, str]:
     """Build one physical table per model for a release; return view -> relation."""
     views = {}
     for model in models:
@@ -62,9 +60,7 @@ def test_second_switch_replaces_drops_and_leaves_other_objects(
     assert _served(sql, schemas.env, "customers") == 2
 
 
-def test_switch_without_views_writes_only_the_marker(
-    warehouse: Warehouse, schemas: Schemas
-) -> None:
+def test_switch_without_views_writes_only_the_marker(warehouse: Warehouse, schemas: Schemas) -> None:
     warehouse.switch(schemas.env, {}, physical_schema=schemas.physical, marker=make_marker(7))
 
     assert warehouse.relations(schemas.env) == {MARKER_VIEW}
@@ -77,9 +73,7 @@ def test_missing_schema_is_empty(warehouse: Warehouse) -> None:
     assert warehouse.view_targets("no_such_schema") == {}
 
 
-def test_schema_without_marker_has_none(
-    warehouse: Warehouse, sql: RunSQL, schemas: Schemas
-) -> None:
+def test_schema_without_marker_has_none(warehouse: Warehouse, sql: RunSQL, schemas: Schemas) -> None:
     sql(f"CREATE SCHEMA {qualify(schemas.env)}")
 
     assert warehouse.read_marker(schemas.env) is None
@@ -128,9 +122,7 @@ def test_failed_switch_leaves_the_previous_release(
         second["broken"] = second["orders"]
 
     with pytest.raises(WarehouseError) as raised:
-        warehouse.switch(
-            schemas.env, second, physical_schema=schemas.physical, marker=make_marker(2)
-        )
+        warehouse.switch(schemas.env, second, physical_schema=schemas.physical, marker=make_marker(2))
 
     assert schemas.env in str(raised.value) and "broken" in str(raised.value)
     assert warehouse.view_targets(schemas.env) == first
@@ -138,9 +130,7 @@ def test_failed_switch_leaves_the_previous_release(
     assert _served(sql, schemas.env, "orders") == 1
 
 
-def test_failed_switch_into_a_new_schema_creates_nothing(
-    warehouse: Warehouse, schemas: Schemas
-) -> None:
+def test_failed_switch_into_a_new_schema_creates_nothing(warehouse: Warehouse, schemas: Schemas) -> None:
     with pytest.raises(WarehouseError):
         warehouse.switch(
             schemas.env,

@@ -31,9 +31,7 @@ time.sleep(60)
 def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """Another process that has the database file open."""
     path = tmp_path / "held.duckdb"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         yield path, proc
@@ -142,9 +140,7 @@ def _read_release(con: duckdb.DuckDBPyConnection) -> set[int]:
         marker = con.execute(f"SELECT release_id FROM {qualify(ENV, MARKER_VIEW)}").fetchall()
         seen = {int(marker[0][0])}
         for view in VIEWS:
-            seen.add(
-                int(con.execute(f"SELECT release_id FROM {qualify(ENV, view)}").fetchall()[0][0])
-            )
+            seen.add(int(con.execute(f"SELECT release_id FROM {qualify(ENV, view)}").fetchall()[0][0]))
         return seen
     finally:
         con.execute("COMMIT")
@@ -153,9 +149,7 @@ def _read_release(con: duckdb.DuckDBPyConnection) -> set[int]:
 def _switch_back_and_forth(warehouse: DuckDBWarehouse, switches: int) -> None:
     for number in range(switches):
         release_id = 1 + number % 2
-        warehouse.switch(
-            ENV, _release(release_id), physical_schema=PHYSICAL, marker=make_marker(release_id)
-        )
+        warehouse.switch(ENV, _release(release_id), physical_schema=PHYSICAL, marker=make_marker(release_id))
 
 
 def test_readers_never_see_a_mix_of_releases(tmp_path: Path) -> None:

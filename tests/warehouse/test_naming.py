@@ -73,9 +73,7 @@ def test_empty_identifier_is_refused() -> None:
 
 def test_physical_name_of_a_plain_model() -> None:
     assert physical_name("orders", FINGERPRINT) == "orders__a1b2c3d4"
-    assert physical_name("stg_stripe__payments", FINGERPRINT.upper()) == (
-        "stg_stripe__payments__a1b2c3d4"
-    )
+    assert physical_name("stg_stripe__payments", FINGERPRINT.upper()) == ("stg_stripe__payments__a1b2c3d4")
 
 
 def test_physical_name_is_deterministic() -> None:
