@@ -1,0 +1,77 @@
+"""The README's first command: `releasekit quickstart DIR`, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from releasekit.quickstart.demo import DEMO_CHANGE_AFFECTS
+from releasekit.state.local import LocalStore
+
+pytestmark = pytest.mark.integration
+
+RELEASEKIT = str(Path(sys.executable).parent / "releasekit")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("quickstart") / "demo"
+    result = subprocess.run(
+        [RELEASEKIT, "quickstart", str(root)], capture_output=True, text=True, timeout=300
+    )
+    return root, result
+
+
+def test_quickstart_succeeds_and_says_what_to_try_next(
+    demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, result = demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Try next" in result.stdout
+    assert str(root) in result.stdout
+
+
+def test_the_branch_change_built_only_the_changed_model_and_its_descendants(
+    demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, _ = demo
+    entries = LocalStore(root / ".releasekit").entries("dev")
+    change = next(e for e in entries if e.release_id == 2 and e.outcome == "succeeded")
+    built = {change.models[uid].name for uid in change.built}
+    assert built == set(DEMO_CHANGE_AFFECTS)
+    assert len(change.reused) == len(change.models) - len(built)
+
+
+def test_prod_reused_what_its_parameters_do_not_change(
+    demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, _ = demo
+    prod = [e for e in LocalStore(root / ".releasekit").entries("prod") if e.outcome == "succeeded"]
+    assert len(prod) == 1 and prod[0].reused and prod[0].built
+    built = {prod[0].models[uid].name for uid in prod[0].built}
+    assert built == {"customers", "revenue_daily"}  # the var's readers
+
+
+def test_dev_was_rolled_back_and_serves_release_one(
+    demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, _ = demo
+    entries = LocalStore(root / ".releasekit").entries("dev")
+    assert entries[-1].kind == "rollback" and entries[-1].outcome == "succeeded"
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        marker = con.execute("select release_id from dev._releasekit_release").fetchone()
+        orders = con.execute("select count(*) from prod.orders").fetchone()
+    assert marker == (1,)
+    assert orders is not None and orders[0] > 0
+
+
+def test_quickstart_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = subprocess.run([RELEASEKIT, "quickstart", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "not empty" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
