@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -102,12 +103,19 @@ class DbtProject:
         callbacks: list[Any] = [self._event] if self._on_node else []
         runner = dbtRunner(manifest=manifest, callbacks=callbacks)
         with _DBT_LOCK, _working_directory(self.settings.project_dir):
-            return runner.invoke([*args, *self._common_args()])
+            try:
+                return runner.invoke([*args, *self._common_args()])
+            finally:
+                _release_duckdb()
 
     def _common_args(self) -> list[str]:
         s = self.settings
         args = ["--project-dir", str(s.project_dir), "--target-path", str(s.target_path)]
-        args += ["--log-path", str(s.log_path), "--quiet", "--no-send-anonymous-usage-stats"]
+        # The API never prints: dbt logs to its file only (which follows --log-level unless
+        # told otherwise), in plain text, as its messages (a unit test's diff) reach results
+        # and the ledger.
+        args += ["--log-path", str(s.log_path), "--log-level", "none", "--log-level-file", "debug"]
+        args += ["--no-use-colors", "--no-send-anonymous-usage-stats"]
         args += ["--vars", json.dumps(dict(s.vars), sort_keys=True, default=str)]
         if s.profiles_dir is not None:
             args += ["--profiles-dir", str(s.profiles_dir)]
@@ -122,6 +130,25 @@ class DbtProject:
             return
         info = event.data.node_info
         self._on_node(info.unique_id, str(info.node_status))
+
+
+def _release_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open after dbt returns.
+
+    dbt-duckdb caches one open database per process in a class attribute, reused while
+    the profile's credentials are equal. Left open it keeps the file locked against every
+    other process (`releasekit status` in another shell fails as busy), and as a relative
+    `path` gives two projects equal credentials, the next project's dbt run in this
+    process would build into the first project's file.
+    """
+    module = sys.modules.get("dbt.adapters.duckdb.connections")
+    if module is None:
+        return  # another adapter, or dbt never connected
+    manager = module.DuckDBConnectionManager
+    with manager._LOCK:
+        environment, manager._ENV = manager._ENV, None
+    if environment is not None:
+        environment.close()
 
 
 def _place(node: Any, placement: Placement) -> None:
