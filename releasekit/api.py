@@ -119,11 +119,15 @@ class Workspace:
         return f"{sha}-dirty" if dirty else sha
 
     def dirty_files(self) -> list[str]:
-        ignored = {self._relative(self.config.state_path)}
+        """Uncommitted changes that could change what dbt builds: every edit to a tracked
+        file, and untracked files of the kinds dbt reads (a stray notes.txt does not count)."""
+        state = self._relative(self.config.state_path)
         return [
             path
-            for path in self.repo.dirty_files(self.config.dbt_project_dir)
-            if not _is_tool_output(path) and not any(path.startswith(f"{i}/") for i in ignored)
+            for path, untracked in self.repo.dirty_files(self.config.dbt_project_dir)
+            if not _is_tool_output(path)
+            and not path.startswith(f"{state}/")
+            and (not untracked or path.endswith(_DBT_SOURCE_SUFFIXES))
         ]
 
     def _relative(self, path: Path) -> str:
@@ -131,6 +135,9 @@ class Workspace:
             return path.resolve().relative_to(self.repo.root).as_posix()
         except ValueError:
             return str(path)
+
+
+_DBT_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".jinja", ".jinja2")
 
 
 def _is_tool_output(path: str) -> bool:

@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from releasekit.config.model import DEFAULT_RETENTION
 from releasekit.engine.runtime import Target
+from releasekit.errors import StateError
 from releasekit.state import ledger
+from releasekit.state.base import LedgerEntry
 from releasekit.warehouse.naming import is_dbt_leftover
 
 
@@ -36,20 +39,36 @@ def collect_garbage(targets: Sequence[Target], *, dry_run: bool = False) -> list
 def _collect(targets: list[Target], dry_run: bool) -> GcResult:
     first = targets[0]
     with first.warehouse() as warehouse:
-        keep = set()
+        keep = _recorded(first, {t.name for t in targets})
         for target in targets:
-            keep |= _retained(target)
+            keep |= _retained(target.store.entries(target.name), target.env.retention)
             keep |= set(warehouse.view_targets(target.env.schema).values())
         present = warehouse.relations(first.physical_schema)
         doomed = sorted(name for name in present if name not in keep or is_dbt_leftover(name))
+        if doomed and not dry_run and not first.store.environments():
+            raise StateError(
+                f"the ledger in {first.store.describe()} is empty, but {first.physical_schema} holds "
+                f"{len(present)} relation(s): gc would drop every rollback target",
+                hint="check --state-path / state.path in releasekit.yml; `releasekit gc --dry-run` "
+                "lists what would go",
+            )
         if not dry_run:
             warehouse.drop_relations(first.physical_schema, doomed)
     return GcResult(first.physical_schema, tuple(doomed), len(present) - len(doomed), dry_run)
 
 
-def _retained(target: Target) -> set[str]:
-    entries = target.store.entries(target.name)
-    keep_ids = ledger.retained_release_ids(entries, target.env.retention)
+def _recorded(target: Target, declared: set[str]) -> set[str]:
+    """Environments the ledger knows but the config no longer declares keep their
+    retained releases too: deleting an environment file must not drop what it serves."""
+    keep: set[str] = set()
+    for env in target.store.environments():
+        if env not in declared:
+            keep |= _retained(target.store.entries(env), DEFAULT_RETENTION)
+    return keep
+
+
+def _retained(entries: list[LedgerEntry], retention: int) -> set[str]:
+    keep_ids = ledger.retained_release_ids(entries, retention)
     return {
         version.relation
         for entry in entries

@@ -153,7 +153,11 @@ def explain(
         return ("built but never verified: rebuilt",) if relation_exists else ("physical relation missing",)
     keys = sorted(set(fingerprint.inputs) | set(live.inputs))
     changed = [k for k in keys if fingerprint.inputs.get(k) != live.inputs.get(k)]
-    reasons = tuple(dict.fromkeys(_reason(key, graph) for key in changed))
+    node = graph.nodes.get(live.unique_id)
+    seed = node is not None and node.resource_type == "seed"
+    reasons = tuple(
+        dict.fromkeys("seed data changed" if seed and k == "sql" else _reason(k, graph) for k in changed)
+    )
     return reasons or ("fingerprint changed",)
 
 

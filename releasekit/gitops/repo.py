@@ -35,12 +35,16 @@ class GitRepo:
                 hint="commit the dbt project first: git add -A && git commit -m 'dbt project'",
             ) from None
 
-    def dirty_files(self, under: Path) -> list[str]:
-        """Changed, staged and untracked (not ignored) files below `under`, repo-relative."""
+    def dirty_files(self, under: Path) -> list[tuple[str, bool]]:
+        """Changed, staged and untracked (not ignored) files below `under`, repo-relative,
+        each with whether it is untracked."""
         prefix = under.resolve().relative_to(self.root).as_posix()
         scope = [] if prefix == "." else ["--", prefix]
         lines = self._repo.git.status("--porcelain", "-uall", *scope).splitlines()
-        return sorted({line[3:].split(" -> ")[-1].strip('"') for line in lines if line.strip()})
+        found = {
+            line[3:].split(" -> ")[-1].strip('"'): line.startswith("??") for line in lines if line.strip()
+        }
+        return sorted(found.items())
 
     def user(self) -> str:
         reader = self._repo.config_reader()
