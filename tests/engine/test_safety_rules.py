@@ -46,7 +46,7 @@ def test_gc_refuses_to_run_on_an_empty_ledger(deployed: Path) -> None:
     # once a new deploy switches dev, yet gc must not drop rollback targets it cannot see.
     assert api.deploy(api.Workspace.open(deployed), "dev").ok
     shutil.rmtree(deployed / ".releasekit" / "ledger")
-    with pytest.raises(StateError, match="ledger .* is empty"):
+    with pytest.raises(StateError, match=r"ledger .* is empty"):
         api.gc(api.Workspace.open(deployed))
     assert before <= physical(deployed)
 
@@ -66,7 +66,7 @@ def test_untracked_files_dbt_does_not_read_are_not_dirty(deployed: Path) -> None
     (deployed / "deploy.log").write_text("output")
     assert api.Workspace.open(deployed).dirty_files() == []
     (deployed / "models" / "new_model.sql").write_text("select 1 as id")
-    with pytest.raises(DirtyWorktreeError, match="models/new_model.sql"):
+    with pytest.raises(DirtyWorktreeError, match=r"models/new_model\.sql"):
         api.deploy(api.Workspace.open(deployed), "dev")
 
 
