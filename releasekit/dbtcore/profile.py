@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dbt.config.runtime import load_profile
-from dbt.flags import set_from_args
-from dbt_common.context import set_invocation_context
 
 from releasekit.config.model import Connection
 from releasekit.dbtcore.session import DbtSettings
@@ -29,6 +26,10 @@ class ProfileTargets:
 def connection(settings: DbtSettings) -> Connection:
     """Render the profile the way dbt does (env_var() and all) and keep what a
     warehouse adapter needs to connect."""
+    from dbt.config.runtime import load_profile
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
     set_invocation_context(dict(os.environ))
     set_from_args(Namespace(profiles_dir=str(_profiles_dir(settings))), None)
     try:

@@ -6,7 +6,6 @@ from functools import lru_cache
 
 import jinja2
 import jinja2.nodes as jn
-from dbt_common.clients.jinja import get_environment
 
 from releasekit.graph import Reads
 
@@ -14,6 +13,8 @@ from releasekit.graph import Reads
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     # dbt's environment knows its own tags ({% materialization %}, {% test %}, ...).
+    from dbt_common.clients.jinja import get_environment
+
     return get_environment()
 
 

@@ -1,7 +1,7 @@
 """Running dbt in-process: parse once, build into releasekit's physical names.
 
-dbt is imported here and in the other modules of this package only; its import alone
-takes seconds, so nothing imports this package before a command needs dbt.
+dbt is imported in this package only, and inside the functions that use it: its import
+alone takes seconds, and commands that run no dbt (`releases`) should not pay for it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dbt.cli.main import dbtRunner
 
 from releasekit.dbtcore.translate import to_graph
 from releasekit.errors import ProjectError
@@ -100,6 +99,8 @@ class DbtProject:
         return [_node_result(r) for r in result.result.results]
 
     def _invoke(self, args: list[str], manifest: Any = None) -> Any:
+        from dbt.cli.main import dbtRunner
+
         callbacks: list[Any] = [self._event] if self._on_node else []
         runner = dbtRunner(manifest=manifest, callbacks=callbacks)
         with _DBT_LOCK, _working_directory(self.settings.project_dir):

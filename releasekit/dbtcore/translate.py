@@ -5,10 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any
-
-from dbt.adapters.factory import get_adapter_package_names
-from dbt.contracts.graph.manifest import Manifest
+from typing import TYPE_CHECKING, Any
 
 from releasekit.dbtcore.reads import scan_reads
 from releasekit.graph import Macro, Node, ProjectGraph
@@ -37,6 +34,10 @@ NON_CONTENT_CONFIG = frozenset(
 # with the installed tool, not with the project: they are left out of fingerprints.
 
 
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
+
+
 def to_graph(manifest: Manifest, *, project_vars: dict[str, Any], cli_vars: dict[str, Any]) -> ProjectGraph:
     nodes = {
         uid: _node(n)
@@ -45,6 +46,8 @@ def to_graph(manifest: Manifest, *, project_vars: dict[str, Any], cli_vars: dict
     }
     nodes.update({uid: _source(s) for uid, s in manifest.sources.items()})
     adapter = str(manifest.metadata.adapter_type or "")
+    from dbt.adapters.factory import get_adapter_package_names
+
     internal_packages = set(get_adapter_package_names(adapter))
     internal = {uid for uid, m in manifest.macros.items() if m.package_name in internal_packages}
     macros = {uid: _macro(m, internal) for uid, m in manifest.macros.items() if uid not in internal}

@@ -22,7 +22,7 @@ from projects import BASE_FILES, ENV_FILES, commit, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import Workspace
-from releasekit.errors import NotFoundError
+from releasekit.errors import NotFoundError, StateError
 
 pytestmark = pytest.mark.integration
 
@@ -331,19 +331,22 @@ def test_rollback_past_the_retention_window_is_refused(collectable: tuple[Path, 
     assert marker(repo, "dev")[0] == 3
 
 
-def test_gc_never_drops_what_live_views_read_even_with_an_empty_ledger(
+def test_gc_refuses_an_empty_ledger_and_its_dry_run_spares_live_views(
     retention_1: Released, collectable: tuple[Path, Workspace], tmp_path: Path
 ) -> None:
     """A state folder that lost its ledger (say, a fresh CI runner) names no release at all:
-    what the environments' views read must still survive."""
+    gc refuses to drop anything, and even its dry run never lists what views read."""
     repo, _ = collectable
     forgetful = Workspace.open(repo, overrides={"state_path": tmp_path / "empty-state"})
     assert api.releases(forgetful, "dev") == api.releases(forgetful, "prod") == []
+    before = physical(repo)
 
-    [result] = api.gc(forgetful)
+    with pytest.raises(StateError, match="empty"):
+        api.gc(forgetful)
+    [dry] = api.gc(forgetful, dry_run=True)
 
     live = set(retention_1.dev_views[3].values()) | set(retention_1.prod_views.values())
-    assert physical(repo) == live
-    assert not live & set(result.dropped)
+    assert physical(repo) == before
+    assert dry.dropped and not live & set(dry.dropped)
     every_view_selects(repo, "dev")
     every_view_selects(repo, "prod")
