@@ -6,6 +6,8 @@ planner work on them alone, so they are testable without dbt.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,9 @@ class Node:
     path: str = ""  # file path relative to the dbt project
     relation: str = ""  # sources: the relation it reads, as rendered
     fqn: tuple[str, ...] = ()
+    # Digests of the definitions of the tests that read this node (data and unit tests).
+    # They decide whether a reused version must be tested again, never its fingerprint.
+    tests: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_material(self) -> bool:
@@ -105,3 +110,9 @@ class ProjectGraph:
 
 
 UNSET = "<releasekit:unset>"
+
+
+def digest(value: Any) -> str:
+    """A stable hex digest of a string or of any JSON-able value."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

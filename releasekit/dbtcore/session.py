@@ -89,13 +89,24 @@ class DbtProject:
     ) -> list[NodeResult]:
         """Build the selected nodes (and run their tests) with every placed node's relation
         pointed at its physical name, so refs resolve to physical relations."""
+        return self._run("build", parsed, placements, select)
+
+    def test(
+        self, parsed: ParsedProject, placements: Mapping[str, Placement], select: Sequence[str]
+    ) -> list[NodeResult]:
+        """Run the data and unit tests of the selected nodes against their placed relations."""
+        return self._run("test", parsed, placements, select)
+
+    def _run(
+        self, command: str, parsed: ParsedProject, placements: Mapping[str, Placement], select: Sequence[str]
+    ) -> list[NodeResult]:
         manifest = parsed.manifest
         for unique_id, placement in placements.items():
             _place(manifest.nodes[unique_id], placement)
         selectors = [_selector(manifest.nodes[uid]) for uid in select]
-        result = self._invoke(["build", "--select", *selectors], manifest=manifest)
+        result = self._invoke([command, "--select", *selectors], manifest=manifest)
         if result.result is None:
-            raise ProjectError(f"dbt build could not start: {_why(result)}")
+            raise ProjectError(f"dbt {command} could not start: {_why(result)}")
         return [_node_result(r) for r in result.result.results]
 
     def _invoke(self, args: list[str], manifest: Any = None) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from releasekit.dbtcore.reads import scan_reads
-from releasekit.graph import Macro, Node, ProjectGraph
+from releasekit.graph import Macro, Node, ProjectGraph, digest
 
 # Config keys that say where a relation lives or describe it, not what it holds.
 # releasekit chooses placement itself, so env-specific schema/database/alias never
@@ -52,6 +52,8 @@ def to_graph(manifest: Manifest, *, project_vars: dict[str, Any], cli_vars: dict
     internal = {uid for uid, m in manifest.macros.items() if m.package_name in internal_packages}
     macros = {uid: _macro(m, internal) for uid, m in manifest.macros.items() if uid not in internal}
     nodes = {uid: _with_materialization(n, macros, adapter) for uid, n in nodes.items()}
+    tests = _tests_by_node(manifest, macros)
+    nodes = {uid: dataclasses.replace(n, tests=tests.get(uid, {})) for uid, n in nodes.items()}
     global_vars, scoped = _split_vars(project_vars, _package_names(manifest))
     return ProjectGraph(
         project_name=str(manifest.metadata.project_name or ""),
@@ -75,7 +77,7 @@ def _node(n: Any) -> Node:
         package=n.package_name,
         materialized=str(config.get("materialized", resource_type)),
         content=content,
-        config={k: v for k, v in config.items() if k not in NON_CONTENT_CONFIG},
+        config=_content_config(config),
         parents=tuple(getattr(n.depends_on, "nodes", ())),
         macros=tuple(n.depends_on.macros),
         reads=scan_reads(n.raw_code) if resource_type != "seed" else scan_reads(""),
@@ -116,6 +118,44 @@ def _with_materialization(node: Node, macros: dict[str, Macro], adapter: str) ->
     if not found:
         return node
     return dataclasses.replace(node, macros=(*node.macros, *found))
+
+
+def _tests_by_node(manifest: Manifest, macros: dict[str, Macro]) -> dict[str, dict[str, str]]:
+    """Test unique id -> digest of its definition, for every node each test reads."""
+    found: dict[str, dict[str, str]] = {}
+    definitions: list[tuple[str, Any, dict[str, Any]]] = [
+        (uid, n, _data_test(n, macros))
+        for uid, n in manifest.nodes.items()
+        if n.resource_type.value == "test"
+    ]
+    definitions += [(uid, u, _unit_test(u)) for uid, u in manifest.unit_tests.items()]
+    for uid, test, definition in definitions:
+        for parent in test.depends_on.nodes:
+            found.setdefault(parent, {})[uid] = digest(definition)
+    return found
+
+
+def _data_test(n: Any, macros: dict[str, Macro]) -> dict[str, Any]:
+    metadata = n.test_metadata.to_dict() if getattr(n, "test_metadata", None) else None
+    return {
+        "sql": n.raw_code,
+        "metadata": metadata,
+        "config": _content_config(n.config.to_dict()),
+        "macros": [macros[uid].sql for uid in n.depends_on.macros if uid in macros],
+    }
+
+
+def _unit_test(u: Any) -> dict[str, Any]:
+    return {
+        "given": [g.to_dict() for g in u.given],
+        "expect": u.expect.to_dict(),
+        "overrides": u.overrides.to_dict() if u.overrides else None,
+        "config": _content_config(u.config.to_dict()),
+    }
+
+
+def _content_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in NON_CONTENT_CONFIG}
 
 
 def _seed_checksum(n: Any) -> str:

@@ -89,10 +89,13 @@ def _plan(target: Target, parsed: ParsedProject, warehouse: Warehouse) -> Plan:
 
 
 def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[Failure, ...]:
-    if not plan.builds:
-        return ()
+    """Build (and test) what is new; test again what is reused but whose tests changed."""
     placements = {s.unique_id: Placement(plan.physical_schema, s.relation) for s in plan.steps}
-    results = _dbt(target).build(parsed, placements, [s.unique_id for s in plan.builds])
+    results: list[NodeResult] = []
+    if plan.builds:
+        results += _dbt(target).build(parsed, placements, [s.unique_id for s in plan.builds])
+    if plan.retests and not _failures(results):
+        results += _dbt(target).test(parsed, placements, [s.unique_id for s in plan.retests])
     return _failures(results)
 
 

@@ -13,13 +13,10 @@ model must be rebuilt.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from releasekit.graph import UNSET, Node, ProjectGraph, Reads
+from releasekit.graph import UNSET, Node, ProjectGraph, Reads, digest
 
 VERSION = "releasekit-fingerprint/1"
 
@@ -28,11 +25,6 @@ VERSION = "releasekit-fingerprint/1"
 class Fingerprint:
     digest: str
     inputs: Mapping[str, str]
-
-
-def digest(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def fingerprint_graph(graph: ProjectGraph, environ: Mapping[str, str]) -> dict[str, Fingerprint]:
@@ -94,3 +86,9 @@ class _MacroClosures:
                     stack.append(callee)
         self._memo[root] = frozenset(seen)
         return self._memo[root]
+
+
+def tests_digest(node: Node) -> str:
+    """One digest of every test that reads the node: a reused version whose tests changed
+    is tested again."""
+    return digest(dict(node.tests))

@@ -9,12 +9,16 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from releasekit.engine.fingerprint import Fingerprint
+from releasekit.engine.fingerprint import Fingerprint, tests_digest
 from releasekit.graph import Node, ProjectGraph
 from releasekit.state.base import LedgerEntry, ModelVersion
 from releasekit.warehouse.naming import physical_name
 
-Action = Literal["build", "reuse"]
+# build: no verified physical relation has this version yet.
+# test:  the version exists and is reused, but the tests that read it changed: run them.
+# reuse: the version exists and was tested as it is.
+Action = Literal["build", "test", "reuse"]
+TESTS_KEY = "tests"  # recorded beside the fingerprint inputs; not one of them
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,11 @@ class ModelStep:
     reasons: tuple[str, ...] = ()
     stateful: bool = False
 
+    tests: str = ""  # digest of the tests that read it
+
     def version(self, inputs: Mapping[str, str]) -> ModelVersion:
-        return ModelVersion(self.unique_id, self.name, self.fingerprint, self.relation, dict(inputs))
+        recorded = {**inputs, TESTS_KEY: self.tests}
+        return ModelVersion(self.unique_id, self.name, self.fingerprint, self.relation, recorded)
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,13 @@ class Plan:
         return tuple(step for step in self.steps if step.action == "build")
 
     @property
+    def retests(self) -> tuple[ModelStep, ...]:
+        return tuple(step for step in self.steps if step.action == "test")
+
+    @property
     def reuses(self) -> tuple[ModelStep, ...]:
-        return tuple(step for step in self.steps if step.action == "reuse")
+        """Every step served by an existing relation, retested or not."""
+        return tuple(step for step in self.steps if step.action != "build")
 
     @property
     def views(self) -> dict[str, str]:
@@ -70,6 +82,7 @@ class Plan:
         live = self.live
         return (
             not self.builds
+            and not self.retests
             and self.same_release_as_live
             and live is not None
             and live.git_sha == self.git_sha
@@ -118,16 +131,33 @@ def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: Plan
     relation = physical_name(node.name, fingerprint.digest)
     reusable = relation in given.existing and relation in given.verified
     live_version = given.live.models.get(node.unique_id) if given.live else None
+    tests = tests_digest(node)
+    action: Action = "build"
+    reasons: tuple[str, ...] = ()
+    if not reusable:
+        reasons = _reasons(node, fingerprint, live_version, graph, given)
+    elif _tests_changed(node, live_version, given, tests):
+        action, reasons = "test", ("tests changed",)
+    else:
+        action = "reuse"
     return ModelStep(
         unique_id=node.unique_id,
         name=node.name,
         resource_type=node.resource_type,
-        action="reuse" if reusable else "build",
+        action=action,
         relation=relation,
         fingerprint=fingerprint.digest,
-        reasons=() if reusable else _reasons(node, fingerprint, live_version, graph, given),
+        reasons=reasons,
         stateful=node.is_stateful,
+        tests=tests,
     )
+
+
+def _tests_changed(node: Node, live: ModelVersion | None, given: PlanInputs, tests: str) -> bool:
+    """Compared with what this environment (or, before its first release, another one)
+    last recorded for the model; with nothing recorded, the version's own tests ran."""
+    recorded = live or (given.elsewhere[node.unique_id][1] if node.unique_id in given.elsewhere else None)
+    return recorded is not None and recorded.inputs.get(TESTS_KEY) != tests
 
 
 def _reasons(
@@ -151,7 +181,7 @@ def explain(
         return ("new model",)
     if live.fingerprint == fingerprint.digest:
         return ("built but never verified: rebuilt",) if relation_exists else ("physical relation missing",)
-    keys = sorted(set(fingerprint.inputs) | set(live.inputs))
+    keys = sorted((set(fingerprint.inputs) | set(live.inputs)) - {TESTS_KEY})
     changed = [k for k in keys if fingerprint.inputs.get(k) != live.inputs.get(k)]
     node = graph.nodes.get(live.unique_id)
     seed = node is not None and node.resource_type == "seed"

@@ -37,7 +37,8 @@ class TerminalReporter:
         self.console.print(
             f"[bold]Plan for {plan.env}[/] (schema [cyan]{plan.schema}[/], live: {live}, "
             f"commit {short(plan.git_sha)}): [bold]{len(plan.builds)} to build[/], "
-            f"{len(plan.reuses)} to reuse"
+            + (f"{len(plan.retests)} to test again, " if plan.retests else "")
+            + f"{len(plan.reuses) - len(plan.retests)} to reuse"
         )
         self.console.print(self._steps_table(plan))
         self._views(plan)
@@ -48,7 +49,9 @@ class TerminalReporter:
             table.add_column(column)
         for step in plan.builds:
             table.add_row(step.name, "[yellow]build[/]", step.relation, "; ".join(step.reasons))
-        reused = plan.reuses
+        for step in plan.retests:
+            table.add_row(step.name, "[blue]test[/]", step.relation, "; ".join(step.reasons))
+        reused = [step for step in plan.steps if step.action == "reuse"]
         for step in reused[:MAX_REUSED_ROWS]:
             table.add_row(f"[dim]{step.name}[/]", "[green]reuse[/]", f"[dim]{step.relation}[/]", "")
         if len(reused) > MAX_REUSED_ROWS:
@@ -90,7 +93,9 @@ class TerminalReporter:
         elif result.outcome == "succeeded":
             self.console.print(
                 f"[bold green]✔ {plan.env} is now release {result.release_id}[/] "
-                f"(commit {short(plan.git_sha)}): built {len(plan.builds)}, reused {len(plan.reuses)}, "
+                f"(commit {short(plan.git_sha)}): built {len(plan.builds)}, "
+                + (f"tested again {len(plan.retests)}, " if plan.retests else "")
+                + f"reused {len(plan.reuses)}, "
                 f"{len(plan.views)} views switched atomically."
             )
             self._built(plan)
