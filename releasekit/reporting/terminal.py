@@ -103,12 +103,17 @@ class TerminalReporter:
             self._failed(result)
 
     def _built(self, plan: Plan) -> None:
-        for step in plan.builds[:MAX_REUSED_ROWS]:
-            self.console.print(
-                f"  built [yellow]{step.name}[/] → {step.relation} ({'; '.join(step.reasons)})"
-            )
-        if len(plan.builds) > MAX_REUSED_ROWS:
-            self.console.print(f"  … and {len(plan.builds) - MAX_REUSED_ROWS} more")
+        """One line per build, or one per reason when many builds share it."""
+        by_reason: dict[str, list[str]] = {}
+        for step in plan.builds:
+            by_reason.setdefault("; ".join(step.reasons), []).append(step.name)
+        for reason, names in by_reason.items():
+            if len(names) <= 3:
+                for name in names:
+                    self.console.print(f"  built [yellow]{name}[/] ({reason})")
+                continue
+            shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
+            self.console.print(f"  built {len(names)} ({reason}): {shown}")
 
     def _failed(self, result: DeployResult) -> None:
         plan = result.plan
