@@ -52,8 +52,9 @@ def plan_deploy(target: Target) -> Plan:
 
 def deploy(target: Target) -> DeployResult:
     with target.store.lock(target.name, owner=target.who):
-        parsed = _dbt(target).parse()
+        # The warehouse first: a busy DuckDB file fails at once, not after a parse.
         with target.warehouse() as warehouse:
+            parsed = _dbt(target).parse()
             recovered = reconcile(target, warehouse)
             plan = _plan(target, parsed, warehouse)
             if plan.is_noop:

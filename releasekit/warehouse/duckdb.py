@@ -220,7 +220,11 @@ def _command_line(pid: int) -> str | None:
     except OSError:
         return None  # not Linux, the process is gone, or we may not look
     args = [arg.decode("utf-8", "replace") for arg in raw.split(b"\0") if arg]
-    return shlex.join(args) if args else None
+    if not args:
+        return None
+    # One line, and short: a `python -c` script would otherwise spill over the message.
+    line = " ".join(shlex.join(args).split())
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _check_switch_names(views: Mapping[str, str], dropped: list[str]) -> None:
