@@ -127,7 +127,7 @@ class DbtProject:
         # told otherwise), in plain text, as its messages (a unit test's diff) reach results
         # and the ledger.
         args += ["--log-path", str(s.log_path), "--log-level", "none", "--log-level-file", "debug"]
-        args += ["--no-use-colors", "--no-send-anonymous-usage-stats"]
+        args += ["--no-use-colors", "--no-send-anonymous-usage-stats", "--no-write-json"]
         args += ["--vars", json.dumps(dict(s.vars), sort_keys=True, default=str)]
         if s.profiles_dir is not None:
             args += ["--profiles-dir", str(s.profiles_dir)]

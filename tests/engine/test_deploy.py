@@ -7,18 +7,15 @@ and closes it before the next call. What dbt actually ran is taken from the depl
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from projects import BASE_FILES, commit, make_repo, write_files
+from warehouse_reads import marker, physical, relations, sql, views
 
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
@@ -29,58 +26,9 @@ pytestmark = pytest.mark.integration
 ALL = {"raw_orders", "stg_orders", "stg_customers", "customers", "orders", "revenue", "big_spenders"}
 VAR_READERS = {"orders", "revenue", "big_spenders"}  # orders reads min_amount; the rest descend from it
 FIRST = ("new: first release of this environment",)
-_VIEW_TARGET = re.compile(r'FROM\s+"?rk__physical"?\."?(?P<relation>[A-Za-z0-9_]+)"?', re.IGNORECASE)
 
 
 # --- reading the warehouse and the ledger --------------------------------------------------
-
-
-@contextmanager
-def warehouse(repo: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect(str(repo / "warehouse.duckdb"))
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def views(repo: Path, schema: str) -> dict[str, str]:
-    """view name -> the rk__physical relation it selects from (the marker excluded)."""
-    with warehouse(repo) as con:
-        rows = con.execute(
-            "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]
-        ).fetchall()
-    found = {name: _VIEW_TARGET.search(sql) for name, sql in rows if name != "_releasekit_release"}
-    return {name: match["relation"] for name, match in found.items() if match}
-
-
-def physical(repo: Path) -> set[str]:
-    return set(relations(repo).get("rk__physical", {}))
-
-
-def relations(repo: Path) -> dict[str, dict[str, str]]:
-    """schema -> relation -> its type and (for views) its SQL: everything a plan must not touch."""
-    with warehouse(repo) as con:
-        found = con.execute(
-            "select schema_name, table_name, 'table' from duckdb_tables() where not internal "
-            "union all select schema_name, view_name, sql from duckdb_views() where not internal"
-        ).fetchall()
-    result: dict[str, dict[str, str]] = {}
-    for schema, name, what in found:
-        result.setdefault(schema, {})[name] = what
-    return result
-
-
-def marker(repo: Path, schema: str) -> tuple[Any, ...]:
-    with warehouse(repo) as con:
-        row = con.execute(f"select release_id, env, git_sha from {schema}._releasekit_release").fetchone()
-    assert row is not None
-    return tuple(row)
-
-
-def select(repo: Path, sql: str) -> list[tuple[Any, ...]]:
-    with warehouse(repo) as con:
-        return con.execute(sql).fetchall()
 
 
 def names(ids: tuple[str, ...] | list[str] | set[str]) -> set[str]:
@@ -166,12 +114,12 @@ def test_first_deploy_switches_views_onto_physical_relations(shop: Shop) -> None
 
 def test_consumers_select_from_dev_views(shop: Shop) -> None:
     # dev keeps the project default min_amount: 10, so order 2 (amount 5) is filtered out.
-    assert select(shop.repo, "select * from dev.orders order by id") == [
+    assert sql(shop.repo, "select * from dev.orders order by id") == [
         (1, 1, "ann", 2000),
         (3, 2, "bob", 4000),
     ]
-    assert select(shop.repo, "select * from dev.revenue order by 1") == [(1, 2000), (2, 4000)]
-    assert select(shop.repo, "select count(*) from dev.raw_orders") == [(3,)]
+    assert sql(shop.repo, "select * from dev.revenue order by 1") == [(1, 2000), (2, 4000)]
+    assert sql(shop.repo, "select count(*) from dev.raw_orders") == [(3,)]
 
 
 def test_marker_names_release_1_and_the_head_sha(shop: Shop) -> None:
@@ -234,8 +182,8 @@ def test_prod_and_dev_views_share_reused_relations_only(shop: Shop) -> None:
     # 7 versions for dev, 3 more for prod's parameters.
     assert len(physical(shop.repo)) == len(ALL) + len(VAR_READERS)
     # prod's min_amount: 1 lets order 2 (amount 5) through; dev still filters it.
-    assert [row[0] for row in select(shop.repo, "select id from prod.orders order by id")] == [1, 2, 3]
-    assert [row[0] for row in select(shop.repo, "select id from dev.orders order by id")] == [1, 3]
+    assert [row[0] for row in sql(shop.repo, "select id from prod.orders order by id")] == [1, 2, 3]
+    assert [row[0] for row in sql(shop.repo, "select id from dev.orders order by id")] == [1, 3]
     assert marker(shop.repo, "prod") == (1, "prod", shop.sha)
 
 
@@ -343,7 +291,7 @@ def test_failing_data_test_keeps_the_previous_release_and_drops_what_it_built(
     assert (step.name, step.relation, step.reasons) == ("order_lines", attempt, ("new model",))
     assert ran.built == {"order_lines"}
     assert views(repo, "dev")["order_lines"] == attempt
-    assert select(repo, "select count(*) from dev.order_lines") == [(4,)]
+    assert sql(repo, "select count(*) from dev.order_lines") == [(4,)]
 
 
 def test_failing_unit_test_fails_the_deploy(repo: Path) -> None:
@@ -406,7 +354,7 @@ def test_uncommitted_changes_refuse_to_deploy_unless_allowed(repo: Path) -> None
     assert (result.outcome, result.release_id) == ("succeeded", 1)
     assert api.releases(workspace, "dev")[-1].git_sha == f"{sha}-dirty"
     assert marker(repo, "dev") == (1, "dev", f"{sha}-dirty")
-    assert select(repo, "select * from dev.new_model") == [(1,)]
+    assert sql(repo, "select * from dev.new_model") == [(1,)]
 
 
 EVENTS = (
@@ -430,7 +378,7 @@ def test_incremental_model_is_reused_unchanged_and_rebuilt_in_full_when_changed(
     [step] = [s for s in first.plan.steps if s.name == "events"]
     assert step.stateful
     version_1 = views(repo, "dev")["events"]
-    loaded_1 = select(repo, "select count(*), min(loaded_at), max(loaded_at) from dev.events")
+    loaded_1 = sql(repo, "select count(*), min(loaded_at), max(loaded_at) from dev.events")
 
     write_files(
         repo, {"models/stg_customers.sql": BASE_FILES["models/stg_customers.sql"].replace("bob", "rob")}
@@ -441,7 +389,7 @@ def test_incremental_model_is_reused_unchanged_and_rebuilt_in_full_when_changed(
     assert "events" in {s.name for s in unrelated.plan.reuses}
     assert "events" not in ran.built
     assert views(repo, "dev")["events"] == version_1
-    assert select(repo, "select count(*), min(loaded_at), max(loaded_at) from dev.events") == loaded_1
+    assert sql(repo, "select count(*), min(loaded_at), max(loaded_at) from dev.events") == loaded_1
 
     write_files(repo, {"models/events.sql": EVENTS.replace("amount,", "amount, amount * 100 as cents,")})
     commit(repo, "events: add cents")
@@ -453,10 +401,10 @@ def test_incremental_model_is_reused_unchanged_and_rebuilt_in_full_when_changed(
     assert version_2 != version_1
     assert {version_1, version_2} <= physical(repo)
     # Built in full: every row is new (loaded after the first version's last row).
-    [(count, oldest, _)] = select(repo, "select count(*), min(loaded_at), max(loaded_at) from dev.events")
+    [(count, oldest, _)] = sql(repo, "select count(*), min(loaded_at), max(loaded_at) from dev.events")
     assert count == 3
     assert oldest > loaded_1[0][2]
-    assert select(repo, "select id, cents from dev.events order by id") == [(1, 2000), (2, 500), (3, 4000)]
+    assert sql(repo, "select id, cents from dev.events order by id") == [(1, 2000), (2, 500), (3, 4000)]
 
 
 def test_after_deploy_returns_other_processes_can_open_the_warehouse(shop: Shop) -> None:

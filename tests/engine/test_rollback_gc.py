@@ -8,17 +8,13 @@ dbt's partial-parse cache, which names the template's absolute paths.
 
 from __future__ import annotations
 
-import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 from projects import BASE_FILES, ENV_FILES, commit, make_repo, write_files
+from warehouse_reads import every_view_selects, marker, physical, sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
@@ -26,46 +22,8 @@ from releasekit.errors import NotFoundError, StateError
 
 pytestmark = pytest.mark.integration
 
-_VIEW_TARGET = re.compile(r'FROM\s+"?rk__physical"?\."?(?P<relation>[A-Za-z0-9_]+)"?', re.IGNORECASE)
-
 
 # --- reading the warehouse -----------------------------------------------------------------
-
-
-@contextmanager
-def warehouse(repo: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect(str(repo / "warehouse.duckdb"))
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def sql(repo: Path, statement: str) -> list[tuple[Any, ...]]:
-    with warehouse(repo) as con:
-        return con.execute(statement).fetchall()
-
-
-def views(repo: Path, schema: str) -> dict[str, str]:
-    """view name -> the rk__physical relation it selects from (the marker excluded)."""
-    rows = sql(repo, f"select view_name, sql from duckdb_views() where schema_name = '{schema}'")
-    found = {name: _VIEW_TARGET.search(text) for name, text in rows if name != "_releasekit_release"}
-    return {name: match["relation"] for name, match in found.items() if match}
-
-
-def physical(repo: Path) -> set[str]:
-    rows = sql(repo, "select table_name from information_schema.tables where table_schema = 'rk__physical'")
-    return {name for (name,) in rows}
-
-
-def marker(repo: Path, schema: str) -> tuple[Any, ...]:
-    [row] = sql(repo, f"select release_id, env, git_sha from {schema}._releasekit_release")
-    return row
-
-
-def every_view_selects(repo: Path, schema: str) -> None:
-    for name in views(repo, schema):
-        sql(repo, f"select * from {schema}.{name}")
 
 
 def clone(template: Path, destination: Path) -> Path:

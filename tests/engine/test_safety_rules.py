@@ -6,25 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 from projects import BASE_FILES, commit, make_repo, write_files
+from warehouse_reads import physical
 
 from releasekit import api
 from releasekit.errors import DirtyWorktreeError, StateError
 
 pytestmark = pytest.mark.integration
-
-
-def physical(repo: Path) -> set[str]:
-    with duckdb.connect(str(repo / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'rk__physical'"
-        ).fetchall()
-        views = con.execute(
-            "select view_name from duckdb_views() where schema_name = 'rk__physical'"
-        ).fetchall()
-    return {name for (name,) in rows + views}
 
 
 @pytest.fixture
