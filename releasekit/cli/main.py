@@ -100,23 +100,13 @@ def plan(ctx: click.Context, env: str, vars_: tuple[str, ...]) -> None:
 def deploy(ctx: click.Context, env: str, vars_: tuple[str, ...], allow_dirty: bool) -> None:
     """Build what changed, test it, switch ENV atomically, record the release."""
     with _session(ctx, vars_) as (workspace, reporter):
-        result = _deploy_with_progress(workspace, reporter, env, allow_dirty)
+        from releasekit import api
+
+        with reporter.deploying(env) as on_node:
+            result = api.deploy(workspace, env, allow_dirty=allow_dirty, on_node=on_node)
         reporter.deploy(result)
         if not result.ok:
             raise Exit(EXIT_FINDINGS)
-
-
-def _deploy_with_progress(
-    workspace: Workspace, reporter: TerminalReporter, env: str, allow_dirty: bool
-) -> Any:
-    from releasekit import api
-
-    with reporter.console.status(f"deploying {env}…") as status:
-
-        def on_node(unique_id: str, node_status: str) -> None:
-            status.update(f"deploying {env}: {unique_id} {node_status}")
-
-        return api.deploy(workspace, env, allow_dirty=allow_dirty, on_node=on_node)
 
 
 @cli.command()

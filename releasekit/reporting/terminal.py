@@ -72,14 +72,15 @@ class TerminalReporter:
         self.console.print(f"Views in [cyan]{plan.schema}[/]: " + ("; ".join(said) or "unchanged"))
 
     @contextmanager
-    def building(self, plan: Plan) -> Iterator[NodeCallback]:
-        """A live status line while dbt builds and tests."""
+    def deploying(self, env: str) -> Iterator[NodeCallback]:
+        """A live status line while releasekit parses and dbt builds and tests."""
         done: list[str] = []
-        with self.console.status(f"building {len(plan.builds)} model(s) and their tests…") as status:
+        with self.console.status(f"deploying {env}: parsing the project…") as status:
 
             def on_node(unique_id: str, node_status: str) -> None:
                 done.append(unique_id)
-                status.update(f"{len(done)} node(s) done; last: {unique_id} ({node_status})")
+                name = unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id
+                status.update(f"deploying {env}: {len(done)} node(s) done, last {name[:50]} ({node_status})")
 
             yield on_node
 
