@@ -63,4 +63,9 @@ class Warehouse(Protocol):
 
     def drop_relations(self, schema: str, names: Iterable[str]) -> None: ...
 
+    def drop_schema(self, schema: str) -> None:
+        """Drop the schema and everything in it (a branch environment's teardown); no error
+        when it does not exist."""
+        ...
+
     def close(self) -> None: ...

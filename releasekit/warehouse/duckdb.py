@@ -126,6 +126,10 @@ class DuckDBWarehouse:
         if steps:
             self._transact(steps, f"could not drop relations in schema {schema!r}", hint=None)
 
+    def drop_schema(self, schema: str) -> None:
+        step = _Step(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
+        self._transact([step], f"could not drop schema {schema!r}", hint=None)
+
     def close(self) -> None:
         self._con.close()
 
