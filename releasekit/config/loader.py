@@ -40,6 +40,7 @@ from releasekit.config.model import (
     DEFAULT_PHYSICAL_SCHEMA,
     DEFAULT_RETENTION,
     DEFAULT_STATE_PATH,
+    BranchTemplate,
     EnvironmentConfig,
     ProjectConfig,
 )
@@ -244,6 +245,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         **{key: dbt[key] for key in ("project_dir", "profiles_dir", "profile") if key in dbt},
         **({"state_path": state["path"]} if "path" in state else {}),
         **{k: document[k] for k in ("physical_schema", "environments_dir") if k in document},
+        "branches": dict(_section(document, "branch_environments")),
     }
     settings: dict[str, Any] = {
         "project_dir": ".",
@@ -252,6 +254,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         "state_path": DEFAULT_STATE_PATH,
         "physical_schema": DEFAULT_PHYSICAL_SCHEMA,
         "environments_dir": DEFAULT_ENVIRONMENTS_DIR,
+        "branches": {},
     }
     for layer in (from_file, *layers):
         settings.update((key, value) for key, value in layer.items() if key in settings)
@@ -312,7 +315,18 @@ def _check_environments(
         *_schema_clashes(ordered, str(settings["physical_schema"]), root),
         *_unknown_sources(ordered, declared, root),
         *_promotion_cycles(environments, root),
+        *_unknown_branch_base(settings["branches"], declared),
     ]
+
+
+def _unknown_branch_base(branches: Mapping[str, Any], declared: set[str]) -> list[Problem]:
+    # Only a base written in the file is checked here; the default (dev) is checked when
+    # `releasekit env up` needs it, so projects without branch environments need no dev.
+    base = branches.get("base")
+    if base is None or base in declared or not declared:
+        return []
+    hint = f"declared environments: {', '.join(sorted(declared)) or 'none'}"
+    return [Problem(CONFIG_FILE, "branch_environments.base", f"{base!r} is not a declared environment", hint)]
 
 
 def _schema_clashes(environments: Sequence[EnvironmentConfig], physical: str, root: Path) -> list[Problem]:
@@ -395,6 +409,7 @@ def _project_config(
         state_path=_resolve(root, settings["state_path"]),
         environments=MappingProxyType({env.name: env for env in _promotion_order(environments)}),
         environments_dir=_resolve(root, settings["environments_dir"]),
+        branches=BranchTemplate(**settings["branches"]),
     )
 
 

@@ -39,6 +39,16 @@ class EnvironmentConfig:
 
 
 @dataclass(frozen=True)
+class BranchTemplate:
+    """How `releasekit env up` makes a branch's environment (releasekit.yml `branch_environments`)."""
+
+    base: str = "dev"  # declared environment whose live release a branch starts from
+    schema_prefix: str = "br_"
+    expiry_days: int = 14
+    retention: int = 2
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """releasekit.yml plus every environment, validated whole."""
 
@@ -50,6 +60,7 @@ class ProjectConfig:
     state_path: Path = Path(DEFAULT_STATE_PATH)
     environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
     environments_dir: Path = Path(DEFAULT_ENVIRONMENTS_DIR)  # holds <name>.yml per environment
+    branches: BranchTemplate = field(default_factory=BranchTemplate)
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:

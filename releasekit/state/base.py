@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Kind = Literal["deploy", "rollback"]
+Kind = Literal["deploy", "rollback", "teardown"]
 Outcome = Literal["switching", "succeeded", "failed", "abandoned"]
 
 
@@ -57,6 +57,36 @@ class LockInfo:
     since: str  # ISO 8601, UTC
 
 
+@dataclass(frozen=True)
+class BranchEnvironment:
+    """A registry record: releasekit made this schema for this branch, and owns it."""
+
+    branch: str
+    schema: str
+    base: str  # the declared environment it started from
+    base_release: int  # the base's live release when it was brought up
+    owner: str
+    created_at: str  # ISO 8601, UTC
+    expires_at: str  # ISO 8601, UTC; `env gc` drops it after this unless pinned
+    pinned: bool = False
+
+
+class Registry(Protocol):
+    """Branch environments releasekit made: the only schemas teardown and gc may drop."""
+
+    def branches(self) -> list[BranchEnvironment]: ...
+
+    def branch(self, name: str) -> BranchEnvironment | None: ...
+
+    def register(self, record: BranchEnvironment) -> None:
+        """Create or replace the record for `record.branch`, atomically."""
+        ...
+
+    def unregister(self, name: str) -> None:
+        """Forget the branch's record; no error when there is none."""
+        ...
+
+
 class LedgerReader(Protocol):
     def entries(self, env: str) -> list[LedgerEntry]:
         """All entries of one environment, in append order (seq 1, 2, ...)."""
@@ -73,7 +103,7 @@ class LedgerWriter(Protocol):
         ...
 
 
-class StateStore(LedgerReader, LedgerWriter, Protocol):
+class StateStore(LedgerReader, LedgerWriter, Registry, Protocol):
     def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> AbstractContextManager[LockInfo]:
         """Hold the environment's lock; raises LockedError naming the holder after `timeout`."""
         ...

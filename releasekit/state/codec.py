@@ -8,6 +8,7 @@ silently; a half-understood ledger could send a rollback to the wrong release.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
 
 from releasekit.errors import StateError
-from releasekit.state.base import Kind, LedgerEntry, LockInfo, ModelVersion, Outcome
+from releasekit.state.base import BranchEnvironment, Kind, LedgerEntry, LockInfo, ModelVersion, Outcome
 
 LEDGER_FORMAT = "releasekit.ledger/1"
 HOLDER_FORMAT = "releasekit.lock-holder/1"
@@ -92,6 +93,31 @@ def entry_from_document(document: Mapping[str, Any], *, where: str) -> LedgerEnt
         previous_release=fields.optional_integer("previous_release"),
         physical_schema=fields.get("physical_schema", str),
         note=fields.get("note", str),
+    )
+
+
+REGISTRY_FORMAT = "releasekit.registry/1"
+
+
+def branch_to_document(record: BranchEnvironment) -> dict[str, Any]:
+    return {"format": REGISTRY_FORMAT, **dataclasses.asdict(record)}
+
+
+def branch_from_document(document: Mapping[str, Any], *, where: str) -> BranchEnvironment:
+    if document.get("format") != REGISTRY_FORMAT:
+        raise StateError(
+            f"{where}: not a releasekit registry record (format {document.get('format')!r})", hint=KEEP_HINT
+        )
+    fields = _Fields(document, where)
+    return BranchEnvironment(
+        branch=fields.get("branch", str),
+        schema=fields.get("schema", str),
+        base=fields.get("base", str),
+        base_release=fields.integer("base_release"),
+        owner=fields.get("owner", str),
+        created_at=fields.get("created_at", str),
+        expires_at=fields.get("expires_at", str),
+        pinned=fields.get("pinned", bool),
     )
 
 

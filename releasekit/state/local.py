@@ -29,9 +29,11 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from releasekit.errors import LockedError, StateError
-from releasekit.state.base import LedgerEntry, LockInfo
+from releasekit.state.base import BranchEnvironment, LedgerEntry, LockInfo
 from releasekit.state.codec import (
     KEEP_HINT,
+    branch_from_document,
+    branch_to_document,
     dumps,
     env_key,
     holder_from_document,
@@ -119,6 +121,29 @@ class LocalStore:
     def _holder_info(self, env: str, owner: str) -> LockInfo:
         since = self._clock().astimezone(UTC).isoformat(timespec="seconds")
         return LockInfo(env=env, owner=owner, host=socket.gethostname(), pid=os.getpid(), since=since)
+
+    # --- the registry of branch environments: registry/<env-key>.json, replaced atomically
+
+    def branches(self) -> list[BranchEnvironment]:
+        folder = self._folder("registry")
+        if not folder.is_dir():
+            return []
+        paths = sorted(
+            p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(_TEMP_PREFIX)
+        )
+        return sorted((_read_branch(path) for path in paths), key=lambda record: record.branch)
+
+    def branch(self, name: str) -> BranchEnvironment | None:
+        path = self._folder("registry", f"{env_key(name)}.json")
+        return _read_branch(path) if path.is_file() else None
+
+    def register(self, record: BranchEnvironment) -> None:
+        folder = self._folder("registry")
+        _ensure_dir(folder)
+        _write_replacing(folder / f"{env_key(record.branch)}.json", _json_bytes(branch_to_document(record)))
+
+    def unregister(self, name: str) -> None:
+        self._folder("registry", f"{env_key(name)}.json").unlink(missing_ok=True)
 
     def _folder(self, *parts: str) -> Path:
         self._check_root()
@@ -212,6 +237,16 @@ def _read_holder(path: Path) -> LockInfo | None:
         return holder_from_document(document, where=str(path))
     except StateError:
         return None
+
+
+def _read_branch(path: Path) -> BranchEnvironment:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path}: unreadable registry record: {exc}", hint=KEEP_HINT) from exc
+    if not isinstance(document, dict):
+        raise StateError(f"{path}: not a releasekit registry record", hint=KEEP_HINT)
+    return branch_from_document(document, where=str(path))
 
 
 def _json_bytes(document: object) -> bytes:
