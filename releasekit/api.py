@@ -6,43 +6,46 @@ run raises a `releasekit.errors.ReleasekitError`.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from releasekit.config.loader import find_root, load_config
-from releasekit.config.model import EnvironmentConfig, ProjectConfig
 from releasekit.config.scaffold import InitResult, init_project
-from releasekit.dbtcore.profile import connection, profile_targets
-from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
+from releasekit.dbtcore.profile import profile_targets
+from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, plan_deploy
 from releasekit.engine.deploy import deploy as engine_deploy
 from releasekit.engine.gc import GcResult, collect_garbage
 from releasekit.engine.plan import Plan
 from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
-from releasekit.engine.runtime import Target, live_entry
-from releasekit.errors import DirtyWorktreeError, ProjectError
+from releasekit.engine.runtime import live_entry
+from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
+from releasekit.errors import ConfigError, NotFoundError, ProjectError
 from releasekit.gitops.repo import GitRepo
 from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
-from releasekit.state.local import LocalStore
+from releasekit.state.base import BranchEnvironment, LedgerEntry
 from releasekit.warehouse.base import ReleaseMarker
+from releasekit.warehouse.naming import branch_schema
+from releasekit.workspace import Workspace
 
 __all__ = [
+    "BranchStatus",
     "DeployResult",
+    "DownResult",
     "EnvironmentStatus",
     "GcResult",
     "InitResult",
     "NodeCallback",
     "Plan",
     "RollbackResult",
+    "UpResult",
     "Workspace",
     "deploy",
+    "env_down",
+    "env_gc",
+    "env_list",
+    "env_up",
     "gc",
     "init",
     "plan",
@@ -50,100 +53,6 @@ __all__ = [
     "rollback",
     "status",
 ]
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A repository with releasekit configured: config, git and state, loaded once."""
-
-    config: ProjectConfig
-    repo: GitRepo
-    store: LocalStore
-    environ: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def open(
-        cls,
-        start: Path | None = None,
-        *,
-        overrides: Mapping[str, Any] | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> Workspace:
-        environ = dict(os.environ if environ is None else environ)
-        root = find_root((start or Path.cwd()).resolve())
-        config = load_config(root, environ=environ, overrides=overrides)
-        return cls(config, GitRepo(root), LocalStore(config.state_path), environ)
-
-    def target(
-        self, env_name: str, *, on_node: NodeCallback | None = None, allow_dirty: bool = True
-    ) -> Target:
-        env = self.config.environment(env_name)
-        settings = self.dbt_settings(env)
-        return Target(
-            env=env,
-            physical_schema=self.config.physical_schema,
-            store=self.store,
-            connection=connection(settings),
-            dbt=DbtProject(settings, on_node=on_node),
-            git_sha=self._git_sha(allow_dirty),
-            who=self.repo.user(),
-            environ=self.environ,
-        )
-
-    def dbt_settings(self, env: EnvironmentConfig) -> DbtSettings:
-        params = json.dumps({"target": env.target, "vars": dict(env.vars)}, sort_keys=True, default=str)
-        # One dbt target folder per parameter set keeps dbt's partial parsing warm:
-        # dbt reparses everything whenever --vars or the target change.
-        key = hashlib.sha256(params.encode()).hexdigest()[:12]
-        state = self.config.state_path
-        return DbtSettings(
-            project_dir=self.config.dbt_project_dir,
-            profiles_dir=self.config.profiles_dir,
-            profile=self.config.profile,
-            target=env.target,
-            vars=dict(env.vars),
-            target_path=state / "dbt" / key,
-            log_path=state / "logs",
-        )
-
-    def _git_sha(self, allow_dirty: bool) -> str:
-        sha = self.repo.head_sha()
-        dirty = self.dirty_files()
-        if dirty and not allow_dirty:
-            shown = "\n    ".join(dirty[:20]) + ("\n    ..." if len(dirty) > 20 else "")
-            raise DirtyWorktreeError(
-                f"the dbt project has uncommitted changes:\n    {shown}",
-                hint="commit them (a release records the commit it deploys), "
-                "or pass --allow-dirty for an experiment",
-            )
-        return f"{sha}-dirty" if dirty else sha
-
-    def dirty_files(self) -> list[str]:
-        """Uncommitted changes that could change what dbt builds: every edit to a tracked
-        file, and untracked files of the kinds dbt reads (a stray notes.txt does not count)."""
-        state = self._relative(self.config.state_path)
-        return [
-            path
-            for path, untracked in self.repo.dirty_files(self.config.dbt_project_dir)
-            if not _is_tool_output(path)
-            and not path.startswith(f"{state}/")
-            and (not untracked or path.endswith(_DBT_SOURCE_SUFFIXES))
-        ]
-
-    def _relative(self, path: Path) -> str:
-        try:
-            return path.resolve().relative_to(self.repo.root).as_posix()
-        except ValueError:
-            return str(path)
-
-
-_DBT_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".jinja", ".jinja2")
-
-
-def _is_tool_output(path: str) -> bool:
-    """Files that running dbt or a warehouse writes, not project changes: DuckDB files and
-    dbt's anonymous-user id file (written beside profiles.yml)."""
-    return path.endswith((".duckdb", ".duckdb.wal", ".db.wal")) or path.rsplit("/", 1)[-1] == ".user.yml"
 
 
 def init(start: Path | None = None, *, force: bool = False) -> InitResult:
@@ -171,23 +80,27 @@ def _find_dbt_project(root: Path) -> Path:
     )
 
 
-def plan(workspace: Workspace, env: str) -> Plan:
-    return plan_deploy(workspace.target(env))
+def plan(workspace: Workspace, env: str | None = None) -> Plan:
+    return plan_deploy(workspace.target(workspace.environment(env)))
 
 
 def deploy(
-    workspace: Workspace, env: str, *, allow_dirty: bool = False, on_node: NodeCallback | None = None
+    workspace: Workspace,
+    env: str | None = None,
+    *,
+    allow_dirty: bool = False,
+    on_node: NodeCallback | None = None,
 ) -> DeployResult:
-    return engine_deploy(workspace.target(env, on_node=on_node, allow_dirty=allow_dirty))
+    environment = workspace.environment(env)
+    return engine_deploy(workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty))
 
 
-def rollback(workspace: Workspace, env: str, *, to: int | None = None) -> RollbackResult:
-    return engine_rollback(_light_target(workspace, env), to)
+def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = None) -> RollbackResult:
+    return engine_rollback(workspace.light_target(workspace.environment(env)), to)
 
 
-def releases(workspace: Workspace, env: str) -> list[LedgerEntry]:
-    workspace.config.environment(env)  # a clear error for an unknown name
-    return workspace.store.entries(env)
+def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
+    return workspace.store.entries(workspace.environment(env).name)
 
 
 @dataclass(frozen=True)
@@ -207,29 +120,116 @@ class EnvironmentStatus:
 
 def status(workspace: Workspace) -> list[EnvironmentStatus]:
     result = []
-    for name in sorted(workspace.config.environments):
-        target = _light_target(workspace, name)
-        entries = workspace.store.entries(name)
+    for env in workspace.config.environments.values():
+        target = workspace.light_target(env)
+        entries = workspace.store.entries(env.name)
         with target.warehouse() as warehouse:
-            marker = warehouse.read_marker(target.env.schema)
+            marker = warehouse.read_marker(env.schema)
         count = len(ledger.successful_release_ids(entries))
-        result.append(EnvironmentStatus(name, target.env.schema, live_entry(entries), marker, count))
+        result.append(EnvironmentStatus(env.name, env.schema, live_entry(entries), marker, count))
     return result
 
 
 def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:
-    targets = [_light_target(workspace, name) for name in sorted(workspace.config.environments)]
-    return collect_garbage(targets, dry_run=dry_run)
+    """Physical relations no retained release of a declared or branch environment uses."""
+    declared = list(workspace.config.environments.values())
+    branches = [workspace.branch_environment(record) for record in workspace.store.branches()]
+    return collect_garbage([workspace.light_target(env) for env in declared + branches], dry_run=dry_run)
 
 
-def _light_target(workspace: Workspace, env_name: str) -> Target:
-    """A target for commands that build nothing: no dbt parse, no dirty check."""
-    env = workspace.config.environment(env_name)
-    return Target(
-        env=env,
-        physical_schema=workspace.config.physical_schema,
-        store=workspace.store,
-        connection=connection(workspace.dbt_settings(env)),
-        who=workspace.repo.user(),
-        environ=workspace.environ,
+# --- branch environments ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BranchStatus:
+    record: BranchEnvironment
+    branch_exists: bool
+    expired: bool
+    live_release: int | None
+
+
+def env_up(workspace: Workspace, branch: str | None = None, *, pin: bool = False) -> UpResult:
+    """Bring up `branch`'s environment (default: the current branch's): views onto the base
+    environment's live release, in a schema named from the branch. Nothing is built."""
+    branch = workspace.current_branch() if branch is None else branch
+    _refuse_declared(workspace, branch)
+    template = workspace.config.branches
+    base = workspace.config.environment(template.base)
+    base_live = live_entry(workspace.store.entries(base.name))
+    if base_live is None:
+        raise NotFoundError(
+            f"the base environment {base.name!r} has no live release to branch from",
+            hint=f"deploy it first: releasekit deploy {base.name}",
+        )
+    record = _new_record(workspace, branch, base.name, base_live.release_id, pin)
+    target = workspace.light_target(workspace.branch_environment(record))
+    return bring_up(target, record, base_live)
+
+
+def env_down(workspace: Workspace, branch: str | None = None) -> DownResult:
+    """Drop `branch`'s environment: its schema and its registry record. Physical relations
+    only it used are left to `releasekit gc`."""
+    branch = workspace.current_branch() if branch is None else branch
+    _refuse_declared(workspace, branch)
+    record = workspace.store.branch(branch)
+    if record is None:
+        raise NotFoundError(
+            f"{branch!r} has no branch environment releasekit made",
+            hint="`releasekit env list` shows the branch environments",
+        )
+    return tear_down(workspace.light_target(workspace.branch_environment(record)), record)
+
+
+def env_list(workspace: Workspace, *, now: datetime | None = None) -> list[BranchStatus]:
+    moment = now or datetime.now(UTC)
+    return [
+        BranchStatus(
+            record,
+            workspace.repo.branch_exists(record.branch),
+            expired(record, moment),
+            ledger.live_release_id(workspace.store.entries(record.branch)),
+        )
+        for record in workspace.store.branches()
+    ]
+
+
+def env_gc(workspace: Workspace, *, dry_run: bool = False, now: datetime | None = None) -> list[BranchStatus]:
+    """Drop branch environments whose branch is gone (locally and from every remote-tracking
+    ref) or whose expiry passed (unless pinned). Returns what it dropped (or would drop)."""
+    doomed = [s for s in env_list(workspace, now=now) if not s.branch_exists or s.expired]
+    if not dry_run:
+        for status in doomed:
+            env_down(workspace, status.record.branch)
+    return doomed
+
+
+def _refuse_declared(workspace: Workspace, branch: str) -> None:
+    for env in workspace.config.environments.values():
+        if branch in (env.name, env.branch):
+            raise ConfigError(
+                f"{branch!r} belongs to the declared environment {env.name!r}, not to a branch environment",
+                hint=f"deploy it with `releasekit deploy {env.name}`; declared environments are never "
+                "brought up or dropped with `releasekit env`",
+            )
+
+
+def _new_record(
+    workspace: Workspace, branch: str, base: str, base_release: int, pin: bool
+) -> BranchEnvironment:
+    config = workspace.config
+    reserved = [env.schema for env in config.environments.values()] + [config.physical_schema]
+    schema = branch_schema(branch, prefix=config.branches.schema_prefix, reserved=reserved)
+    clash = next((r for r in workspace.store.branches() if r.schema == schema and r.branch != branch), None)
+    if clash is not None:
+        raise ConfigError(f"branches {branch!r} and {clash.branch!r} map to one schema {schema!r}")
+    now = datetime.now(UTC)
+    return BranchEnvironment(
+        branch=branch,
+        schema=schema,
+        base=base,
+        base_release=base_release,
+        owner=workspace.repo.user(),
+        created_at=now.isoformat(timespec="seconds"),
+        expires_at=(now + timedelta(days=config.branches.expiry_days)).isoformat(timespec="seconds"),
+        pinned=pin,
     )

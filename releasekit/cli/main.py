@@ -7,50 +7,15 @@ inside the commands, so `releasekit --help` answers at once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from releasekit import __version__
+from releasekit.cli.env import env as env_group
 from releasekit.cli.errors import Exit, handled
-from releasekit.errors import EXIT_FINDINGS, EXIT_OK, ConfigError
-
-if TYPE_CHECKING:
-    from releasekit.api import Workspace
-    from releasekit.reporting.terminal import TerminalReporter
-
-# Piped output (CI logs) gets room for tables instead of rich's 80-column default.
-_WIDTH = None if sys.stdout.isatty() else 120
-CONSOLE = Console(highlight=False, width=_WIDTH)
-ERR_CONSOLE = Console(stderr=True, highlight=False, width=_WIDTH)
-
-
-@contextmanager
-def _session(ctx: click.Context, vars_: tuple[str, ...] = ()) -> Iterator[tuple[Workspace, TerminalReporter]]:
-    with handled(ERR_CONSOLE):
-        from releasekit.api import Workspace
-        from releasekit.reporting.terminal import TerminalReporter
-
-        overrides = {k: v for k, v in ctx.obj.items() if v is not None and k != "project_root"}
-        if vars_:
-            overrides["vars"] = _parse_vars(vars_)
-        yield Workspace.open(ctx.obj.get("project_root"), overrides=overrides), TerminalReporter(CONSOLE)
-
-
-def _parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
-    import yaml
-
-    parsed: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--var {item!r} is not KEY=VALUE", hint="for example: --var region=eu")
-        parsed[key] = yaml.safe_load(raw) if raw else ""
-    return parsed
+from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session
+from releasekit.errors import EXIT_FINDINGS, EXIT_OK
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,62 +46,67 @@ def init(ctx: click.Context, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("env")
+@click.argument("env", required=False)
 @click.option("--var", "vars_", multiple=True, metavar="KEY=VALUE", help="Override a dbt var.")
 @click.pass_context
-def plan(ctx: click.Context, env: str, vars_: tuple[str, ...]) -> None:
-    """Show what a deploy of ENV would build or reuse, and why. Changes nothing."""
-    with _session(ctx, vars_) as (workspace, reporter):
+def plan(ctx: click.Context, env: str | None, vars_: tuple[str, ...]) -> None:
+    """Show what a deploy of ENV would build or reuse, and why. Changes nothing.
+
+    ENV is a declared environment or a branch environment (by its branch name); by
+    default, the current branch's environment."""
+    with session(ctx, vars_) as (workspace, reporter):
         from releasekit import api
 
         reporter.plan(api.plan(workspace, env))
 
 
 @cli.command()
-@click.argument("env")
+@click.argument("env", required=False)
 @click.option("--var", "vars_", multiple=True, metavar="KEY=VALUE", help="Override a dbt var.")
 @click.option("--allow-dirty", is_flag=True, help="Deploy uncommitted changes (recorded as <sha>-dirty).")
 @click.pass_context
-def deploy(ctx: click.Context, env: str, vars_: tuple[str, ...], allow_dirty: bool) -> None:
+def deploy(ctx: click.Context, env: str | None, vars_: tuple[str, ...], allow_dirty: bool) -> None:
     """Build what changed, test it, switch ENV atomically, record the release."""
-    with _session(ctx, vars_) as (workspace, reporter):
+    with session(ctx, vars_) as (workspace, reporter):
         from releasekit import api
 
-        with reporter.deploying(env) as on_node:
-            result = api.deploy(workspace, env, allow_dirty=allow_dirty, on_node=on_node)
+        name = workspace.environment(env).name
+        with reporter.deploying(name) as on_node:
+            result = api.deploy(workspace, name, allow_dirty=allow_dirty, on_node=on_node)
         reporter.deploy(result)
         if not result.ok:
             raise Exit(EXIT_FINDINGS)
 
 
 @cli.command()
-@click.argument("env")
+@click.argument("env", required=False)
 @click.option("--to", "to", type=int, metavar="RELEASE", help="Release id (default: the one before).")
 @click.pass_context
-def rollback(ctx: click.Context, env: str, to: int | None) -> None:
+def rollback(ctx: click.Context, env: str | None, to: int | None) -> None:
     """Switch ENV back to a retained earlier release. Builds nothing."""
-    with _session(ctx) as (workspace, reporter):
+    with session(ctx) as (workspace, reporter):
         from releasekit import api
 
         reporter.rollback(api.rollback(workspace, env, to=to))
 
 
 @cli.command()
-@click.argument("env")
+@click.argument("env", required=False)
 @click.pass_context
-def releases(ctx: click.Context, env: str) -> None:
+def releases(ctx: click.Context, env: str | None) -> None:
     """List ENV's ledger: every deploy and rollback, with its outcome."""
-    with _session(ctx) as (workspace, reporter):
+    with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.releases(env, api.releases(workspace, env))
+        name = workspace.environment(env).name
+        reporter.releases(name, api.releases(workspace, name))
 
 
 @cli.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Show every environment's live release and whether the warehouse agrees."""
-    with _session(ctx) as (workspace, reporter):
+    with session(ctx) as (workspace, reporter):
         from releasekit import api
 
         reporter.status(api.status(workspace))
@@ -147,7 +117,7 @@ def status(ctx: click.Context) -> None:
 @click.pass_context
 def gc(ctx: click.Context, dry_run: bool) -> None:
     """Drop physical relations no retained release uses, and dbt leftovers."""
-    with _session(ctx) as (workspace, reporter):
+    with session(ctx) as (workspace, reporter):
         from releasekit import api
 
         reporter.gc(api.gc(workspace, dry_run=dry_run))
@@ -163,6 +133,9 @@ def quickstart(directory: Path) -> None:
 
         reporter = TerminalReporter(CONSOLE)
         reporter.quickstart_done(run_quickstart(directory, reporter))
+
+
+cli.add_command(env_group)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,11 +59,13 @@ def _collect(targets: list[Target], dry_run: bool) -> GcResult:
 
 def _recorded(target: Target, declared: set[str]) -> set[str]:
     """Environments the ledger knows but the config no longer declares keep their
-    retained releases too: deleting an environment file must not drop what it serves."""
+    retained releases too: deleting an environment file must not drop what it serves.
+    A torn-down branch environment keeps nothing."""
     keep: set[str] = set()
     for env in target.store.environments():
-        if env not in declared:
-            keep |= _retained(target.store.entries(env), DEFAULT_RETENTION)
+        entries = target.store.entries(env)
+        if env not in declared and not ledger.torn_down(entries):
+            keep |= _retained(entries, DEFAULT_RETENTION)
     return keep
 
 

@@ -54,6 +54,22 @@ class GitRepo:
             return f"{name} <{email}>"
         return str(name or email or getpass.getuser())
 
+    def branch_exists(self, name: str) -> bool:
+        """The branch exists locally or as a remote-tracking branch of any remote (as of the
+        last fetch: `git fetch --prune` first to see branches deleted on the remote)."""
+        refs = [
+            f"refs/heads/{name}",
+            *(f"refs/remotes/{remote.name}/{name}" for remote in self._repo.remotes),
+        ]
+        return any(self._ref_exists(ref) for ref in refs)
+
+    def _ref_exists(self, ref: str) -> bool:
+        try:
+            self._repo.git.rev_parse("--verify", "--quiet", ref, "--")
+        except git.GitCommandError:
+            return False
+        return True
+
     def current_branch(self) -> str | None:
         return None if self._repo.head.is_detached else str(self._repo.active_branch.name)
 

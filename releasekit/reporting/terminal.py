@@ -10,13 +10,16 @@ from rich.rule import Rule
 from rich.table import Table
 
 from releasekit.api import (
+    BranchStatus,
     DeployResult,
+    DownResult,
     EnvironmentStatus,
     GcResult,
     InitResult,
     NodeCallback,
     Plan,
     RollbackResult,
+    UpResult,
 )
 from releasekit.quickstart.flow import QuickstartResult
 from releasekit.state.base import LedgerEntry
@@ -189,6 +192,57 @@ class TerminalReporter:
             for name in r.dropped:
                 self.console.print(f"  - {name}")
 
+    def env_up(self, result: UpResult) -> None:
+        r = result.record
+        if result.created:
+            self.console.print(
+                f"[bold green]✔ {r.branch}[/] is up in schema [cyan]{r.schema}[/]: {result.views} views onto "
+                f"{r.base} release {r.base_release}; nothing built, no data copied."
+            )
+        else:
+            self.console.print(
+                f"{r.branch} is already up in schema [cyan]{r.schema}[/] (release {result.release_id})."
+            )
+        self.console.print(f"  deploy your changes there with: releasekit deploy {_shell_word(r.branch)}")
+
+    def env_down(self, result: DownResult) -> None:
+        r = result.record
+        what = "dropped" if result.schema_dropped else "was already gone"
+        self.console.print(
+            f"[bold green]✔ {r.branch}[/]: schema [cyan]{r.schema}[/] {what}; its registry record is "
+            "removed. `releasekit gc` reclaims the physical tables only it used."
+        )
+
+    def env_list(self, statuses: Sequence[BranchStatus]) -> None:
+        if not statuses:
+            self.console.print("No branch environments. Bring one up with `releasekit env up`.")
+            return
+        table = Table(title="Branch environments", header_style="bold")
+        for column in ("branch", "schema", "base", "release", "created", "expires", "branch exists"):
+            table.add_column(column)
+        for s in statuses:
+            r = s.record
+            expires = (
+                "pinned" if r.pinned else r.expires_at[:10] + (" [red](expired)[/]" if s.expired else "")
+            )
+            table.add_row(
+                r.branch,
+                r.schema,
+                f"{r.base} #{r.base_release}",
+                str(s.live_release or "-"),
+                r.created_at.replace("T", " ")[:16],
+                expires,
+                "yes" if s.branch_exists else "[red]no[/]",
+            )
+        self.console.print(table)
+
+    def env_gc(self, dropped: Sequence[BranchStatus], dry_run: bool) -> None:
+        verb = "would drop" if dry_run else "dropped"
+        self.console.print(f"{verb} {len(dropped)} branch environment(s).")
+        for s in dropped:
+            why = "its branch is gone" if not s.branch_exists else "it expired"
+            self.console.print(f"  - {s.record.branch} (schema {s.record.schema}): {why}")
+
     def chapter(self, number: int, title: str, text: str) -> None:
         self.console.print()
         self.console.print(Rule(f"[bold]{number}. {title}[/]", align="left"))
@@ -231,3 +285,10 @@ def _settled(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
             continue
         shown.append(entry)
     return shown
+
+
+def _shell_word(text: str) -> str:
+    """Quote a branch name for a command line the user may paste."""
+    import shlex
+
+    return shlex.quote(text)

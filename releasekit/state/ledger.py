@@ -59,11 +59,18 @@ def _release(group: list[LedgerEntry]) -> Release:
 
 
 def live_release_id(entries: Sequence[LedgerEntry]) -> int | None:
-    """The release the last successful switch (deploy or rollback) put in place."""
+    """The release the last successful switch (deploy or rollback) put in place; None once
+    the environment was torn down after it."""
     for entry in reversed(entries):
         if entry.outcome == "succeeded":
-            return entry.release_id
+            return None if entry.kind == "teardown" else entry.release_id
     return None
+
+
+def torn_down(entries: Sequence[LedgerEntry]) -> bool:
+    """The environment's last settled entry is its teardown."""
+    settled = [entry for entry in entries if entry.outcome == "succeeded"]
+    return bool(settled) and settled[-1].kind == "teardown"
 
 
 def pending_switch(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:

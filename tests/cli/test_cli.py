@@ -54,7 +54,7 @@ def test_help_exits_0_fast(tmp_path: Path) -> None:
 def test_unknown_environment_exits_2_naming_the_declared_ones(repo: Path) -> None:
     result = releasekit(repo, "plan", "staging")
     assert result.returncode == 2
-    assert "no environment named 'staging' (declared: dev, prod)" in result.stderr
+    assert "no environment named 'staging' (declared: dev, prod;" in result.stderr
     assert "environments/staging.yml" in result.stderr
 
 

@@ -1,0 +1,56 @@
+"""`releasekit env`: branch environments (up, down, list, gc)."""
+
+from __future__ import annotations
+
+import click
+
+from releasekit.cli.session import session
+
+
+@click.group("env")
+def env() -> None:
+    """Branch environments: a schema per branch, views onto the base's release, no data copied."""
+
+
+@env.command("up")
+@click.argument("branch", required=False)
+@click.option("--pin", is_flag=True, help="Keep it past its expiry (env gc leaves it alone).")
+@click.pass_context
+def up(ctx: click.Context, branch: str | None, pin: bool) -> None:
+    """Bring up BRANCH's environment (default: the current branch's). Harmless to repeat."""
+    with session(ctx) as (workspace, reporter):
+        from releasekit import api
+
+        reporter.env_up(api.env_up(workspace, branch, pin=pin))
+
+
+@env.command("down")
+@click.argument("branch", required=False)
+@click.pass_context
+def down(ctx: click.Context, branch: str | None) -> None:
+    """Drop BRANCH's environment (default: the current branch's). Never a declared one."""
+    with session(ctx) as (workspace, reporter):
+        from releasekit import api
+
+        reporter.env_down(api.env_down(workspace, branch))
+
+
+@env.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """Every branch environment: branch, schema, base and release, age, expiry."""
+    with session(ctx) as (workspace, reporter):
+        from releasekit import api
+
+        reporter.env_list(api.env_list(workspace))
+
+
+@env.command("gc")
+@click.option("--dry-run", is_flag=True, help="Say what would be dropped; drop nothing.")
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool) -> None:
+    """Drop branch environments whose branch is gone or whose expiry passed (unless pinned)."""
+    with session(ctx) as (workspace, reporter):
+        from releasekit import api
+
+        reporter.env_gc(api.env_gc(workspace, dry_run=dry_run), dry_run)

@@ -1,0 +1,48 @@
+"""What every command shares: the consoles, and a session that opens the workspace and
+turns every error into its exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+
+from releasekit.cli.errors import handled
+from releasekit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from releasekit.api import Workspace
+    from releasekit.reporting.terminal import TerminalReporter
+
+# Piped output (CI logs) gets room for tables instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 120
+CONSOLE = Console(highlight=False, width=_WIDTH)
+ERR_CONSOLE = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+@contextmanager
+def session(ctx: click.Context, vars_: tuple[str, ...] = ()) -> Iterator[tuple[Workspace, TerminalReporter]]:
+    with handled(ERR_CONSOLE):
+        from releasekit.api import Workspace
+        from releasekit.reporting.terminal import TerminalReporter
+
+        overrides = {k: v for k, v in ctx.obj.items() if v is not None and k != "project_root"}
+        if vars_:
+            overrides["vars"] = parse_vars(vars_)
+        yield Workspace.open(ctx.obj.get("project_root"), overrides=overrides), TerminalReporter(CONSOLE)
+
+
+def parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--var {item!r} is not KEY=VALUE", hint="for example: --var region=eu")
+        parsed[key] = yaml.safe_load(raw) if raw else ""
+    return parsed

@@ -1,0 +1,90 @@
+"""Branch environments: a schema of views onto the base environment's live release.
+
+Bringing one up copies no data and builds nothing: it is a release switch whose model map
+is the base's. Order of writes, so a run killed anywhere leaves nothing that the next
+`env up`, `env down` or `env gc` does not finish or clean:
+
+    up:    registry record -> ledger `switching` -> warehouse switch -> ledger `succeeded`
+    down:  ledger `teardown` -> drop schema -> forget the registry record
+
+The registry is the only authority for what teardown and gc may drop: a schema releasekit
+did not record as a branch environment is never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from releasekit.engine.runtime import Target, live_entry, reconcile, switch
+from releasekit.errors import NotFoundError
+from releasekit.state import ledger
+from releasekit.state.base import BranchEnvironment, LedgerEntry
+
+
+@dataclass(frozen=True)
+class UpResult:
+    record: BranchEnvironment
+    created: bool  # False: it was already up (running `env up` twice is harmless)
+    release_id: int
+    views: int
+
+
+@dataclass(frozen=True)
+class DownResult:
+    record: BranchEnvironment
+    schema_dropped: bool
+
+
+def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) -> UpResult:
+    """Make `record.schema` serve the base's live release, unless it already serves one."""
+    store = target.store
+    with store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
+        record = store.branch(record.branch) or record
+        store.register(record)
+        reconcile(target, warehouse)
+        entries = store.entries(target.name)
+        live = live_entry(entries)
+        marker = warehouse.read_marker(record.schema)
+        if live is not None and marker is not None and marker.release_id == live.release_id:
+            return UpResult(record, False, live.release_id, len(live.models))
+        release_id = ledger.next_release_id(entries)
+        fields = dict(
+            git_sha=base_live.git_sha,
+            params=base_live.params,
+            models=base_live.models,
+            reused=tuple(base_live.models),
+            note=f"branched from {record.base} release {base_live.release_id}",
+        )
+        target.record("deploy", "switching", release_id, **fields)
+        switch(target, warehouse, base_live.models, {}, release_id, base_live.git_sha)
+        target.record("deploy", "succeeded", release_id, **fields)
+        return UpResult(record, True, release_id, len(base_live.models))
+
+
+def tear_down(target: Target, record: BranchEnvironment) -> DownResult:
+    store = target.store
+    with store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
+        entries = store.entries(target.name)
+        if not ledger.torn_down(entries):
+            live = ledger.live_release_id(entries) or 0
+            target.record("teardown", "succeeded", live, note=f"schema {record.schema} dropped")
+        existed = warehouse.read_marker(record.schema) is not None or bool(warehouse.relations(record.schema))
+        warehouse.drop_schema(record.schema)
+        store.unregister(record.branch)
+        return DownResult(record, existed)
+
+
+def require_branch(target: Target, name: str) -> BranchEnvironment:
+    record = target.store.branch(name)
+    if record is None:
+        raise NotFoundError(
+            f"{name!r} is not a branch environment releasekit made",
+            hint="`releasekit env list` shows the branch environments; declared environments "
+            "(environments/*.yml) are never dropped this way",
+        )
+    return record
+
+
+def expired(record: BranchEnvironment, now: datetime) -> bool:
+    return not record.pinned and datetime.fromisoformat(record.expires_at) <= now

@@ -1,0 +1,182 @@
+"""A repository with releasekit configured: config, git and state, loaded once, and the
+one place environment names are resolved (declared environments, then branch ones)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from releasekit.config.loader import find_root, load_config
+from releasekit.config.model import EnvironmentConfig, ProjectConfig
+from releasekit.dbtcore.profile import connection
+from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
+from releasekit.engine.runtime import Target
+from releasekit.errors import DirtyWorktreeError, GitError, NotFoundError
+from releasekit.gitops.repo import GitRepo
+from releasekit.state.base import BranchEnvironment
+from releasekit.state.local import LocalStore
+
+# Untracked files of these kinds can change what dbt builds; others (notes, logs) cannot.
+_DBT_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".jinja", ".jinja2")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    config: ProjectConfig
+    repo: GitRepo
+    store: LocalStore
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        start: Path | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        environ = dict(os.environ if environ is None else environ)
+        root = find_root((start or Path.cwd()).resolve())
+        config = load_config(root, environ=environ, overrides=overrides)
+        return cls(config, GitRepo(root), LocalStore(config.state_path), environ)
+
+    # --- names -----------------------------------------------------------------------------
+
+    def environment(self, name: str | None = None) -> EnvironmentConfig:
+        """A declared environment or a registered branch environment, by name; with no name,
+        the current branch's (a declared environment following it, else its branch one)."""
+        name = self._current_environment_name() if name is None else name
+        if name in self.config.environments:
+            return self.config.environments[name]
+        record = self.store.branch(name)
+        if record is not None:
+            return self.branch_environment(record)
+        declared = ", ".join(self.config.environments) or "none"
+        raise NotFoundError(
+            f"no environment named {name!r} (declared: {declared}; branch environments: "
+            f"{', '.join(r.branch for r in self.store.branches()) or 'none'})",
+            hint=f"declare it in environments/{name}.yml, or bring up a branch environment: "
+            f"releasekit env up {name}",
+        )
+
+    def is_declared(self, env: EnvironmentConfig) -> bool:
+        return self.config.environments.get(env.name) == env
+
+    def current_branch(self) -> str:
+        branch = self.repo.current_branch()
+        if branch is None:
+            raise GitError("HEAD is detached: there is no current branch", hint="name the environment")
+        return branch
+
+    def _current_environment_name(self) -> str:
+        branch = self.current_branch()
+        for env in self.config.environments.values():
+            if env.branch == branch:
+                return env.name
+        if self.store.branch(branch) is not None:
+            return branch
+        raise NotFoundError(
+            f"branch {branch!r} has no environment",
+            hint="bring one up with `releasekit env up`, or name the environment",
+        )
+
+    def branch_environment(self, record: BranchEnvironment) -> EnvironmentConfig:
+        """A branch environment reads and builds like its base, in its own schema."""
+        base = self.config.environment(record.base)
+        return EnvironmentConfig(
+            name=record.branch,
+            schema=record.schema,
+            target=base.target,
+            vars=base.vars,
+            branch=record.branch,
+            retention=self.config.branches.retention,
+        )
+
+    # --- targets ---------------------------------------------------------------------------
+
+    def target(
+        self, env: EnvironmentConfig, *, on_node: NodeCallback | None = None, allow_dirty: bool = True
+    ) -> Target:
+        """Everything a deploy of `env` needs. Declared environments refuse a dirty tree
+        unless allowed; branch environments are for experiments and take one as it is."""
+        settings = self.dbt_settings(env)
+        return Target(
+            env=env,
+            physical_schema=self.config.physical_schema,
+            store=self.store,
+            connection=connection(settings),
+            dbt=DbtProject(settings, on_node=on_node),
+            git_sha=self._git_sha(allow_dirty or not self.is_declared(env)),
+            who=self.repo.user(),
+            environ=self.environ,
+        )
+
+    def light_target(self, env: EnvironmentConfig) -> Target:
+        """A target for commands that build nothing: no dbt parse, no dirty check."""
+        return Target(
+            env=env,
+            physical_schema=self.config.physical_schema,
+            store=self.store,
+            connection=connection(self.dbt_settings(env)),
+            who=self.repo.user(),
+            environ=self.environ,
+        )
+
+    def dbt_settings(self, env: EnvironmentConfig) -> DbtSettings:
+        params = json.dumps({"target": env.target, "vars": dict(env.vars)}, sort_keys=True, default=str)
+        # One dbt target folder per parameter set keeps dbt's partial parsing warm:
+        # dbt reparses everything whenever --vars or the target change.
+        key = hashlib.sha256(params.encode()).hexdigest()[:12]
+        state = self.config.state_path
+        return DbtSettings(
+            project_dir=self.config.dbt_project_dir,
+            profiles_dir=self.config.profiles_dir,
+            profile=self.config.profile,
+            target=env.target,
+            vars=dict(env.vars),
+            target_path=state / "dbt" / key,
+            log_path=state / "logs",
+        )
+
+    # --- the working tree ------------------------------------------------------------------
+
+    def _git_sha(self, allow_dirty: bool) -> str:
+        sha = self.repo.head_sha()
+        dirty = self.dirty_files()
+        if dirty and not allow_dirty:
+            shown = "\n    ".join(dirty[:20]) + ("\n    ..." if len(dirty) > 20 else "")
+            raise DirtyWorktreeError(
+                f"the dbt project has uncommitted changes:\n    {shown}",
+                hint="commit them (a release records the commit it deploys), "
+                "or pass --allow-dirty for an experiment",
+            )
+        return f"{sha}-dirty" if dirty else sha
+
+    def dirty_files(self) -> list[str]:
+        """Uncommitted changes that could change what dbt builds: every edit to a tracked
+        file, and untracked files of the kinds dbt reads (a stray notes.txt does not count)."""
+        state = self._relative(self.config.state_path)
+        return [
+            path
+            for path, untracked in self.repo.dirty_files(self.config.dbt_project_dir)
+            if not _is_tool_output(path)
+            and not path.startswith(f"{state}/")
+            and (not untracked or path.endswith(_DBT_SOURCE_SUFFIXES))
+        ]
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.repo.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _is_tool_output(path: str) -> bool:
+    """Files that running dbt or a warehouse writes, not project changes: DuckDB files and
+    dbt's anonymous-user id file (written beside profiles.yml)."""
+    return path.endswith((".duckdb", ".duckdb.wal", ".db.wal")) or path.rsplit("/", 1)[-1] == ".user.yml"
