@@ -14,6 +14,7 @@ import click
 from releasekit import __version__
 from releasekit.cli.env import env as env_group
 from releasekit.cli.errors import Exit, handled
+from releasekit.cli.hooks import hooks as hooks_group
 from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session
 from releasekit.errors import EXIT_FINDINGS, EXIT_OK
 
@@ -136,6 +137,7 @@ def quickstart(directory: Path) -> None:
 
 
 cli.add_command(env_group)
+cli.add_command(hooks_group)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,95 @@ class ProfileTargets:
 
 
 def connection(settings: DbtSettings) -> Connection:
-    """Render the profile the way dbt does (env_var() and all) and keep what a
-    warehouse adapter needs to connect."""
+    """The target's connection. Plain profiles (DuckDB, PostgreSQL; Jinja limited to
+    `env_var()` and `var()`) are read directly, without importing dbt, whose import alone
+    takes a second or more: `env up`, `status` and `rollback` need no more. Anything else
+    goes through dbt's own profile loader."""
+    try:
+        return _read_connection(settings)
+    except _NeedsDbt:
+        return _dbt_connection(settings)
+
+
+class _NeedsDbt(Exception):
+    """The profile uses something only dbt's loader renders faithfully."""
+
+
+_FAST_TYPES = ("duckdb", "postgres")
+
+
+def _read_connection(settings: DbtSettings) -> Connection:
+    output = _target_output(settings)
+    kind = output.get("type")
+    if kind not in _FAST_TYPES:
+        raise _NeedsDbt(kind)
+    rendered = {key: _render(value, settings) for key, value in output.items()}
+    return _duckdb(rendered, settings) if kind == "duckdb" else _postgres(rendered)
+
+
+def _target_output(settings: DbtSettings) -> Mapping[str, Any]:
+    project = _load_yaml(settings.project_dir / "dbt_project.yml")
+    name = settings.profile or project.get("profile")
+    path = _profiles_dir(settings) / "profiles.yml"
+    profiles = _load_yaml(path) if path.is_file() else {}
+    entry = profiles.get(name) if isinstance(name, str) else None
+    if not isinstance(entry, Mapping):
+        raise _NeedsDbt("profile not found: dbt words the error")
+    target = settings.target or _render(entry.get("target"), settings)
+    output = (entry.get("outputs") or {}).get(target)
+    if not isinstance(output, Mapping):
+        raise _NeedsDbt("target not found: dbt words the error")
+    return output
+
+
+def _render(value: Any, settings: DbtSettings) -> Any:
+    if not isinstance(value, str) or "{" not in value:
+        return value
+    import jinja2
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise _NeedsDbt(f"env var {name} is not set")
+        return default
+
+    def var(name: str, default: Any = None) -> Any:
+        if name not in settings.vars and default is None:
+            raise _NeedsDbt(f"var {name} is not set")
+        return settings.vars.get(name, default)
+
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    try:
+        return environment.from_string(value).render(env_var=env_var, var=var)
+    except jinja2.TemplateError as exc:
+        raise _NeedsDbt(str(exc)) from exc
+
+
+def _duckdb(output: Mapping[str, Any], settings: DbtSettings) -> Connection:
+    path = str(output.get("path") or ":memory:")
+    if path != ":memory:":
+        path = str((settings.project_dir / path).resolve())
+    database = str(output.get("database") or ("memory" if path == ":memory:" else Path(path).stem))
+    credentials = {"path": path, "database": database, "config_options": output.get("config_options")}
+    return Connection(type="duckdb", database=database, settings=credentials)
+
+
+def _postgres(output: Mapping[str, Any]) -> Connection:
+    database = str(output.get("dbname") or output.get("database") or "")
+    credentials = {
+        "host": str(output.get("host", "localhost")),
+        "port": int(output.get("port", 5432)),
+        "user": str(output.get("user", "")),
+        "password": str(output.get("password") or output.get("pass") or ""),
+        "database": database,
+        "schema": str(output.get("schema", "")),
+        "connect_timeout": int(output.get("connect_timeout", 10)),
+    }
+    return Connection(type="postgres", database=database, settings=credentials)
+
+
+def _dbt_connection(settings: DbtSettings) -> Connection:
     from dbt.config.runtime import load_profile
     from dbt.flags import set_from_args
     from dbt_common.context import set_invocation_context
