@@ -161,7 +161,8 @@ def env_up(workspace: Workspace, branch: str | None = None, *, pin: bool = False
             f"the base environment {base.name!r} has no live release to branch from",
             hint=f"deploy it first: releasekit deploy {base.name}",
         )
-    record = _new_record(workspace, branch, base.name, base_live.release_id, pin)
+    catalog = workspace.light_target(base).connection.database  # DuckDB resolves it like a schema
+    record = _new_record(workspace, branch, base.name, base_live.release_id, pin, catalog)
     target = workspace.light_target(workspace.branch_environment(record))
     return bring_up(target, record, base_live)
 
@@ -214,10 +215,10 @@ def _refuse_declared(workspace: Workspace, branch: str) -> None:
 
 
 def _new_record(
-    workspace: Workspace, branch: str, base: str, base_release: int, pin: bool
+    workspace: Workspace, branch: str, base: str, base_release: int, pin: bool, catalog: str
 ) -> BranchEnvironment:
     config = workspace.config
-    reserved = [env.schema for env in config.environments.values()] + [config.physical_schema]
+    reserved = [env.schema for env in config.environments.values()] + [config.physical_schema, catalog]
     schema = branch_schema(branch, prefix=config.branches.schema_prefix, reserved=reserved)
     clash = next((r for r in workspace.store.branches() if r.schema == schema and r.branch != branch), None)
     if clash is not None:
