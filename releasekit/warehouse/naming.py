@@ -39,8 +39,10 @@ _RESERVED_SCHEMAS = frozenset(
     | {"rk__physical"}
 )
 _RESERVED_SCHEMA_PREFIXES = ("pg_",)
-# The PostgreSQL adapter builds `<schema>__rk_next` beside a live schema and keeps `__rk_prev`.
-_RESERVED_SCHEMA_SUFFIXES = ("__rk_next", "__rk_prev")
+# The PostgreSQL adapter's staging schemas: `<schema>__rk_next`, or `<cut>__rk_next_<hex>` for
+# a long schema; `__rk_prev` is kept for the same use. No hashed name can match: its hex tail
+# follows `__`, not `__rk_next_`.
+_RESERVED_SCHEMA_TAIL = re.compile(r"__rk_(?:next|prev)(?:_[0-9a-f]+)?\Z")
 
 # dbt's intermediate/temp/backup relations: `<name>__dbt_tmp`, `__dbt_backup`, dbt-duckdb's
 # `__dbt_int` and `__dbt_fk_backup`; dbt-duckdb and dbt-postgres append a timestamp of
@@ -116,7 +118,8 @@ def branch_schema(branch: str, *, prefix: str = "br_", reserved: Collection[str]
     consumer schemas, the physical schema and, on DuckDB, the database's catalog name),
     `public`, `information_schema`, `pg_catalog`, `pg_toast`, `pg_temp`, `main`, `temp`,
     `system`, `rk__physical`, every name starting with `pg_`, and every name ending in
-    `__rk_next` or `__rk_prev` (the PostgreSQL adapter's staging schemas).
+    `__rk_next` or `__rk_prev`, alone or followed by `_` and hex digits (the PostgreSQL
+    adapter's staging schemas).
 
     The result matches `[a-z_][a-z0-9_]*`, so it reads the same quoted or not, and is at most
     63 bytes, so PostgreSQL never cuts it. It depends only on these three arguments: the same
@@ -214,7 +217,7 @@ def _is_reserved_schema(name: str, taken: Collection[str]) -> bool:
         name in _RESERVED_SCHEMAS
         or name in taken
         or name.startswith(_RESERVED_SCHEMA_PREFIXES)
-        or name.endswith(_RESERVED_SCHEMA_SUFFIXES)
+        or _RESERVED_SCHEMA_TAIL.search(name) is not None
     )
 
 

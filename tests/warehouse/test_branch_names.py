@@ -57,7 +57,7 @@ def documented_rule(branch: str, prefix: str = "br_", reserved: Collection[str] 
             name in BUILT_IN_RESERVED
             or name in taken
             or name.startswith("pg_")
-            or name.endswith(("__rk_next", "__rk_prev"))
+            or re.search(r"__rk_(next|prev)(_[0-9a-f]+)?$", name) is not None
         )
 
     plain = prefix + branch
@@ -92,13 +92,15 @@ def assert_valid(name: str) -> None:
     assert SCHEMA.fullmatch(name), name
     assert len(name.encode("utf-8")) <= 63, name
     assert name not in BUILT_IN_RESERVED and not name.startswith("pg_"), name
-    assert not name.endswith(("__rk_next", "__rk_prev")), name
+    assert not re.search(r"__rk_(next|prev)(_[0-9a-f]+)?$", name), name
 
 
-def assert_injective(branches: Iterable[str], **kwargs: object) -> dict[str, str]:
+def assert_injective(
+    branches: Iterable[str], *, prefix: str = "br_", reserved: Collection[str] = ()
+) -> dict[str, str]:
     seen: dict[str, str] = {}
     for branch in branches:
-        schema = branch_schema(branch, **kwargs)  # type: ignore[arg-type]
+        schema = branch_schema(branch, prefix=prefix, reserved=reserved)
         assert seen.setdefault(schema, branch) == branch, (schema, seen[schema], branch)
     return seen
 
@@ -109,7 +111,7 @@ def assert_injective(branches: Iterable[str], **kwargs: object) -> dict[str, str
 REF_CHARS = (
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
     "\"'`;$(){}|&<>#!%=+,@"
-    "üéÅßİıK日本語😀\u0301\u200b"
+    "üéÅßİ\u0131K日本語😀\u0301\u200b"  # \u0131: dotless i
 )
 
 
@@ -133,23 +135,26 @@ git_refs = (
 )
 
 
-def _sized(alphabet: str | None, low: int, high: int) -> st.SearchStrategy[str]:
-    """Text of a length drawn evenly from low..high (plain st.text favours short strings)."""
-    chars = st.characters() if alphabet is None else st.sampled_from(alphabet)
-    return st.integers(low, high).flatmap(lambda n: st.text(chars, min_size=n, max_size=n))
-
-
 # Already-clean names, short and around the 63-byte boundary.
 clean_names = st.one_of(
-    st.from_regex(r"[a-z0-9_]{1,70}", fullmatch=True), _sized("abc019_", 55, 70)
+    st.from_regex(r"[a-z0-9_]{1,70}", fullmatch=True), st.text(alphabet="abc019_", min_size=55, max_size=70)
 )
 # A tiny alphabet: many names that clean to the same stem (case, separators, lengths).
 look_alikes = st.one_of(
-    st.text(alphabet="aAbB0_-/.", min_size=1, max_size=20), _sized("aAbB0_-/.", 50, 80)
+    st.text(alphabet="aAbB0_-/.", min_size=1, max_size=20),
+    st.text(alphabet="aAbB0_-/.", min_size=50, max_size=80),
 )
 # Anything at all, any Unicode, up to 300 characters.
-any_text = st.one_of(st.text(min_size=1, max_size=40), _sized(None, 40, 100), _sized(None, 100, 300))
-branches = st.one_of(git_refs, clean_names, look_alikes, any_text)
+any_text = st.one_of(st.text(min_size=1, max_size=40), st.text(min_size=40, max_size=300))
+# Clean names that end like a hashed name or like an internal schema, or are reserved words.
+TAILS = ["", "__rk_next", "__rk_prev", "__rk_next_0a1b2c3d4e5f", "__0123456789", "_abcdef0123", "__dbt_tmp"]
+RESERVED_WORDS = ["public", "main", "temp", "system", "pg_", "pg_x", "rk__physical", "information_schema"]
+lookalike_internals = st.builds(
+    lambda head, tail: head + tail,
+    st.one_of(st.from_regex(r"[a-z0-9_]{0,60}", fullmatch=True), st.sampled_from(RESERVED_WORDS)),
+    st.sampled_from(TAILS),
+).filter(bool)
+branches = st.one_of(git_refs, clean_names, look_alikes, any_text, lookalike_internals)
 branch_lists = st.lists(branches, min_size=NAMES_PER_EXAMPLE, max_size=100, unique=True)
 
 # Every result the properties below see under these prefixes: result -> branch. A second
@@ -173,10 +178,14 @@ def check_and_remember(branch: str, prefix: str) -> str:
 @given(names=branch_lists, prefix=st.sampled_from(PREFIXES))
 def test_every_name_is_valid_deterministic_injective_and_as_documented(names: list[str], prefix: str) -> None:
     for branch in names:
+        for each in {"br_", "", prefix}:
+            check_and_remember(branch, each)
         # Look-alikes of each drawn name too: what they must never share is a schema.
-        for variant in {branch, branch.swapcase(), branch.replace("/", "_"), branch.replace("_", "-")}:
-            for each in {"br_", "", prefix}:
-                check_and_remember(variant, each)
+        for variant in {branch.swapcase(), branch.replace("/", "_"), branch.replace("_", "-")} - {branch}:
+            for each, seen in SEEN.items():
+                schema = branch_schema(variant, prefix=each)
+                assert_valid(schema)
+                assert seen.setdefault(schema, variant) == variant, (schema, seen[schema], variant)
 
 
 @settings(PROPERTY, max_examples=250)
@@ -296,6 +305,8 @@ HOSTILE = [
     "rk__physical",
     "prod__rk_next",
     "prod__rk_prev",
+    "prod__rk_next_0123456789ab",  # the PostgreSQL adapter's staging name of a long schema
+    "prod__rk_prev_0",
     "123abc",
     "0123456789",
     "x__0123456789",  # looks like a hashed name
@@ -392,6 +403,9 @@ def test_branches_named_like_reserved_schemas_are_moved(branch: str) -> None:
 def test_internal_staging_suffixes_are_never_produced() -> None:
     assert branch_schema("prod__rk_next") == "br_prod_rk_next__" + sha10("prod__rk_next")
     assert branch_schema("prod__rk_prev", prefix="") == "prod_rk_prev__" + sha10("prod__rk_prev")
+    long_staging = "x" * 20 + "__rk_next_" + "0123456789ab"
+    assert branch_schema(long_staging) == "br_" + "x" * 20 + "_rk_next_0123456789ab__" + sha10(long_staging)
+    assert branch_schema("prod__rk_nextday") == "br_prod__rk_nextday"
 
 
 def test_caller_reserved_names_are_avoided_case_insensitively() -> None:
@@ -430,7 +444,9 @@ def test_empty_branch_is_refused() -> None:
         branch_schema("")
 
 
-@pytest.mark.parametrize("prefix", ["Br_", "1br_", "br-", "br /", "b" * 21, "pg", "pg_", "pg_br_", "ü_", "br_\n"])
+@pytest.mark.parametrize(
+    "prefix", ["Br_", "1br_", "br-", "br /", "b" * 21, "pg", "pg_", "pg_br_", "ü_", "br_\n"]
+)
 def test_bad_prefixes_are_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         branch_schema("feature_x", prefix=prefix)
