@@ -6,6 +6,8 @@ run raises a `releasekit.errors.ReleasekitError`.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,7 +150,17 @@ class BranchStatus:
     live_release: int | None
 
 
-def env_up(workspace: Workspace, branch: str | None = None, *, pin: bool = False) -> UpResult:
+BRANCH_WAIT_SECONDS = 120.0  # branch environments queue for a busy DuckDB file
+
+
+def env_up(
+    workspace: Workspace,
+    branch: str | None = None,
+    *,
+    pin: bool = False,
+    wait: float = BRANCH_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+) -> UpResult:
     """Bring up `branch`'s environment (default: the current branch's): views onto the base
     environment's live release, in a schema named from the branch. Nothing is built."""
     branch = workspace.current_branch() if branch is None else branch
@@ -164,10 +176,16 @@ def env_up(workspace: Workspace, branch: str | None = None, *, pin: bool = False
     catalog = workspace.light_target(base).connection.database  # DuckDB resolves it like a schema
     record = _new_record(workspace, branch, base.name, base_live.release_id, pin, catalog)
     target = workspace.light_target(workspace.branch_environment(record))
-    return bring_up(target, record, base_live)
+    return bring_up(dataclasses.replace(target, busy_wait=wait, on_wait=on_wait), record, base_live)
 
 
-def env_down(workspace: Workspace, branch: str | None = None) -> DownResult:
+def env_down(
+    workspace: Workspace,
+    branch: str | None = None,
+    *,
+    wait: float = BRANCH_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+) -> DownResult:
     """Drop `branch`'s environment: its schema and its registry record. Physical relations
     only it used are left to `releasekit gc`."""
     branch = workspace.current_branch() if branch is None else branch
@@ -178,7 +196,8 @@ def env_down(workspace: Workspace, branch: str | None = None) -> DownResult:
             f"{branch!r} has no branch environment releasekit made",
             hint="`releasekit env list` shows the branch environments",
         )
-    return tear_down(workspace.light_target(workspace.branch_environment(record)), record)
+    target = workspace.light_target(workspace.branch_environment(record))
+    return tear_down(dataclasses.replace(target, busy_wait=wait, on_wait=on_wait), record)
 
 
 def env_list(workspace: Workspace, *, now: datetime | None = None) -> list[BranchStatus]:

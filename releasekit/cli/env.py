@@ -21,7 +21,7 @@ def up(ctx: click.Context, branch: str | None, pin: bool) -> None:
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.env_up(api.env_up(workspace, branch, pin=pin))
+        reporter.env_up(api.env_up(workspace, branch, pin=pin, on_wait=reporter.waiting))
 
 
 @env.command("down")
@@ -32,7 +32,7 @@ def down(ctx: click.Context, branch: str | None) -> None:
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.env_down(api.env_down(workspace, branch))
+        reporter.env_down(api.env_down(workspace, branch, on_wait=reporter.waiting))
 
 
 @env.command("list")

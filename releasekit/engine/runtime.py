@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 
 from releasekit.config.model import Connection, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject
+from releasekit.errors import WarehouseBusyError
 from releasekit.state import ledger
 from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome, StateStore
 from releasekit.warehouse.base import ReleaseMarker, Warehouse
@@ -34,6 +36,10 @@ class Target:
     environ: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
     open_warehouse: Callable[[Connection], Warehouse] = connect
+    # How long to wait for a warehouse another process holds (DuckDB: one writer per
+    # file). 0 fails at once, as a deploy does; branch environments wait their turn.
+    busy_wait: float = 0.0
+    on_wait: Callable[[str], None] | None = None  # told once, with who holds it
 
     @property
     def name(self) -> str:
@@ -44,11 +50,25 @@ class Target:
 
     @contextmanager
     def warehouse(self) -> Iterator[Warehouse]:
-        warehouse = self.open_warehouse(self.connection)
+        warehouse = self._open_waiting()
         try:
             yield warehouse
         finally:
             warehouse.close()
+
+    def _open_waiting(self) -> Warehouse:
+        deadline, pause, told = time.monotonic() + self.busy_wait, 0.05, False
+        while True:
+            try:
+                return self.open_warehouse(self.connection)
+            except WarehouseBusyError as busy:
+                if time.monotonic() + pause > deadline:
+                    raise
+                if self.on_wait is not None and not told:
+                    self.on_wait(busy.message)
+                    told = True
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def record(self, kind: Kind, outcome: Outcome, release_id: int, **fields: Any) -> LedgerEntry:
         entry = LedgerEntry(

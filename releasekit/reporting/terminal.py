@@ -192,6 +192,9 @@ class TerminalReporter:
             for name in r.dropped:
                 self.console.print(f"  - {name}")
 
+    def waiting(self, why: str) -> None:
+        self.console.print(f"[yellow]waiting:[/] {why}; releasekit goes on when it is free", highlight=False)
+
     def env_up(self, result: UpResult) -> None:
         r = result.record
         if result.created:

@@ -8,8 +8,26 @@ from releasekit.errors import WarehouseError
 from releasekit.warehouse.base import Connection, Warehouse
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 
+_POSTGRES_HINT = "PostgreSQL support comes with the postgres extra: pip install 'releasekit[postgres]'"
+
+
+def _postgres(conn: Connection) -> Warehouse:
+    # Imported on use: psycopg2 comes with the optional postgres extra.
+    try:
+        from releasekit.warehouse.postgres import PostgresWarehouse
+    except ImportError as exc:
+        if not (exc.name or "").startswith("psycopg2"):
+            raise
+        raise WarehouseError(
+            f"cannot open PostgreSQL database {conn.database!r}: psycopg2 is not installed",
+            hint=_POSTGRES_HINT,
+        ) from exc
+    return PostgresWarehouse(conn)
+
+
 ADAPTERS: dict[str, Callable[[Connection], Warehouse]] = {
     "duckdb": DuckDBWarehouse,
+    "postgres": _postgres,
 }
 
 
@@ -21,6 +39,6 @@ def connect(conn: Connection) -> Warehouse:
         raise WarehouseError(
             f"releasekit has no adapter for warehouse type {conn.type!r} "
             f"(database {conn.database!r}); supported: {supported}",
-            hint="PostgreSQL support comes with the postgres extra: pip install 'releasekit[postgres]'",
+            hint=_POSTGRES_HINT,
         )
     return adapter(conn)
