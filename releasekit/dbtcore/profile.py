@@ -99,16 +99,19 @@ def _duckdb(output: Mapping[str, Any], settings: DbtSettings) -> Connection:
 
 
 def _postgres(output: Mapping[str, Any]) -> Connection:
+    """Every key of the target passes through (role, sslmode, keepalives, ...), with the
+    ones dbt-postgres normalises normalised the same way."""
     database = str(output.get("dbname") or output.get("database") or "")
-    credentials = {
+    credentials = {key: value for key, value in output.items() if key not in ("type", "threads", "dbname")}
+    credentials |= {
         "host": str(output.get("host", "localhost")),
         "port": int(output.get("port", 5432)),
         "user": str(output.get("user", "")),
         "password": str(output.get("password") or output.get("pass") or ""),
         "database": database,
-        "schema": str(output.get("schema", "")),
         "connect_timeout": int(output.get("connect_timeout", 10)),
     }
+    credentials.pop("pass", None)
     return Connection(type="postgres", database=database, settings=credentials)
 
 
