@@ -65,6 +65,11 @@ def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) 
 def tear_down(target: Target, record: BranchEnvironment) -> DownResult:
     store = target.store
     with store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
+        # Settle a switch a killed `env up` or deploy announced while the marker can still
+        # say whether it committed: once the schema is gone nothing can. Left pending, the
+        # teardown entry would hide it for good, or, after an earlier teardown of the same
+        # branch, `torn_down` would be true and this teardown would go unrecorded.
+        reconcile(target, warehouse)
         entries = store.entries(target.name)
         if not ledger.torn_down(entries):
             live = ledger.live_release_id(entries) or 0

@@ -143,7 +143,9 @@ class LocalStore:
         _write_replacing(folder / f"{env_key(record.branch)}.json", _json_bytes(branch_to_document(record)))
 
     def unregister(self, name: str) -> None:
-        self._folder("registry", f"{env_key(name)}.json").unlink(missing_ok=True)
+        path = self._folder("registry", f"{env_key(name)}.json")
+        path.unlink(missing_ok=True)
+        _remove_dead_writers_temps(path.parent)
 
     def _folder(self, *parts: str) -> Path:
         self._check_root()
@@ -280,6 +282,7 @@ def _link_new(temp: Path, final: Path) -> None:
 
 
 def _write_replacing(path: Path, data: bytes) -> None:
+    _remove_dead_writers_temps(path.parent)
     temp = _temp_path(path)
     try:
         _write_synced(temp, data)
@@ -290,6 +293,35 @@ def _write_replacing(path: Path, data: bytes) -> None:
 
 def _temp_path(final: Path) -> Path:
     return final.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{final.name}")
+
+
+_TEMP_NAME = re.compile(re.escape(_TEMP_PREFIX) + r"(?P<pid>[0-9]+)-[0-9a-f]{12}-.+")
+
+
+def _remove_dead_writers_temps(folder: Path) -> None:
+    """Temp files in a registry or locks folder whose writer was killed before its rename
+    (no append comes to sweep them, as in ledger folders). Only dead processes' files go:
+    a live writer, of any name, keeps its own, so no lock is needed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMP_NAME.fullmatch(name)
+        if match is not None and not _process_alive(int(match["pid"])):
+            (folder / name).unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt" or pid == os.getpid():
+        return True  # Windows: os.kill(pid, 0) would terminate the process; leave the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _write_synced(path: Path, data: bytes) -> None:
