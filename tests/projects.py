@@ -95,11 +95,15 @@ def git(root: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def make_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
-    """A git repository holding the shop project plus releasekit config, committed."""
+def make_repo(root: Path, files: Mapping[str, str] | None = None, *, profile: str | None = None) -> Path:
+    """A git repository holding the shop project plus releasekit config, committed.
+
+    `profile` replaces the DuckDB profiles.yml (tests/postgres_support.py makes one for
+    PostgreSQL)."""
     root.mkdir(parents=True, exist_ok=True)
     all_files = {
         **BASE_FILES,
+        **({"profiles.yml": profile} if profile is not None else {}),
         "releasekit.yml": RELEASEKIT_YML,
         **ENV_FILES,
         ".gitignore": ".releasekit/\n*.duckdb\n*.wal\ntarget/\nlogs/\n",

@@ -57,6 +57,7 @@ sslcert, sslkey, sslrootcert, keepalives_idle; releasekit's own: lock_timeout_ms
 from __future__ import annotations
 
 import contextlib
+import graphlib
 import hashlib
 import random
 import time
@@ -134,6 +135,15 @@ JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
 JOIN pg_class t ON t.oid = d.refobjid
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE vn.nspname = %s AND v.relkind = 'v'
+"""
+# (reader, read) pairs among the given relations: a view or materialized view reads
+# through its rewrite rule.
+_READS_AMONG_SQL = """
+SELECT DISTINCT r.ev_class, d.refobjid
+FROM pg_rewrite r
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+ AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+WHERE r.ev_class = ANY(%(oids)s::oid[]) AND d.refobjid = ANY(%(oids)s::oid[])
 """
 _LOCK_HOLDERS_SQL = """
 SELECT a.pid, coalesce(a.usename, '?'), coalesce(a.application_name, ''), coalesce(a.state, '?'),
@@ -583,12 +593,26 @@ def _our_views(cur: Cursor, schema: str) -> dict[str, tuple[str, str]]:
 
 
 def _drop_relations(cur: Cursor, schema: str, names: list[str]) -> None:
+    """Drop what exists of `names`, readers before what they read: physical relations read
+    each other (a view model on a table model), and DROP without CASCADE refuses to drop a
+    relation another one still reads. One outside `names` that reads them makes it fail."""
     kinds = _relations(cur, schema, names)
-    for name in names:
-        kind = kinds.get(name, ("",))[0]
-        if kind in _DROP_KINDS:
-            step = _Step(f"{_KIND_WORDS[kind]} {name!r}", f"DROP {_DROP_KINDS[kind]} {qualify(schema, name)}")
-            _execute(cur, step)
+    present = {name: kinds[name] for name in names if kinds.get(name, ("",))[0] in _DROP_KINDS}
+    for name in _readers_first(cur, present):
+        kind = present[name][0]
+        step = _Step(f"{_KIND_WORDS[kind]} {name!r}", f"DROP {_DROP_KINDS[kind]} {qualify(schema, name)}")
+        _execute(cur, step)
+
+
+def _readers_first(cur: Cursor, relations: Mapping[str, tuple[str, int]]) -> list[str]:
+    by_oid = {oid: name for name, (_, oid) in relations.items()}
+    edges = _fetch(cur, "dependencies", _READS_AMONG_SQL, {"oids": list(by_oid)}) if len(by_oid) > 1 else []
+    order: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name in relations:
+        order.add(name)
+    for reader, read in edges:
+        order.add(by_oid[int(read)], by_oid[int(reader)])  # the reader goes first
+    return list(order.static_order())
 
 
 def _drop_schema(cur: Cursor, schema: str) -> None:
