@@ -3,11 +3,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pytest
 
-from .synthetic import SyntheticProject, generate_project
+from .synthetic import PG_HOST, PG_PORT, PG_USER, SyntheticProject, drop_postgres_database, generate_project
 
 DBT = Path(sys.executable).parent / "dbt"
 
@@ -91,3 +95,104 @@ def test_small_project_builds_and_a_mid_model_edit_rebuilds(tmp_path: Path) -> N
     project.edit_model(mid)
     partial = _dbt_build(project, "--select", f"{mid}+")
     assert partial.returncode == 0, partial.stdout[-3000:]
+
+
+def _postgres_rows(database: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database, connect_timeout=3
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A name for a database generate_project creates; dropped afterwards."""
+    import psycopg2
+
+    try:
+        _postgres_rows("postgres", "select 1")
+    except psycopg2.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required in CI: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}: {exc}")
+    name = f"rk_synth_{uuid.uuid4().hex}"
+    try:
+        yield name
+    finally:
+        drop_postgres_database(name)
+
+
+_POSTGRES_DAY = "(cast(ts as date) - date '2024-01-01')"
+_DUCKDB_DAY = "datediff('day', date '2024-01-01', ts)"
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_small_postgres_project_matches_duckdb_and_builds(tmp_path: Path, postgres_database: str) -> None:
+    rows = 10_000
+    project = generate_project(
+        tmp_path / "pg", models=20, rows=rows, warehouse="postgres", database=postgres_database
+    )
+    twin = generate_project(tmp_path / "duck", models=20, rows=rows)
+
+    # Same DAG and models; the SQL differs only in the day number PostgreSQL spells without datediff.
+    assert project.parents == twin.parents
+    pg_models = _model_files(project)
+    assert any(_POSTGRES_DAY in sql for sql in pg_models.values())
+    assert {name: sql.replace(_POSTGRES_DAY, _DUCKDB_DAY) for name, sql in pg_models.items()} == _model_files(
+        twin
+    )
+    assert not project.db_path.exists()
+    assert f"dbname: {postgres_database}" in (project.project_dir / "profiles.yml").read_text()
+
+    # Same columns, types and value ranges as DuckDB's raw table.
+    columns = _postgres_rows(
+        postgres_database,
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = 'raw' and table_name = 'events' order by ordinal_position",
+    )
+    with duckdb.connect(str(twin.db_path), read_only=True) as connection:
+        duck_columns = connection.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'events' order by ordinal_position"
+        ).fetchall()
+    assert [name for name, _ in columns] == [name for name, _ in duck_columns]
+    assert [kind for _, kind in columns] == [
+        "bigint",
+        "bigint",
+        "text",
+        "numeric",
+        "timestamp without time zone",
+    ]
+    summary = "count(*), count(distinct id), min(user_id), max(user_id), count(distinct event_type), "
+    summary += "min(amount), max(amount), min(ts) >= '2024-01-01', max(ts) < '2024-12-31'"
+    ((count, ids, low_user, high_user, types, low, high, ts_from, ts_to),) = _postgres_rows(
+        postgres_database, f"select {summary} from raw.events"
+    )
+    assert (count, ids, low_user, types, ts_from, ts_to) == (rows, rows, 0, 5, True, True)
+    assert high_user < 100 and low >= 0 and high < 1000
+
+    full = _dbt_build(project)
+    assert full.returncode == 0, full.stdout[-3000:]
+    mid = project.pick_mid_model()
+    project.edit_model(mid)
+    partial = _dbt_build(project, "--select", f"{mid}+")
+    assert partial.returncode == 0, partial.stdout[-3000:]
+
+
+@pytest.mark.postgres
+def test_refuses_a_postgres_database_that_holds_raw_events(tmp_path: Path, postgres_database: str) -> None:
+    generate_project(tmp_path / "a", models=10, rows=100, warehouse="postgres", database=postgres_database)
+
+    with pytest.raises(FileExistsError):
+        generate_project(
+            tmp_path / "b", models=10, rows=100, warehouse="postgres", database=postgres_database
+        )
+    assert not (tmp_path / "b").exists()
