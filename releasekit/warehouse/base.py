@@ -6,7 +6,7 @@ one contract test suite (tests/warehouse/test_contract.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,3 +69,13 @@ class Warehouse(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_switch_names(views: Mapping[str, str], dropped: Sequence[str]) -> None:
+    """Refuse a switch that names the marker as a model view, or switches and drops one
+    view at once: both are caller bugs, refused before any statement runs."""
+    if MARKER_VIEW in views or MARKER_VIEW in dropped:
+        raise ValueError(f"{MARKER_VIEW!r} is releasekit's marker, not a model view")
+    both = sorted(set(views) & set(dropped))
+    if both:
+        raise ValueError(f"views both switched and dropped: {both}")

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from releasekit.errors import WarehouseBusyError, WarehouseError
-from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker
+from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker, check_switch_names
 from releasekit.warehouse.naming import qualify, quote, string_literal
 
 _LOCK_FAILURE = "Could not set lock on file"
@@ -94,7 +94,7 @@ class DuckDBWarehouse:
         drop: Iterable[str] = (),
     ) -> None:
         dropped = list(dict.fromkeys(drop))
-        _check_switch_names(views, dropped)
+        check_switch_names(views, dropped)
         steps = [_Step(f"schema {schema!r}", f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")]
         steps += [_view_step(schema, name, physical_schema, rel) for name, rel in views.items()]
         steps += [_drop_step(schema, name, "VIEW") for name in dropped]
@@ -229,15 +229,6 @@ def _command_line(pid: int) -> str | None:
     # One line, and short: a `python -c` script would otherwise spill over the message.
     line = " ".join(shlex.join(args).split())
     return line if len(line) <= 160 else line[:157] + "..."
-
-
-def _check_switch_names(views: Mapping[str, str], dropped: list[str]) -> None:
-    # Both are caller bugs; refusing before BEGIN keeps the schema untouched.
-    if MARKER_VIEW in views or MARKER_VIEW in dropped:
-        raise ValueError(f"{MARKER_VIEW!r} is releasekit's marker, not a model view")
-    both = sorted(set(views) & set(dropped))
-    if both:
-        raise ValueError(f"views both switched and dropped: {both}")
 
 
 def _view_step(schema: str, name: str, physical_schema: str, relation: str) -> _Step:

@@ -69,7 +69,7 @@ from typing import Any, TypeVar
 import psycopg2
 
 from releasekit.errors import WarehouseBusyError, WarehouseError
-from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker
+from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker, check_switch_names
 from releasekit.warehouse.naming import qualify, quote, string_literal
 
 T = TypeVar("T")
@@ -230,7 +230,7 @@ class PostgresWarehouse:
         drop: Iterable[str] = (),
     ) -> None:
         dropped = tuple(dict.fromkeys(drop))
-        _check_switch_names(views, dropped)
+        check_switch_names(views, dropped)
         for kind, name in [("schema", schema), ("schema", physical_schema), *_names(views)]:
             self._check_fits(kind, name)
         plan = _Switch(
@@ -529,15 +529,6 @@ def _connect(settings: _Settings) -> Any:
         ) from exc
     con.autocommit = False
     return con
-
-
-def _check_switch_names(views: Mapping[str, str], dropped: Sequence[str]) -> None:
-    # Both are caller bugs; refusing before BEGIN keeps the schema untouched.
-    if MARKER_VIEW in views or MARKER_VIEW in dropped:
-        raise ValueError(f"{MARKER_VIEW!r} is releasekit's marker, not a model view")
-    both = sorted(set(views) & set(dropped))
-    if both:
-        raise ValueError(f"views both switched and dropped: {both}")
 
 
 def _names(views: Mapping[str, str]) -> list[tuple[str, str]]:
