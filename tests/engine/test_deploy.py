@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from deploy_support import Ran, deploy, names
 from projects import BASE_FILES, commit, make_repo, write_files
 from warehouse_reads import marker, physical, relations, sql, views
 
@@ -29,29 +29,6 @@ FIRST = ("new: first release of this environment",)
 
 
 # --- reading the warehouse and the ledger --------------------------------------------------
-
-
-def names(ids: tuple[str, ...] | list[str] | set[str]) -> set[str]:
-    return {unique_id.split(".")[-1] for unique_id in ids}
-
-
-@dataclass
-class Ran:
-    """What dbt executed during a deploy, from its NodeFinished events."""
-
-    nodes: list[tuple[str, str]] = field(default_factory=list)
-
-    def __call__(self, unique_id: str, status: str) -> None:
-        self.nodes.append((unique_id, status))
-
-    @property
-    def built(self) -> set[str]:
-        return {uid.split(".")[-1] for uid, _ in self.nodes if uid.split(".")[0] in ("model", "seed")}
-
-
-def deploy(workspace: Workspace, env: str, **kwargs: Any) -> tuple[DeployResult, Ran]:
-    ran = Ran()
-    return api.deploy(workspace, env, on_node=ran, **kwargs), ran
 
 
 # --- a deployed shop shared by read-only tests ---------------------------------------------

@@ -19,13 +19,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
 import pytest
+from deploy_support import Ran, deploy, names
 from postgres_support import PHYSICAL, Pg, connect, fresh_database, postgres_profile
 from projects import BASE_FILES, ENV_FILES, commit, git, make_repo, write_files
 
@@ -45,29 +46,6 @@ VAR_READERS = {"orders", "revenue", "big_spenders"}  # orders reads min_amount; 
 CUSTOMERS_AND_DOWN = {"customers", "orders", "revenue", "big_spenders"}
 FIRST = ("new: first release of this environment",)
 BRANCH = 'feat/$(touch${IFS}canary);"x"'
-
-
-def names(ids: tuple[str, ...] | list[str] | set[str]) -> set[str]:
-    return {unique_id.split(".")[-1] for unique_id in ids}
-
-
-@dataclass
-class Ran:
-    """What dbt executed during a deploy, from its NodeFinished events."""
-
-    nodes: list[tuple[str, str]] = field(default_factory=list)
-
-    def __call__(self, unique_id: str, status: str) -> None:
-        self.nodes.append((unique_id, status))
-
-    @property
-    def built(self) -> set[str]:
-        return {uid.split(".")[-1] for uid, _ in self.nodes if uid.split(".")[0] in ("model", "seed")}
-
-
-def deploy(workspace: Workspace, env: str | None = None, **kwargs: Any) -> tuple[DeployResult, Ran]:
-    ran = Ran()
-    return api.deploy(workspace, env, on_node=ran, **kwargs), ran
 
 
 @dataclass(frozen=True)
