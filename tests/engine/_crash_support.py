@@ -11,13 +11,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+from cli_runs import RELEASEKIT, Run, cli_env, run_cli
 
 from releasekit.config.model import Connection
 from releasekit.state import ledger
@@ -29,7 +29,6 @@ from releasekit.warehouse.naming import qualify
 
 ENV = "dev"
 SCHEMA = "dev"
-RELEASEKIT = str(Path(sys.executable).with_name("releasekit"))
 SETTLED = ("succeeded", "abandoned")
 
 # A releasekit view reads `select * from <physical schema>.<relation>`; DuckDB stores it
@@ -65,29 +64,6 @@ def head(repo: Path) -> str:
 
 
 # --- running the CLI ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEKIT_")}
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "200"
-    return env
-
-
-def run_cli(repo: Path, *args: str, timeout: float = 180) -> Run:
-    started = time.monotonic()
-    result = subprocess.run(
-        [RELEASEKIT, *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=cli_env()
-    )
-    return Run(result.returncode, result.stdout, result.stderr, time.monotonic() - started)
 
 
 def deploy(repo: Path, timeout: float = 180) -> Run:

@@ -11,13 +11,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+from cli_runs import RELEASEKIT, Run, cli_env, run_cli
 
 from releasekit.config.model import Connection
 from releasekit.state.base import BranchEnvironment, LedgerEntry
@@ -27,7 +27,6 @@ from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
 
-RELEASEKIT = str(Path(sys.executable).with_name("releasekit"))
 STATE = ".releasekit"
 TEMP_PREFIX = ".tmp-"
 SCHEMAS_SQL = "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database()"
@@ -42,31 +41,6 @@ def store(repo: Path) -> LocalStore:
 
 
 # --- running the CLI ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def text(self) -> str:
-        return f"exit {self.code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-
-
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEASEKIT_")}
-    env.update(NO_COLOR="1", COLUMNS="200", RELEASEKIT_SKIP_HOOKS="1")
-    return env
-
-
-def run_cli(repo: Path, *args: str, timeout: float = 120) -> Run:
-    started = time.monotonic()
-    result = subprocess.run(
-        [RELEASEKIT, *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=cli_env()
-    )
-    return Run(result.returncode, result.stdout, result.stderr, time.monotonic() - started)
 
 
 def run_ok(repo: Path, *args: str) -> Run:
