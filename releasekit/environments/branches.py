@@ -5,7 +5,10 @@ is the base's. Order of writes, so a run killed anywhere leaves nothing that the
 `env up`, `env down` or `env gc` does not finish or clean:
 
     up:    registry record -> ledger `switching` -> warehouse switch -> ledger `succeeded`
-    down:  ledger `teardown` -> drop schema -> forget the registry record
+    down:  drop schema -> ledger `teardown` -> forget the registry record
+
+A drop the warehouse refuses (a user's view reads the schema) leaves the ledger and the
+registry as they were: the environment is still up, and gc still keeps what it reads.
 
 The registry is the only authority for what teardown and gc may drop: a schema releasekit
 did not record as a branch environment is never dropped.
@@ -70,12 +73,12 @@ def tear_down(target: Target, record: BranchEnvironment) -> DownResult:
         # teardown entry would hide it for good, or, after an earlier teardown of the same
         # branch, `torn_down` would be true and this teardown would go unrecorded.
         reconcile(target, warehouse)
+        existed = warehouse.read_marker(record.schema) is not None or bool(warehouse.relations(record.schema))
+        warehouse.drop_schema(record.schema)
         entries = store.entries(target.name)
         if not ledger.torn_down(entries):
             live = ledger.live_release_id(entries) or 0
             target.record("teardown", "succeeded", live, note=f"schema {record.schema} dropped")
-        existed = warehouse.read_marker(record.schema) is not None or bool(warehouse.relations(record.schema))
-        warehouse.drop_schema(record.schema)
         store.unregister(record.branch)
         return DownResult(record, existed)
 

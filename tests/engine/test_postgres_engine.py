@@ -443,6 +443,11 @@ def test_env_down_refuses_while_a_consumer_view_reads_the_branch_schema(fresh: P
     with pytest.raises(WarehouseError, match=r"public\.report"):
         api.env_down(fresh.workspace(), "feature")
     assert up.record.schema in fresh.pg.schemas()  # CASCADE would have dropped the report
+    # Still up, as far as releasekit knows too: listed, live in the ledger, kept by gc.
+    assert [s.record.branch for s in api.env_list(fresh.workspace())] == ["feature"]
+    assert api.releases(fresh.workspace(), "feature")[-1].kind == "deploy"
+    api.gc(fresh.workspace())
+    fresh.pg.every_view_selects(up.record.schema)
     fresh.pg.sql("DROP VIEW public.report")
     assert api.env_down(fresh.workspace(), "feature").schema_dropped
     assert up.record.schema not in fresh.pg.schemas() and api.env_list(fresh.workspace()) == []

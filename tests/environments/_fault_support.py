@@ -1,11 +1,13 @@
 """Helpers for tests/environments/test_branch_faults.py: run `releasekit env ...` as a real
-process, kill -9 it at a chosen moment, and read the state folder and the DuckDB file the
-way the next run would, while no releasekit process runs.
+process, kill -9 it at a chosen moment, and read the state folder and the warehouse (the
+repository's DuckDB file, or a PostgreSQL database) the way the next run would, while no
+releasekit process runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -17,15 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import psycopg2
 from cli_runs import RELEASEKIT, Run, cli_env, run_cli
+from postgres_support import Pg
+from warehouse.support import postgres_connection
 
 from releasekit.config.model import Connection
 from releasekit.state.base import BranchEnvironment, LedgerEntry
 from releasekit.state.codec import env_key
 from releasekit.state.local import LocalStore
-from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
+from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker, Warehouse
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
+from releasekit.warehouse.postgres import PostgresWarehouse
 
 STATE = ".releasekit"
 TEMP_PREFIX = ".tmp-"
@@ -33,6 +39,10 @@ SCHEMAS_SQL = "SELECT schema_name FROM duckdb_schemas() WHERE database_name = cu
 VIEWS_SQL = """
 SELECT view_name FROM duckdb_views()
 WHERE database_name = current_database() AND schema_name = ? AND NOT internal
+"""
+PG_VIEWS_SQL = """
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind = 'v'
 """
 
 
@@ -215,28 +225,69 @@ def read_only(repo: Path) -> Connection:
     return Connection(type="duckdb", database="warehouse", settings=settings)
 
 
-def served(repo: Path, schema: str, physical_schema: str) -> Served:
-    """What consumers of the branch schema and of dev see now. No releasekit process may run."""
+def served(repo: Path, schema: str, physical_schema: str, database: str | None = None) -> Served:
+    """What consumers of the branch schema and of dev see now: in the repository's DuckDB
+    file, or in the PostgreSQL `database` when one is named. No releasekit process may run."""
+    if database is not None:
+        return _served_postgres(database, schema, physical_schema)
     with DuckDBWarehouse(read_only(repo)) as warehouse:
-        marker = warehouse.read_marker(schema)
-        views = warehouse.view_targets(schema)
-        dev_marker = warehouse.read_marker("dev")
-        dev_views = warehouse.view_targets("dev")
-        physical = warehouse.relations(physical_schema)
+        seen = _through(warehouse, schema, physical_schema)
     con = duckdb.connect(str(repo / "warehouse.duckdb"), read_only=True)
     try:
         schemas = {str(name) for (name,) in con.execute(SCHEMAS_SQL).fetchall()}
         view_names = {str(name) for (name,) in con.execute(VIEWS_SQL, [schema]).fetchall()}
-        unreadable: dict[str, str] = {}
-        for where, names in ((schema, view_names - {MARKER_VIEW}), ("dev", set(dev_views))):
-            for name in sorted(names):
-                try:
-                    con.execute(f"SELECT count(*) FROM {qualify(where, name)}").fetchall()
-                except duckdb.Error as exc:
-                    unreadable[f"{where}.{name}"] = str(exc).splitlines()[0]
+
+        def select(statement: str) -> None:
+            con.execute(statement).fetchall()
+
+        unreadable = _unreadable(select, duckdb.Error, schema, view_names, seen.dev_views)
     finally:
         con.close()
-    return Served(schemas, marker, views, view_names, dev_marker, dev_views, physical, unreadable)
+    return dataclasses.replace(seen, schemas=schemas, view_names=view_names, unreadable=unreadable)
+
+
+def _served_postgres(database: str, schema: str, physical_schema: str) -> Served:
+    with PostgresWarehouse(postgres_connection(database)) as warehouse:
+        seen = _through(warehouse, schema, physical_schema)
+    pg = Pg(database)
+    try:
+        view_names = {str(name) for (name,) in pg.sql(PG_VIEWS_SQL, (schema,))}
+        unreadable = _unreadable(pg.sql, psycopg2.Error, schema, view_names, seen.dev_views)
+        schemas = pg.schemas()
+    finally:
+        pg.close()
+    return dataclasses.replace(seen, schemas=schemas, view_names=view_names, unreadable=unreadable)
+
+
+def _through(warehouse: Warehouse, schema: str, physical_schema: str) -> Served:
+    """What releasekit's own adapter reads; the rest is filled in by the caller."""
+    return Served(
+        schemas=set(),
+        marker=warehouse.read_marker(schema),
+        views=warehouse.view_targets(schema),
+        view_names=set(),
+        dev_marker=warehouse.read_marker("dev"),
+        dev_views=warehouse.view_targets("dev"),
+        physical=warehouse.relations(physical_schema),
+        unreadable={},
+    )
+
+
+def _unreadable(
+    select: Callable[[str], object],
+    error: type[Exception],
+    schema: str,
+    view_names: set[str],
+    dev_views: dict[str, str],
+) -> dict[str, str]:
+    unreadable: dict[str, str] = {}
+    for where, names in ((schema, view_names - {MARKER_VIEW}), ("dev", set(dev_views))):
+        for name in sorted(names):
+            try:
+                select(f"SELECT count(*) FROM {qualify(where, name)}")
+            except error as exc:
+                unreadable[f"{where}.{name}"] = str(exc).splitlines()[0]
+    return unreadable
 
 
 def release_views(entries: Sequence[LedgerEntry]) -> dict[int, dict[str, str]]:

@@ -1,5 +1,6 @@
 """kill -9 during `releasekit env up` / `env down` (real processes, a real DuckDB file) leaves
-nothing half-made that the next run or `env gc` does not clean up.
+nothing half-made that the next run or `env gc` does not clean up; the same rounds run on
+PostgreSQL.
 
 Each round kills one run, then, with the process dead, checks that
 
@@ -59,6 +60,7 @@ from _fault_support import (
     served,
     temp_files,
 )
+from postgres_support import fresh_database, postgres_profile
 from projects import git, make_repo
 
 from releasekit import api
@@ -87,9 +89,9 @@ UP_REGISTERED = "up: registry record only (switch not announced)"
 UP_ANNOUNCED = "up: switching recorded, switch not committed"
 UP_COMMITTED = "up: switch committed, succeeded not recorded"
 UP_DONE = "up: complete (succeeded recorded)"
-DOWN_NONE = "down: killed before the teardown entry (nothing changed)"
-DOWN_TORN = "down: teardown recorded, schema still there"
-DOWN_DROPPED = "down: schema dropped, registry record left"
+DOWN_NONE = "down: killed before the drop (nothing changed)"
+DOWN_DROPPED = "down: schema dropped, teardown not recorded"
+DOWN_TORN = "down: teardown recorded, registry record left"
 DOWN_DONE = "down: complete (registry record forgotten)"
 
 
@@ -126,6 +128,7 @@ class Bench:
     physical: set[str]
     prefix: str
     reserved: list[str]
+    database: str | None  # PostgreSQL; None: the repository's DuckDB file
     durations: dict[Op, list[float]] = field(default_factory=dict)
 
     def schema(self, branch: str) -> str:
@@ -135,8 +138,9 @@ class Bench:
         return statistics.median(self.durations[op][-5:])
 
 
-def _bench(tmp_path: Path, seed: int) -> Bench:
-    repo = make_repo(tmp_path / "repo")
+def _bench(tmp_path: Path, seed: int, database: str | None) -> Bench:
+    profile = None if database is None else postgres_profile(database)
+    repo = make_repo(tmp_path / "repo", profile=profile)
     workspace = Workspace.open(repo)
     assert api.deploy(workspace, "dev").ok
     dev = workspace.config.environment("dev")
@@ -153,7 +157,7 @@ def _bench(tmp_path: Path, seed: int) -> Bench:
         up = run_ok(repo, "env", "up", "probe")
         down = run_ok(repo, "env", "down", "probe")
     git(repo, "branch", "-D", "probe")
-    now = served(repo, "dev", config.physical_schema)
+    now = served(repo, "dev", config.physical_schema, database)
     assert not now.unreadable
     return Bench(
         repo=repo,
@@ -165,6 +169,7 @@ def _bench(tmp_path: Path, seed: int) -> Bench:
         physical=now.physical,
         prefix=config.branches.schema_prefix,
         reserved=reserved,
+        database=database,
         durations={"up": [up.seconds], "down": [down.seconds]},
     )
 
@@ -209,7 +214,7 @@ def _round(bench: Bench, n: int, plan: Plan, branch: str) -> Result:
     temps_after_kill = [t for t in temp_files(repo) if t not in temps_before]
 
     after = read_state(repo, branch)  # raises StateError if the state does not read cleanly
-    now = served(repo, schema, bench.physical_schema)
+    now = served(repo, schema, bench.physical_schema, bench.database)
     _check_invariants(bench, branch, schema, after, now)
     assert after.entries[: len(before.entries)] == before.entries, "the ledger was rewritten"
     new = after.entries[len(before.entries) :]
@@ -238,7 +243,7 @@ def _round(bench: Bench, n: int, plan: Plan, branch: str) -> Result:
         assert [e.kind for e in added] == ["teardown"], added
 
     gc = run_ok(repo, "gc")  # locks every environment: sweeps the lock folder
-    final = served(repo, schema, bench.physical_schema)
+    final = served(repo, schema, bench.physical_schema, bench.database)
     assert not final.unreadable, f"after releasekit gc: {final.unreadable}\n{gc.stdout}"
     assert final.dev_views == bench.dev_views and final.physical == bench.physical, gc.stdout
     assert not (repo / "canary").exists(), "a branch name reached a shell"
@@ -303,13 +308,13 @@ def _after_down_kill(
     assert live is not None
     assert [(e.kind, e.outcome, e.release_id) for e in new] in ([], [("teardown", "succeeded", live)]), new
     if not new:
-        assert after.record is not None and schema in now.schemas
+        assert after.record is not None
+        if schema not in now.schemas:
+            return DOWN_DROPPED
         assert now.marker is not None and now.marker.release_id == live
         return DOWN_NONE
-    if after.record is None:
-        assert schema not in now.schemas
-        return DOWN_DONE
-    return DOWN_TORN if schema in now.schemas else DOWN_DROPPED
+    assert schema not in now.schemas, "teardown recorded before the schema was dropped"
+    return DOWN_DONE if after.record is None else DOWN_TORN
 
 
 # --- recoveries -------------------------------------------------------------------------
@@ -323,7 +328,7 @@ def _rerun_up(
     if phase == UP_NONE:
         bench.durations["up"].append(run.seconds)
     final = read_state(repo, branch)
-    now = served(repo, schema, bench.physical_schema)
+    now = served(repo, schema, bench.physical_schema, bench.database)
     _check_invariants(bench, branch, schema, final, now)
     assert final.record is not None and schema in now.schemas
     assert now.views == bench.dev_views, "the branch does not serve dev's live release"
@@ -376,7 +381,7 @@ def _assert_gone(bench: Bench, branch: str, schema: str, before: StateView, afte
     """No record, no schema, a settled ledger; `after` is the state the kill left."""
     repo = bench.repo
     final = read_state(repo, branch)
-    now = served(repo, schema, bench.physical_schema)
+    now = served(repo, schema, bench.physical_schema, bench.database)
     _check_invariants(bench, branch, schema, final, now)
     assert final.record is None and final.registered == []
     assert not {name for name in now.schemas if name.startswith(bench.prefix)}, now.schemas
@@ -433,8 +438,10 @@ def _alternate_per_op(plans: list[Plan]) -> list[Plan]:
     return result
 
 
-def _run(tmp_path: Path, plans: list[Plan], seed: int, title: str) -> list[Result]:
-    bench = _bench(tmp_path, seed)
+def _run(
+    tmp_path: Path, plans: list[Plan], seed: int, title: str, database: str | None = None
+) -> list[Result]:
+    bench = _bench(tmp_path, seed, database)
     print(
         f"\n{title}, seed {seed}; a normal env up takes {bench.duration('up'):.2f} s, "
         f"env down {bench.duration('down'):.2f} s"
@@ -482,8 +489,8 @@ def _seed() -> int:
     return int(os.environ.get("RELEASEKIT_FAULT_SEED", str(random.randrange(2**32))))
 
 
-def test_kill_9_during_env_up_and_down_leaves_nothing_unrecoverable(tmp_path: Path) -> None:
-    plans = _alternate_per_op(
+def _default_plans() -> list[Plan]:
+    return _alternate_per_op(
         _alternating("up", "random", 3)
         + _alternating("up", "registry temp file", 1)
         + _alternating("up", "registry record", 1)
@@ -491,7 +498,9 @@ def test_kill_9_during_env_up_and_down_leaves_nothing_unrecoverable(tmp_path: Pa
         + _alternating("down", "random", 2)
         + _alternating("down", "teardown entry", 2)
     )
-    results = _run(tmp_path, plans, _seed(), "kill -9 during env up / env down")
+
+
+def _check_aims(results: list[Result], plans: list[Plan]) -> None:
     assert len(results) == len(plans)
     aimed = [r for r in results if r.plan.aim != "random"]
     assert all(r.killed.triggered for r in aimed), [
@@ -500,7 +509,20 @@ def test_kill_9_during_env_up_and_down_leaves_nothing_unrecoverable(tmp_path: Pa
     # Aimed kills land at or after what they aim at.
     assert all(r.phase != UP_NONE for r in aimed if r.plan.aim in ("registry record", "switching entry"))
     assert all(r.phase not in (UP_NONE, UP_REGISTERED) for r in aimed if r.plan.aim == "switching entry")
-    assert all(r.phase != DOWN_NONE for r in aimed if r.plan.aim == "teardown entry")
+    assert all(r.phase not in (DOWN_NONE, DOWN_DROPPED) for r in aimed if r.plan.aim == "teardown entry")
+
+
+def test_kill_9_during_env_up_and_down_leaves_nothing_unrecoverable(tmp_path: Path) -> None:
+    plans = _default_plans()
+    _check_aims(_run(tmp_path, plans, _seed(), "kill -9 during env up / env down"), plans)
+
+
+@pytest.mark.postgres
+def test_kill_9_during_env_up_and_down_on_postgres(tmp_path: Path) -> None:
+    plans = _default_plans()
+    with fresh_database() as database:
+        title = "kill -9 during env up / env down on PostgreSQL"
+        _check_aims(_run(tmp_path, plans, _seed(), title, database), plans)
 
 
 @pytest.mark.stress
