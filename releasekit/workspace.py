@@ -3,6 +3,7 @@ one place environment names are resolved (declared environments, then branch one
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from releasekit.config.loader import find_root, load_config
-from releasekit.config.model import EnvironmentConfig, ProjectConfig
+from releasekit.config.model import Connection, EnvironmentConfig, ProjectConfig
 from releasekit.dbtcore.profile import connection
 from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
 from releasekit.engine.runtime import Target
@@ -95,6 +96,7 @@ class Workspace:
             vars=base.vars,
             branch=record.branch,
             retention=self.config.branches.retention,
+            grants=self.config.branches.grants,
         )
 
     # --- targets ---------------------------------------------------------------------------
@@ -109,7 +111,7 @@ class Workspace:
             env=env,
             physical_schema=self.config.physical_schema,
             store=self.store,
-            connection=connection(settings),
+            connection=self._connection(settings),
             dbt=DbtProject(settings, on_node=on_node),
             git_sha=self._git_sha(allow_dirty or not self.is_declared(env)),
             who=self.repo.user(),
@@ -122,10 +124,14 @@ class Workspace:
             env=env,
             physical_schema=self.config.physical_schema,
             store=self.store,
-            connection=connection(self.dbt_settings(env)),
+            connection=self._connection(self.dbt_settings(env)),
             who=self.repo.user(),
             environ=self.environ,
         )
+
+    def _connection(self, settings: DbtSettings) -> Connection:
+        found = connection(settings)
+        return dataclasses.replace(found, settings={**found.settings, **self.config.warehouse_settings})
 
     def dbt_settings(self, env: EnvironmentConfig) -> DbtSettings:
         params = json.dumps({"target": env.target, "vars": dict(env.vars)}, sort_keys=True, default=str)

@@ -246,6 +246,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         **({"state_path": state["path"]} if "path" in state else {}),
         **{k: document[k] for k in ("physical_schema", "environments_dir") if k in document},
         "branches": dict(_section(document, "branch_environments")),
+        **{key: value for key, value in _section(document, "warehouse").items() if key == "lock_timeout_ms"},
     }
     settings: dict[str, Any] = {
         "project_dir": ".",
@@ -255,6 +256,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         "physical_schema": DEFAULT_PHYSICAL_SCHEMA,
         "environments_dir": DEFAULT_ENVIRONMENTS_DIR,
         "branches": {},
+        "lock_timeout_ms": None,
     }
     for layer in (from_file, *layers):
         settings.update((key, value) for key, value in layer.items() if key in settings)
@@ -281,13 +283,20 @@ def _environment(name: str, path: Path, layers: Sequence[Layer]) -> EnvironmentC
         "retention": DEFAULT_RETENTION,
     }
     merged_vars: dict[str, Any] = {}
+    merged_grants: dict[str, Any] = {}
     for layer in layers:
         values.update((key, value) for key, value in layer.items() if key in values)
         merged_vars.update(layer.get("vars") or {})
+        merged_grants.update(layer.get("grants") or {})
     values["retention"] = int(values["retention"])  # JSON Schema counts 3.0 as an integer
     # A copy behind a read-only view: nobody can change the config through it.
     frozen_vars = MappingProxyType(copy.deepcopy(merged_vars))
-    return EnvironmentConfig(name=name, vars=frozen_vars, source_file=path, **values)
+    grants = _frozen_grants(merged_grants)
+    return EnvironmentConfig(name=name, vars=frozen_vars, grants=grants, source_file=path, **values)
+
+
+def _frozen_grants(grants: Mapping[str, Any]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({privilege: tuple(roles) for privilege, roles in grants.items() if roles})
 
 
 def _resolve(root: Path, value: str | os.PathLike[str]) -> Path:
@@ -409,8 +418,13 @@ def _project_config(
         state_path=_resolve(root, settings["state_path"]),
         environments=MappingProxyType({env.name: env for env in _promotion_order(environments)}),
         environments_dir=_resolve(root, settings["environments_dir"]),
-        branches=BranchTemplate(**settings["branches"]),
+        branches=_branch_template(settings["branches"]),
+        lock_timeout_ms=settings["lock_timeout_ms"],
     )
+
+
+def _branch_template(settings: Mapping[str, Any]) -> BranchTemplate:
+    return BranchTemplate(**{**settings, "grants": _frozen_grants(settings.get("grants") or {})})
 
 
 def _promotion_order(environments: Mapping[str, EnvironmentConfig]) -> list[EnvironmentConfig]:

@@ -14,6 +14,8 @@ DEFAULT_RETENTION = 3
 DEFAULT_STATE_PATH = ".releasekit"
 DEFAULT_ENVIRONMENTS_DIR = "environments"
 
+Grants = Mapping[str, tuple[str, ...]]  # privilege ("select", ...) -> roles
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -35,6 +37,7 @@ class EnvironmentConfig:
     branch: str | None = None  # git branch holding the desired state (GitOps)
     promotes_from: str | None = None
     retention: int = DEFAULT_RETENTION  # successful releases kept for rollback
+    grants: Grants = field(default_factory=dict)  # granted on its views at every switch
     source_file: Path | None = None
 
 
@@ -46,6 +49,7 @@ class BranchTemplate:
     schema_prefix: str = "br_"
     expiry_days: int = 14
     retention: int = 2
+    grants: Grants = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,12 @@ class ProjectConfig:
     environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
     environments_dir: Path = Path(DEFAULT_ENVIRONMENTS_DIR)  # holds <name>.yml per environment
     branches: BranchTemplate = field(default_factory=BranchTemplate)
+    lock_timeout_ms: int | None = None  # PostgreSQL switch; None: the adapter's default
+
+    @property
+    def warehouse_settings(self) -> Mapping[str, Any]:
+        """releasekit's own connection settings, laid over the dbt profile's."""
+        return {} if self.lock_timeout_ms is None else {"lock_timeout_ms": self.lock_timeout_ms}
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:

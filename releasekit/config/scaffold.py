@@ -46,10 +46,15 @@ dbt:
 
 # environments_dir: {environments_dir}
 
+# warehouse:
+#   lock_timeout_ms: 500  # PostgreSQL: the longest a switch may block a reader; keep it
+#                         # under the server's deadlock_timeout (1000 ms by default)
+
 # defaults:             # applied to every environment before its own file
 #   retention: 3        # successful releases kept for rollback
 #   target: null        # null: the profile's default target
 #   vars: {{}}            # dbt vars shared by every environment
+#   grants: {{}}          # PostgreSQL: privilege -> roles, granted on the views at every switch
 """
 
 

@@ -224,3 +224,17 @@ def test_errors_in_command_layers_and_files_come_together(write: Write) -> None:
     message = str(_error(root, overrides={"target": 5}))
     assert "command line:target: wrong type: got an integer (5)" in message
     assert "releasekit.yml:colour: unknown key" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("version: 1\nwarehouse:\n  lock_timeout_ms: 0\n", "releasekit.yml:warehouse.lock_timeout_ms"),
+        ("version: 1\nwarehouse:\n  lock_timeout: 300\n", "releasekit.yml:warehouse.lock_timeout"),
+        ("version: 1\ndefaults:\n  grants: {read: [x]}\n", "releasekit.yml:defaults.grants"),
+        ("version: 1\ndefaults:\n  grants: {select: reporter}\n", "releasekit.yml:defaults.grants.select"),
+    ],
+)
+def test_bad_warehouse_settings_and_grants_name_the_key(write: Write, text: str, where: str) -> None:
+    root = write({**MINIMAL, "releasekit.yml": text})
+    assert str(_error(root)).startswith(where), str(_error(root))

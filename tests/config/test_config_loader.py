@@ -196,3 +196,37 @@ def test_find_root_without_config_hints_init(tmp_path: Path) -> None:
         find_root(tmp_path)
     assert "releasekit.yml" in str(caught.value)
     assert "releasekit init" in str(caught.value.hint)
+
+
+# --- grants and the warehouse block ---------------------------------------------------------
+
+
+def test_grants_merge_privilege_by_privilege_and_branch_environments_have_their_own(write: Write) -> None:
+    root = write(
+        {
+            "releasekit.yml": """\
+                version: 1
+                warehouse:
+                  lock_timeout_ms: 250
+                defaults:
+                  grants: {select: [reporter], insert: [loader]}
+                branch_environments:
+                  grants: {select: [developer]}
+                """,
+            "environments/dev.yml": "version: 1\n",
+            "environments/prod.yml": "version: 1\ngrants:\n  select: [reporter, bi_tool]\n",
+        }
+    )
+    config = load_config(root, environ={})
+    assert dict(config.environment("dev").grants) == {"select": ("reporter",), "insert": ("loader",)}
+    prod = {"select": ("reporter", "bi_tool"), "insert": ("loader",)}
+    assert dict(config.environment("prod").grants) == prod
+    assert dict(config.branches.grants) == {"select": ("developer",)}
+    assert config.lock_timeout_ms == 250 and config.warehouse_settings == {"lock_timeout_ms": 250}
+
+
+def test_without_a_warehouse_block_the_adapter_default_stands(write: Write) -> None:
+    root = write({"releasekit.yml": "version: 1\n", "environments/dev.yml": "version: 1\n"})
+    config = load_config(root, environ={})
+    assert config.lock_timeout_ms is None and config.warehouse_settings == {}
+    assert dict(config.environment("dev").grants) == {} and dict(config.branches.grants) == {}
