@@ -103,7 +103,34 @@ class LedgerWriter(Protocol):
         ...
 
 
-class StateStore(LedgerReader, LedgerWriter, Registry, Protocol):
+@dataclass(frozen=True)
+class CheckRecord:
+    """One `releasekit check` of one commit: what promotion gates ask about."""
+
+    git_sha: str
+    env: str  # the environment the checks ran in
+    base: str  # the environment compared against
+    release_id: int | None  # the env's release the checks ran against
+    passed: bool  # no finding at error severity
+    verdict: str
+    statuses: Mapping[str, str]  # check name -> passed | failed | skipped
+    who: str
+    at: str  # ISO 8601, UTC
+    report: Mapping[str, Any] = field(default_factory=dict)  # the whole report (JSON schema v1)
+    seq: int = 0  # position among the commit's checks; assigned by the store on append
+
+
+class CheckLog(Protocol):
+    def record_check(self, record: CheckRecord) -> CheckRecord:
+        """Append durably; returns the record with its seq. Never rewrites."""
+        ...
+
+    def checks(self, git_sha: str) -> list[CheckRecord]:
+        """Every check recorded for the commit, oldest first."""
+        ...
+
+
+class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Protocol):
     def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> AbstractContextManager[LockInfo]:
         """Hold the environment's lock; raises LockedError naming the holder after `timeout`."""
         ...

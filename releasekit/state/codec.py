@@ -16,10 +16,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
 
 from releasekit.errors import StateError
-from releasekit.state.base import BranchEnvironment, Kind, LedgerEntry, LockInfo, ModelVersion, Outcome
+from releasekit.state.base import (
+    BranchEnvironment,
+    CheckRecord,
+    Kind,
+    LedgerEntry,
+    LockInfo,
+    ModelVersion,
+    Outcome,
+)
 
 LEDGER_FORMAT = "releasekit.ledger/1"
 HOLDER_FORMAT = "releasekit.lock-holder/1"
+CHECK_FORMAT = "releasekit.check/1"
 _FORMAT_FAMILY = "releasekit.ledger/"
 KEEP_HINT = "restore it from a backup or move it aside; releasekit never overwrites it"
 
@@ -142,6 +151,39 @@ def holder_from_document(document: Mapping[str, Any], *, where: str) -> LockInfo
         host=fields.get("host", str),
         pid=fields.integer("pid"),
         since=fields.get("since", str),
+    )
+
+
+def check_to_bytes(record: CheckRecord) -> bytes:
+    document = {"format": CHECK_FORMAT, **dataclasses.asdict(record)}
+    return json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+
+
+def check_from_bytes(data: bytes, *, where: str) -> CheckRecord:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"{where}: unreadable check record: {exc}", hint=KEEP_HINT) from exc
+    if not isinstance(document, dict) or document.get("format") != CHECK_FORMAT:
+        found = document.get("format") if isinstance(document, dict) else None
+        raise StateError(f"{where}: not a releasekit check record (format {found!r})", hint=KEEP_HINT)
+    fields = _Fields(document, where)
+    fields.reject_unknown(frozenset({"format", *(f.name for f in dataclasses.fields(CheckRecord))}))
+    statuses = fields.get("statuses", dict)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in statuses.items()):
+        raise fields.invalid("statuses", "should map check names to statuses")
+    return CheckRecord(
+        git_sha=fields.get("git_sha", str),
+        env=fields.get("env", str),
+        base=fields.get("base", str),
+        release_id=fields.optional_integer("release_id"),
+        passed=fields.get("passed", bool),
+        verdict=fields.get("verdict", str),
+        statuses=statuses,
+        who=fields.get("who", str),
+        at=fields.get("at", str),
+        report=fields.get("report", dict),
+        seq=fields.integer("seq"),
     )
 
 

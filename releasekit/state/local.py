@@ -6,6 +6,8 @@ Layout under the root:
     ledger/<env-key>/append.lock     serialises appends to that environment
     locks/<env-key>.lock             the environment's run lock (held for a whole deploy)
     locks/<env-key>.holder.json      who holds the run lock, while it is held
+    registry/<env-key>.json          a branch environment's record, replaced atomically
+    checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
 
 An entry is written to a temp file, fsynced, then hard-linked to its final name: `link`
 refuses to replace an existing file, so an entry is never overwritten, and a process
@@ -29,11 +31,13 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from releasekit.errors import LockedError, StateError
-from releasekit.state.base import BranchEnvironment, LedgerEntry, LockInfo
+from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
 from releasekit.state.codec import (
     KEEP_HINT,
     branch_from_document,
     branch_to_document,
+    check_from_bytes,
+    check_to_bytes,
     dumps,
     env_key,
     holder_from_document,
@@ -84,16 +88,44 @@ class LocalStore:
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         folder = self._folder("ledger", env_key(entry.env))
+        with self._appending(folder):
+            return _append_locked(folder, entry)
+
+    # --- check records: checks/<sha-key>/<seq>.json, append-only like the ledger
+
+    def record_check(self, record: CheckRecord) -> CheckRecord:
+        folder = self._folder("checks", env_key(record.git_sha))
+        with self._appending(folder):
+            _remove_temp_files(folder)
+            stored = replace(record, seq=len(_entry_seqs(folder)) + 1)
+            _write_new(folder / _entry_name(stored.seq), check_to_bytes(stored))
+            return stored
+
+    def checks(self, git_sha: str) -> list[CheckRecord]:
+        folder = self._folder("checks", env_key(git_sha))
+        if not folder.is_dir():
+            return []
+        records = []
+        for seq in _entry_seqs(folder):
+            path = folder / _entry_name(seq)
+            records.append(check_from_bytes(_read(path), where=str(path)))
+        return records
+
+    @contextmanager
+    def _appending(self, folder: Path) -> Iterator[None]:
         _ensure_dir(folder)
         lock = FileLock(folder / _APPEND_LOCK, timeout=max(self._append_timeout, 0.0))
         try:
-            with lock:
-                return _append_locked(folder, entry)
+            lock.acquire()
         except Timeout:
             raise StateError(
                 f"could not get {lock.lock_file} within {self._append_timeout:g} s",
                 hint="another releasekit process is stuck appending; check for hung processes",
             ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> Iterator[LockInfo]:

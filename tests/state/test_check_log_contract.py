@@ -1,0 +1,78 @@
+"""What every StateStore promises about check records: append-only per commit, every field
+round-trips, a corrupt record is an error that names it, and concurrent appends lose nothing."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from releasekit.errors import StateError
+from releasekit.state.base import CheckRecord, StateStore
+from releasekit.state.local import LocalStore
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def make_record(**changes: object) -> CheckRecord:
+    record = CheckRecord(
+        git_sha=SHA,
+        env="feature/x",
+        base="dev",
+        release_id=3,
+        passed=False,
+        verdict="FAILED: lint",
+        statuses={"lint": "failed", "build": "passed", "logic": "skipped", "diff": "passed"},
+        who="Ada <ada@example.com>",
+        at="2026-11-21T12:00:00+00:00",
+        report={"version": 1, "checks": [{"name": "lint", "findings": [{"line": 3}]}]},
+    )
+    return replace(record, **changes)  # type: ignore[arg-type]
+
+
+def test_no_checks_for_an_unknown_commit(store: StateStore) -> None:
+    assert store.checks(SHA) == []
+
+
+def test_records_round_trip_and_get_contiguous_seqs(store: StateStore) -> None:
+    first = store.record_check(make_record(seq=42))
+    second = store.record_check(make_record(passed=True, verdict="PASSED", release_id=None))
+    assert (first.seq, second.seq) == (1, 2)
+    assert store.checks(SHA) == [first, second]
+    assert first == replace(make_record(), seq=1)
+    assert store.checks("f" * 40) == []
+
+
+def test_dirty_and_odd_shas_stay_apart(store: StateStore) -> None:
+    store.record_check(make_record())
+    store.record_check(make_record(git_sha=f"{SHA}-dirty"))
+    assert [r.git_sha for r in store.checks(f"{SHA}-dirty")] == [f"{SHA}-dirty"]
+    assert len(store.checks(SHA)) == 1
+
+
+def test_concurrent_records_are_all_kept(store: StateStore) -> None:
+    def record(n: int) -> None:
+        for i in range(5):
+            store.record_check(make_record(verdict=f"{n}-{i}"))
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = store.checks(SHA)
+    assert [r.seq for r in records] == list(range(1, 31))
+    assert sorted(r.verdict for r in records) == sorted(f"{n}-{i}" for n in range(6) for i in range(5))
+
+
+def test_a_corrupt_record_is_named_and_left_alone(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / ".releasekit")
+    store.record_check(make_record())
+    [path] = (tmp_path / ".releasekit" / "checks").glob("*/00000001.json")
+    path.write_text('{"format": "releasekit.check/9"}')
+    with pytest.raises(StateError, match="not a releasekit check record") as raised:
+        store.checks(SHA)
+    assert str(path) in str(raised.value)
+    assert path.read_text() == '{"format": "releasekit.check/9"}'
