@@ -41,6 +41,7 @@ from releasekit.config.model import (
     DEFAULT_RETENTION,
     DEFAULT_STATE_PATH,
     BranchTemplate,
+    CheckPolicy,
     EnvironmentConfig,
     ProjectConfig,
 )
@@ -284,15 +285,26 @@ def _environment(name: str, path: Path, layers: Sequence[Layer]) -> EnvironmentC
     }
     merged_vars: dict[str, Any] = {}
     merged_grants: dict[str, Any] = {}
+    merged_checks: dict[str, Any] = {}
     for layer in layers:
         values.update((key, value) for key, value in layer.items() if key in values)
         merged_vars.update(layer.get("vars") or {})
         merged_grants.update(layer.get("grants") or {})
+        merged_checks.update(layer.get("checks") or {})
     values["retention"] = int(values["retention"])  # JSON Schema counts 3.0 as an integer
     # A copy behind a read-only view: nobody can change the config through it.
     frozen_vars = MappingProxyType(copy.deepcopy(merged_vars))
     grants = _frozen_grants(merged_grants)
-    return EnvironmentConfig(name=name, vars=frozen_vars, grants=grants, source_file=path, **values)
+    checks = _check_policy(merged_checks)
+    return EnvironmentConfig(
+        name=name, vars=frozen_vars, grants=grants, checks=checks, source_file=path, **values
+    )
+
+
+def _check_policy(settings: Mapping[str, Any]) -> CheckPolicy:
+    # YAML 1.1 reads a bare `off` as false.
+    severities = {k: "off" if v is False else str(v) for k, v in settings.items() if k != "allow_breaking"}
+    return CheckPolicy(**severities, allow_breaking=bool(settings.get("allow_breaking", False)))
 
 
 def _frozen_grants(grants: Mapping[str, Any]) -> Mapping[str, tuple[str, ...]]:

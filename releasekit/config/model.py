@@ -27,6 +27,23 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class CheckPolicy:
+    """What `releasekit check` requires of a change on its way into an environment."""
+
+    lint: str = "error"  # error | warn | off
+    build: str = "error"
+    logic: str = "error"
+    diff: str = "error"  # the severity of breaking changes
+    allow_breaking: bool = False  # True: breaking changes are reported, never an error
+
+    def severity(self, check: str) -> str:
+        value = getattr(self, check)
+        if check == "diff" and self.allow_breaking and value == "error":
+            return "warn"
+        return str(value)
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """One declared environment (environments/<name>.yml merged over the defaults)."""
 
@@ -38,6 +55,7 @@ class EnvironmentConfig:
     promotes_from: str | None = None
     retention: int = DEFAULT_RETENTION  # successful releases kept for rollback
     grants: Grants = field(default_factory=dict)  # granted on its views at every switch
+    checks: CheckPolicy = field(default_factory=CheckPolicy)
     source_file: Path | None = None
 
 

@@ -55,6 +55,7 @@ dbt:
 #   target: null        # null: the profile's default target
 #   vars: {{}}            # dbt vars shared by every environment
 #   grants: {{}}          # PostgreSQL: privilege -> roles, granted on the views at every switch
+#   checks: {{lint: error, build: error, logic: error, diff: error, allow_breaking: false}}
 """
 
 

@@ -230,3 +230,17 @@ def test_without_a_warehouse_block_the_adapter_default_stands(write: Write) -> N
     config = load_config(root, environ={})
     assert config.lock_timeout_ms is None and config.warehouse_settings == {}
     assert dict(config.environment("dev").grants) == {} and dict(config.branches.grants) == {}
+
+
+def test_check_policy_merges_key_by_key_over_defaults(write: Write) -> None:
+    root = write(
+        {
+            "releasekit.yml": "version: 1\ndefaults:\n  checks: {lint: warn, allow_breaking: true}\n",
+            "environments/dev.yml": "version: 1\n",
+            "environments/prod.yml": "version: 1\nchecks:\n  allow_breaking: false\n  logic: off\n",
+        }
+    )
+    config = load_config(root, environ={})
+    dev, prod = config.environment("dev").checks, config.environment("prod").checks
+    assert [dev.severity(c) for c in ("lint", "build", "logic", "diff")] == ["warn", "error", "error", "warn"]
+    assert [prod.severity(c) for c in ("lint", "build", "logic", "diff")] == ["warn", "error", "off", "error"]
