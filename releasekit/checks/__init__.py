@@ -1,0 +1,1 @@
+"""`releasekit check`: lint, build and test, logic tests, impact and diff of a branch."""
