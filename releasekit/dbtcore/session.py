@@ -51,6 +51,8 @@ class NodeResult:
     status: str
     message: str
     failures: int | None = None
+    seconds: float = 0.0
+    path: str = ""  # the node's file, relative to the dbt project
 
     @property
     def ok(self) -> bool:
@@ -186,6 +188,8 @@ def _node_result(result: Any) -> NodeResult:
         status=str(result.status),
         message=str(result.message or ""),
         failures=result.failures,
+        seconds=float(result.execution_time or 0.0),
+        path=str(getattr(result.node, "original_file_path", "") or ""),
     )
 
 

@@ -7,6 +7,7 @@ The ledger hears of a switch before the warehouse makes it (`switching`) and aft
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -15,6 +16,7 @@ from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Pl
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
 from releasekit.engine.runtime import Target, reconcile, survey, switch
+from releasekit.graph import ProjectGraph
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
 from releasekit.warehouse.base import Warehouse
@@ -37,6 +39,10 @@ class DeployResult:
     release_id: int | None
     failures: tuple[Failure, ...] = ()
     recovered: LedgerEntry | None = None
+    # What dbt ran (models, seeds, snapshots, data and unit tests), passed or not, and the
+    # project graph the deploy parsed: `releasekit check` reports both.
+    results: tuple[NodeResult, ...] = ()
+    graph: ProjectGraph | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,16 +60,17 @@ def deploy(target: Target) -> DeployResult:
     with target.store.lock(target.name, owner=target.who):
         # The warehouse first: a busy DuckDB file fails at once, not after a parse.
         with target.warehouse() as warehouse:
+            target.check_grants(warehouse)
             parsed = _dbt(target).parse()
             recovered = reconcile(target, warehouse)
             plan = _plan(target, parsed, warehouse)
             if plan.is_noop:
-                return DeployResult(plan, "noop", None, recovered=recovered)
+                return DeployResult(plan, "noop", None, recovered=recovered, graph=parsed.graph)
             warehouse.drop_relations(plan.physical_schema, plan.stale)
-        failures = _build(target, parsed, plan)
-        if failures:
-            return _fail(target, plan, failures, recovered)
-        return _switch(target, plan, recovered)
+        results = _build(target, parsed, plan)
+        failures = _failures(results)
+        result = _fail(target, plan, failures, recovered) if failures else _switch(target, plan, recovered)
+        return dataclasses.replace(result, results=results, graph=parsed.graph)
 
 
 def _dbt(target: Target) -> DbtProject:
@@ -89,7 +96,7 @@ def _plan(target: Target, parsed: ParsedProject, warehouse: Warehouse) -> Plan:
     return make_plan(parsed.graph, prints, inputs)
 
 
-def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[Failure, ...]:
+def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[NodeResult, ...]:
     """Build (and test) what is new; test again what is reused but whose tests changed."""
     placements = {s.unique_id: Placement(plan.physical_schema, s.relation) for s in plan.steps}
     results: list[NodeResult] = []
@@ -97,7 +104,7 @@ def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[Failure, 
         results += _dbt(target).build(parsed, placements, [s.unique_id for s in plan.builds])
     if plan.retests and not _failures(results):
         results += _dbt(target).test(parsed, placements, [s.unique_id for s in plan.retests])
-    return _failures(results)
+    return tuple(results)
 
 
 def _failures(results: Sequence[NodeResult]) -> tuple[Failure, ...]:

@@ -3,9 +3,9 @@ temp/backup relations interrupted dbt runs leave behind."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from releasekit.config.model import DEFAULT_RETENTION
 from releasekit.engine.runtime import Target
@@ -21,6 +21,9 @@ class GcResult:
     dropped: tuple[str, ...]
     kept: int
     dry_run: bool
+    # Unused relations kept because something releasekit did not make reads them (a
+    # user's view on a physical relation): name -> those readers.
+    held: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def collect_garbage(targets: Sequence[Target], *, dry_run: bool = False) -> list[GcResult]:
@@ -45,6 +48,10 @@ def _collect(targets: list[Target], dry_run: bool) -> GcResult:
             keep |= set(warehouse.view_targets(target.env.schema).values())
         present = warehouse.relations(first.physical_schema)
         doomed = sorted(name for name in present if name not in keep or is_dbt_leftover(name))
+        held = {
+            name: tuple(found) for name, found in warehouse.readers(first.physical_schema, doomed).items()
+        }
+        doomed = [name for name in doomed if name not in held]
         if doomed and not dry_run and not first.store.environments():
             raise StateError(
                 f"the ledger in {first.store.describe()} is empty, but {first.physical_schema} holds "
@@ -54,7 +61,7 @@ def _collect(targets: list[Target], dry_run: bool) -> GcResult:
             )
         if not dry_run:
             warehouse.drop_relations(first.physical_schema, doomed)
-    return GcResult(first.physical_schema, tuple(doomed), len(present) - len(doomed), dry_run)
+    return GcResult(first.physical_schema, tuple(doomed), len(present) - len(doomed), dry_run, held)
 
 
 def _recorded(target: Target, declared: set[str]) -> set[str]:

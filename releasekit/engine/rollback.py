@@ -21,6 +21,7 @@ class RollbackResult:
 
 def rollback(target: Target, to: int | None = None) -> RollbackResult:
     with target.store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
+        target.check_grants(warehouse)
         reconcile(target, warehouse)
         entries = target.store.entries(target.name)
         live = live_entry(entries)

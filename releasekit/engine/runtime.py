@@ -11,7 +11,7 @@ from typing import Any
 
 from releasekit.config.model import Connection, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject
-from releasekit.errors import WarehouseBusyError
+from releasekit.errors import ConfigError, WarehouseBusyError
 from releasekit.state import ledger
 from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome, StateStore
 from releasekit.warehouse.base import ReleaseMarker, Warehouse
@@ -55,6 +55,20 @@ class Target:
             yield warehouse
         finally:
             warehouse.close()
+
+    def check_grants(self, warehouse: Warehouse) -> None:
+        """Grants a warehouse cannot give are a config error. Every command that switches
+        asks first, before it records or builds anything; teardown and gc never need them."""
+        if any(self.env.grants.values()) and not warehouse.capabilities.grants:
+            where = (
+                self.env.source_file.name if self.env.source_file else "branch_environments in releasekit.yml"
+            )
+            raise ConfigError(
+                f"environment {self.name!r} declares grants, but {self.connection.type} has no GRANT",
+                file=where,
+                key="grants",
+                hint="remove `grants` (and defaults.grants in releasekit.yml) for this environment",
+            )
 
     def _open_waiting(self) -> Warehouse:
         deadline, pause, told = time.monotonic() + self.busy_wait, 0.05, False
@@ -160,4 +174,5 @@ def switch(
         physical_schema=target.physical_schema,
         marker=target.marker(release_id, git_sha),
         drop=sorted(dropped),
+        grants=target.env.grants,
     )

@@ -43,6 +43,7 @@ def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) 
     """Make `record.schema` serve the base's live release, unless it already serves one."""
     store = target.store
     with store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
+        target.check_grants(warehouse)
         record = store.branch(record.branch) or record
         store.register(record)
         reconcile(target, warehouse)

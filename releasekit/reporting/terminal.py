@@ -191,6 +191,12 @@ class TerminalReporter:
             )
             for name in r.dropped:
                 self.console.print(f"  - {name}")
+            for name, readers in r.held.items():
+                self.console.print(
+                    f"  [yellow]kept[/] {name}: unused, but read by {', '.join(readers)}; drop or repoint "
+                    "those to an environment's views, and the next gc reclaims it",
+                    highlight=False,
+                )
 
     def waiting(self, why: str) -> None:
         self.console.print(f"[yellow]waiting:[/] {why}; releasekit goes on when it is free", highlight=False)

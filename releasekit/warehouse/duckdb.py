@@ -6,6 +6,11 @@ cannot be renamed ("Altering schemas is not yet supported"), hence schema_rename
 
 DuckDB allows one process per database file: a second process cannot open it at all,
 not even read-only. Opening fails fast and names the process that holds the file.
+
+Inspection (`columns`, `row_count`, `compare_rows`, `query`) runs in a READ ONLY
+transaction that is always rolled back, so nothing it runs can write. `query` also asks
+DuckDB's parser that the text is exactly one SELECT before running it. DuckDB has no
+statement timeout: a query runs in this process, where Ctrl-C interrupts it.
 """
 
 from __future__ import annotations
@@ -14,16 +19,32 @@ import contextlib
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 from releasekit.errors import WarehouseBusyError, WarehouseError
-from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker, check_switch_names
+from releasekit.warehouse.base import (
+    MARKER_VIEW,
+    Capabilities,
+    Connection,
+    Execute,
+    QueryResult,
+    ReleaseMarker,
+    RowComparison,
+    Side,
+    check_switch_names,
+    compare_relations,
+    missing_relation,
+    one_statement,
+    run_query,
+)
 from releasekit.warehouse.naming import qualify, quote, string_literal
+
+T = TypeVar("T")
 
 _LOCK_FAILURE = "Could not set lock on file"
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
@@ -39,6 +60,11 @@ WHERE database_name = current_database() AND schema_name = ? AND NOT internal
 UNION ALL
 SELECT view_name, 'VIEW' FROM duckdb_views()
 WHERE database_name = current_database() AND schema_name = ? AND NOT internal
+"""
+_COLUMNS_SQL = """
+SELECT column_name, data_type FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name = ? AND table_name = ? AND NOT internal
+ORDER BY column_index
 """
 _VIEWS_SQL = """
 SELECT view_name, sql FROM duckdb_views()
@@ -92,9 +118,12 @@ class DuckDBWarehouse:
         physical_schema: str,
         marker: ReleaseMarker,
         drop: Iterable[str] = (),
+        grants: Mapping[str, Sequence[str]] = {},
     ) -> None:
         dropped = list(dict.fromkeys(drop))
         check_switch_names(views, dropped)
+        if any(grants.values()):
+            raise WarehouseError("DuckDB has no GRANT: a DuckDB environment cannot declare grants")
         steps = [_Step(f"schema {schema!r}", f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")]
         steps += [_view_step(schema, name, physical_schema, rel) for name, rel in views.items()]
         steps += [_drop_step(schema, name, "VIEW") for name in dropped]
@@ -126,9 +155,45 @@ class DuckDBWarehouse:
         if steps:
             self._transact(steps, f"could not drop relations in schema {schema!r}", hint=None)
 
+    def readers(self, schema: str, names: Iterable[str]) -> dict[str, list[str]]:
+        return {}  # DuckDB binds a view to names when it is queried: nothing to ask
+
     def drop_schema(self, schema: str) -> None:
         step = _Step(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
         self._transact([step], f"could not drop schema {schema!r}", hint=None)
+
+    def columns(self, schema: str, relation: str) -> list[tuple[str, str]]:
+        doing = f"list the columns of {qualify(schema, relation)}"
+        rows = self._query(_COLUMNS_SQL, [schema, relation], doing=doing)
+        return [(str(name), str(data_type)) for name, data_type in rows]
+
+    def row_count(self, schema: str, relation: str) -> int:
+        def count(execute: Execute) -> int:
+            if not self.columns(schema, relation):
+                raise missing_relation(schema, relation)
+            return int(execute(f"SELECT count(*) FROM {qualify(schema, relation)}")[1][0][0])
+
+        return self._read_only(count, doing=f"count the rows of {qualify(schema, relation)}")
+
+    def compare_rows(
+        self,
+        before: tuple[str, str],
+        after: tuple[str, str],
+        key: Sequence[str],
+        columns: Sequence[str],
+        *,
+        examples: int = 5,
+    ) -> RowComparison:
+        def compare(execute: Execute) -> RowComparison:
+            old, new = (Side(name, dict(self.columns(*name))) for name in (before, after))
+            return compare_relations(execute, old, new, key, columns, examples=examples)
+
+        return self._read_only(compare, doing=f"compare {qualify(*before)} with {qualify(*after)}")
+
+    def query(self, sql: str, *, limit: int) -> QueryResult:
+        statement = one_statement(sql)
+        self._require_select(statement)
+        return self._read_only(lambda execute: run_query(execute, statement, limit), doing="run the query")
 
     def close(self) -> None:
         self._con.close()
@@ -170,6 +235,33 @@ class DuckDBWarehouse:
         # A failed COMMIT has already ended the transaction; the first error is the story.
         with contextlib.suppress(duckdb.Error):
             self._con.execute("ROLLBACK")
+
+    def _read_only(self, work: Callable[[Execute], T], *, doing: str) -> T:
+        """Run `work` in a READ ONLY transaction, rolled back whatever happens."""
+        self._query("BEGIN TRANSACTION READ ONLY", doing=doing)
+        try:
+            return work(lambda sql: self._fetch(sql, doing=doing))
+        finally:
+            self._rollback()
+
+    def _fetch(self, sql: str, *, doing: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        try:
+            result = self._con.execute(sql)
+            return [column[0] for column in result.description], result.fetchall()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"could not {doing} in {self.path}: {_first_line(exc)}") from exc
+
+    def _require_select(self, statement: str) -> None:
+        try:
+            kinds = [parsed.type for parsed in self._con.extract_statements(statement)]
+        except duckdb.Error as exc:
+            raise WarehouseError(f"could not run the query in {self.path}: {_first_line(exc)}") from exc
+        if kinds != [duckdb.StatementType.SELECT]:
+            words = " + ".join(kind.name for kind in kinds)
+            raise WarehouseError(
+                f"the query must be one SELECT statement, not {words}",
+                hint="a query only reads: write it as a SELECT (WITH ... SELECT is fine)",
+            )
 
 
 def _database_path(connection: Connection) -> str:

@@ -45,6 +45,14 @@ lists every object reading a view it would replace or drop: drop them, switch, t
 recreate them on the new release. `drop_schema` refuses likewise when objects outside the
 schema read it, which CASCADE would otherwise drop silently.
 
+Grants. A replaced view is a new object: the grants made on the old one (by anyone, to
+anyone but its owner) are given to the new one while it is built in the staging schema, and
+the environment's declared grants are given to every new view and the marker there too. A
+view the switch keeps gets a declared grant only when a role lacks it (asked with
+has_table_privilege, so a steady state touches nothing), and the roles get USAGE on the
+schema. All of it commits or rolls back with the switch: a role that does not exist fails
+the switch, and nothing changes.
+
 Views releasekit made carry a comment naming their relation; a view counts as ours (for
 `view_targets` and for leaving it alone) when that comment names the one relation
 `pg_depend` says it reads: no SQL is parsed.
@@ -52,6 +60,13 @@ Views releasekit made carry a comment naming their relation; a view counts as ou
 Connection.settings (dbt-postgres `credentials.to_dict()` gives these): host, port, user,
 password (or pass), dbname (or Connection.database), connect_timeout, role, sslmode,
 sslcert, sslkey, sslrootcert, keepalives_idle; releasekit's own: lock_timeout_ms.
+
+Inspection (`columns`, `row_count`, `compare_rows`, `query`) runs in a REPEATABLE READ,
+READ ONLY transaction that is always rolled back: PostgreSQL refuses every write in it, and
+the rollback undoes even session settings a query changes (`set_config`). `query` also has
+a statement timeout (QUERY_TIMEOUT_MS, 5 minutes), runs one statement only, wrapped as a
+subquery (so INSERT or CREATE is a syntax error). Reads set no lock timeout: a switch holds
+its locks for milliseconds.
 """
 
 from __future__ import annotations
@@ -69,7 +84,21 @@ from typing import Any, TypeVar
 import psycopg2
 
 from releasekit.errors import WarehouseBusyError, WarehouseError
-from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection, ReleaseMarker, check_switch_names
+from releasekit.warehouse.base import (
+    MARKER_VIEW,
+    Capabilities,
+    Connection,
+    Execute,
+    QueryResult,
+    ReleaseMarker,
+    RowComparison,
+    Side,
+    check_switch_names,
+    compare_relations,
+    missing_relation,
+    one_statement,
+    run_query,
+)
 from releasekit.warehouse.naming import qualify, quote, string_literal
 
 T = TypeVar("T")
@@ -80,6 +109,7 @@ Cursor = Any  # psycopg2 ships no type information
 DEFAULT_LOCK_TIMEOUT_MS = 500
 ATTEMPTS = 5
 _BACKOFF_S = 0.05
+_PRIVILEGES = frozenset({"select", "insert", "update", "delete", "truncate", "references", "trigger"})
 _LOCK_CONFLICTS = frozenset({"55P03", "40P01"})  # lock_not_available, deadlock_detected
 _PASSED_THROUGH = ("sslmode", "sslcert", "sslkey", "sslrootcert", "keepalives_idle")
 _DROP_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE"}
@@ -125,6 +155,20 @@ CROSS JOIN LATERAL pg_identify_object(
 WHERE src.oid = ANY(%(oids)s::oid[]) AND NOT coalesce(r.ev_class, 0) = ANY(%(oids)s::oid[])
 ORDER BY 3, 4
 """
+_VIEW_GRANTS_SQL = """
+SELECT c.relname, a.privilege_type,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.is_grantable
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND a.grantee <> c.relowner
+ORDER BY 1, 2, 3
+"""
+_LACKING_SQL = """
+SELECT v.name, g.role, g.privilege
+FROM unnest(%(names)s::text[]) AS v(name)
+CROSS JOIN unnest(%(roles)s::text[], %(privileges)s::text[]) AS g(role, privilege)
+WHERE NOT has_table_privilege(g.role, format('%%I.%%I', %(schema)s::text, v.name), g.privilege)
+"""
 _VIEW_READS_SQL = """
 SELECT DISTINCT v.relname, obj_description(v.oid, 'pg_class'), tn.nspname, t.relname
 FROM pg_class v
@@ -156,6 +200,24 @@ WHERE l.granted AND l.pid <> pg_backend_pid() AND n.nspname = ANY(%s)
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 GROUP BY 1, 2, 3, 4, 5 ORDER BY 5 DESC LIMIT 5
 """
+
+# Logic tests assert over consumer views; they are not batch jobs. One that runs longer is
+# cancelled (SQLSTATE 57014) and reported, so a runaway test cannot hold a CI job for hours.
+QUERY_TIMEOUT_MS = 300_000
+_READ_ONLY_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_QUERY_CANCELED = "57014"
+_SYNTAX_ERROR = "42601"
+_COLUMNS_SQL = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+# Built-in types without an equality operator: EXCEPT cannot compare them, their text it can.
+_WITHOUT_EQUALITY = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"})
 
 
 @dataclass(frozen=True)
@@ -197,7 +259,7 @@ class _Dependant:
 class PostgresWarehouse:
     """One PostgreSQL database, reached through one connection (autocommit off)."""
 
-    capabilities: Capabilities = Capabilities(transactional_ddl=True, schema_rename=True)
+    capabilities: Capabilities = Capabilities(transactional_ddl=True, schema_rename=True, grants=True)
 
     def __init__(self, connection: Connection, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._settings = _read_settings(connection)
@@ -228,13 +290,21 @@ class PostgresWarehouse:
         physical_schema: str,
         marker: ReleaseMarker,
         drop: Iterable[str] = (),
+        grants: Mapping[str, Sequence[str]] = {},
     ) -> None:
         dropped = tuple(dict.fromkeys(drop))
         check_switch_names(views, dropped)
         for kind, name in [("schema", schema), ("schema", physical_schema), *_names(views)]:
             self._check_fits(kind, name)
+        wanted = _grants(grants)
         plan = _Switch(
-            schema, staging_schema(schema, self._max_bytes), physical_schema, dict(views), dropped, marker
+            schema,
+            staging_schema(schema, self._max_bytes),
+            physical_schema,
+            dict(views),
+            dropped,
+            marker,
+            wanted,
         )
         self._run(plan.apply, plan.failure, hint=_SWITCH_HINT, contended=(schema, physical_schema))
 
@@ -253,6 +323,12 @@ class PostgresWarehouse:
                 f"could not drop relations in schema {schema!r}",
                 contended=(schema,),
             )
+
+    def readers(self, schema: str, names: Iterable[str]) -> dict[str, list[str]]:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {}
+        return self._run(lambda cur: _readers(cur, schema, wanted), f"could not list readers in {schema!r}")
 
     def drop_schema(self, schema: str) -> None:
         if _byte_length(schema) <= self._max_bytes:  # a longer name cannot exist
@@ -342,7 +418,8 @@ class PostgresWarehouse:
             f"longer than lock_timeout ({timeout} ms), {ATTEMPTS} attempts: {held}",
             hint=(
                 "readers that keep a transaction open on the schema block it; wait for them or "
-                "end them (SELECT pg_terminate_backend(pid)), or raise lock_timeout_ms; nothing changed"
+                "end them (SELECT pg_terminate_backend(pid)), or raise warehouse.lock_timeout_ms in "
+                "releasekit.yml; nothing changed"
             ),
         )
 
@@ -358,6 +435,59 @@ class PostgresWarehouse:
             for pid, user, app, state, age, rels in rows
         ]
 
+    def columns(self, schema: str, relation: str) -> list[tuple[str, str]]:
+        failure = f"could not list the columns of {qualify(schema, relation)}"
+        return self._read_only(lambda cur: _columns(cur, schema, relation), failure)
+
+    def row_count(self, schema: str, relation: str) -> int:
+        failure = f"could not count the rows of {qualify(schema, relation)}"
+        return self._read_only(lambda cur: _row_count(cur, schema, relation), failure)
+
+    def compare_rows(
+        self,
+        before: tuple[str, str],
+        after: tuple[str, str],
+        key: Sequence[str],
+        columns: Sequence[str],
+        *,
+        examples: int = 5,
+    ) -> RowComparison:
+        def compare(cur: Cursor) -> RowComparison:
+            old, new = (Side(name, dict(_columns(cur, *name))) for name in (before, after))
+            execute = _executor(cur)
+            return compare_relations(
+                execute, old, new, key, columns, examples=examples, as_text=_without_equality
+            )
+
+        return self._read_only(compare, f"could not compare {qualify(*before)} with {qualify(*after)}")
+
+    def query(self, sql: str, *, limit: int, timeout_ms: int = QUERY_TIMEOUT_MS) -> QueryResult:
+        """Warehouse.query, cancelled after `timeout_ms` (statement_timeout, each statement)."""
+        statement = one_statement(sql)
+        return self._read_only(
+            lambda cur: run_query(_executor(cur), statement, limit),
+            "could not run the query",
+            timeout_ms=timeout_ms,
+        )
+
+    def _read_only(self, work: Callable[[Cursor], T], failure: str, *, timeout_ms: int | None = None) -> T:
+        """Run `work` in a read-only transaction, rolled back whatever happens."""
+        try:
+            cur = self._con.cursor()
+        except psycopg2.Error as exc:  # closed, or the connection broke
+            raise _read_error(_StatementFailed("connection", exc), failure, timeout_ms) from exc
+        try:
+            _execute(cur, _Step("read-only transaction", _READ_ONLY_SQL))
+            if timeout_ms is not None:
+                _execute(cur, _Step("statement timeout", f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+            return work(cur)
+        except _StatementFailed as failed:
+            raise _read_error(failed, failure, timeout_ms) from failed.cause
+        finally:
+            self._rollback()
+            with contextlib.suppress(psycopg2.Error):
+                cur.close()
+
 
 @dataclass(frozen=True)
 class _Switch:
@@ -367,6 +497,7 @@ class _Switch:
     views: dict[str, str]
     dropped: tuple[str, ...]
     marker: ReleaseMarker
+    grants: tuple[_Grant, ...] = ()  # the environment's: on every view after the switch
 
     @property
     def failure(self) -> str:
@@ -379,12 +510,38 @@ class _Switch:
         self._require_physical(cur)
         if self.schema in schemas:
             changed = self._changed(cur)
-            swap = self._swap_steps(changed, self._replaced(cur, changed))
+            replaced = self._replaced(cur, changed)
+            carried = _view_grants(cur, self.schema, [name for name, _ in replaced if name in changed])
+            swap = self._swap_steps(changed, replaced) + self._grant_steps(cur, changed)
         else:
-            changed, swap = self.views, self._first_steps()
+            changed, carried, swap = self.views, [], self._first_steps() + self._grant_steps(cur, self.views)
         build += self._build_steps(changed)
+        build += [
+            grant.on_view(self.staging, name)
+            for name in [*changed, MARKER_VIEW]
+            for grant in (*carried, *self.grants)
+            if grant.view in (None, name)
+        ]
         _execute(cur, _batch(f"views of release {self.marker.release_id} in staging", build))
         _execute(cur, _batch("swap", swap))
+
+    def _grant_steps(self, cur: Cursor, changed: Mapping[str, str]) -> list[_Step]:
+        """The environment's grants on the views this switch leaves as they are, where a
+        role lacks them (so an unchanged view is not touched), and USAGE on the schema."""
+        if not self.grants:
+            return []
+        kept = [name for name in self.views if name not in changed]
+        steps = [
+            grant.on_view(self.schema, name) for grant, name in _missing(cur, self.schema, kept, self.grants)
+        ]
+        roles = sorted({grant.role for grant in self.grants})
+        steps.append(
+            _Step(
+                "schema usage",
+                f"GRANT USAGE ON SCHEMA {quote(self.schema)} TO {', '.join(map(_grantee, roles))}",
+            )
+        )
+        return steps
 
     def _changed(self, cur: Cursor) -> dict[str, str]:
         """The views to swap: a view of ours that already reads its relation stays as it is,
@@ -595,6 +752,16 @@ def _drop_relations(cur: Cursor, schema: str, names: list[str]) -> None:
         _execute(cur, step)
 
 
+def _readers(cur: Cursor, schema: str, names: list[str]) -> dict[str, list[str]]:
+    oids = [oid for _, oid in _relations(cur, schema, names).values()]
+    rows = _fetch(cur, "dependants", _DEPENDANTS_SQL, {"oids": oids}) if oids else []
+    found: dict[str, list[str]] = {}
+    for row in rows:  # readers among `names` themselves are left out by the query
+        dependant = _Dependant(*map(str, row))
+        found.setdefault(dependant.reads, []).append(f"{dependant.kind} {dependant.identity}")
+    return found
+
+
 def _readers_first(cur: Cursor, relations: Mapping[str, tuple[str, int]]) -> list[str]:
     by_oid = {oid: name for name, (_, oid) in relations.items()}
     edges = _fetch(cur, "dependencies", _READS_AMONG_SQL, {"oids": list(by_oid)}) if len(by_oid) > 1 else []
@@ -610,6 +777,58 @@ def _drop_schema(cur: Cursor, schema: str) -> None:
     oids = [oid for _, oid in _relations(cur, schema).values()]
     _refuse_dependants(cur, f"could not drop schema {schema!r}", oids, outside=schema)
     _execute(cur, _Step(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE"))
+
+
+@dataclass(frozen=True)
+class _Grant:
+    privilege: str  # SELECT, INSERT, ...
+    role: str  # a role's name, or PUBLIC
+    view: str | None = None  # carried over from this replaced view; None: on every view
+    grantable: bool = False
+
+    def on_view(self, schema: str, name: str) -> _Step:
+        option = " WITH GRANT OPTION" if self.grantable else ""
+        sql = f"GRANT {self.privilege} ON {qualify(schema, name)} TO {_grantee(self.role)}{option}"
+        return _Step(f"grant {self.privilege} on {name!r} to {self.role!r}", sql)
+
+
+def _grants(grants: Mapping[str, Sequence[str]]) -> tuple[_Grant, ...]:
+    unknown = sorted(set(grants) - _PRIVILEGES)
+    if unknown:
+        raise WarehouseError(
+            f"unknown privilege(s) for views: {', '.join(map(repr, unknown))}",
+            hint=f"use {', '.join(sorted(_PRIVILEGES))}",
+        )
+    return tuple(_Grant(privilege.upper(), role) for privilege, roles in grants.items() for role in roles)
+
+
+def _grantee(role: str) -> str:
+    return "PUBLIC" if role.upper() == "PUBLIC" else quote(role)
+
+
+def _view_grants(cur: Cursor, schema: str, names: list[str]) -> list[_Grant]:
+    """What was granted on these views, by whoever, to anyone but their owner."""
+    rows = _fetch(cur, "grants", _VIEW_GRANTS_SQL, (schema, names)) if names else []
+    return [_Grant(str(priv), str(role), str(view), bool(option)) for view, priv, role, option in rows]
+
+
+def _missing(
+    cur: Cursor, schema: str, names: list[str], grants: Sequence[_Grant]
+) -> list[tuple[_Grant, str]]:
+    """(grant, view) pairs the view lacks. PUBLIC cannot be asked, so it is always granted."""
+    public = [(grant, name) for grant in grants if grant.role.upper() == "PUBLIC" for name in names]
+    asked = [grant for grant in grants if grant.role.upper() != "PUBLIC"]
+    if not names or not asked:
+        return public
+    params = {
+        "schema": schema,
+        "names": names,
+        "roles": [grant.role for grant in asked],
+        "privileges": [grant.privilege for grant in asked],
+    }
+    by_key = {(grant.role, grant.privilege): grant for grant in asked}
+    rows = _fetch(cur, "privileges", _LACKING_SQL, params)
+    return public + [(by_key[(str(role), str(priv))], str(name)) for name, role, priv in rows]
 
 
 def _marker_sql(view: str, marker: ReleaseMarker) -> str:
@@ -663,3 +882,36 @@ def _describe(exc: Exception) -> str:
 
 def _byte_length(name: str) -> int:
     return len(name.encode("utf-8", "surrogatepass"))
+
+
+def _columns(cur: Cursor, schema: str, relation: str) -> list[tuple[str, str]]:
+    rows = _fetch(cur, "columns", _COLUMNS_SQL, (schema, relation))
+    return [(str(name), str(data_type)) for name, data_type in rows]
+
+
+def _row_count(cur: Cursor, schema: str, relation: str) -> int:
+    if not _columns(cur, schema, relation):
+        raise missing_relation(schema, relation)
+    return int(_fetch(cur, "count", f"SELECT count(*) FROM {qualify(schema, relation)}")[0][0])
+
+
+def _executor(cur: Cursor) -> Execute:
+    # _fetch passes no parameters, so psycopg2 leaves a `%` in the SQL alone.
+    def execute(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        rows = _fetch(cur, "query", sql)
+        return [column.name for column in cur.description], rows
+
+    return execute
+
+
+def _without_equality(data_type: str) -> bool:
+    return data_type.removesuffix("[]") in _WITHOUT_EQUALITY
+
+
+def _read_error(failed: _StatementFailed, failure: str, timeout_ms: int | None) -> WarehouseError:
+    hint = None
+    if failed.pgcode == _QUERY_CANCELED and timeout_ms is not None:
+        hint = f"it ran longer than the statement timeout ({timeout_ms} ms): make it cheaper"
+    elif failed.pgcode == _SYNTAX_ERROR:
+        hint = "a query is one SELECT (WITH ... SELECT is fine); INSERT, CREATE and other writes are refused"
+    return WarehouseError(f"{failure}: {_describe(failed.cause)}", hint=hint)

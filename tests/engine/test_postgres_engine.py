@@ -32,7 +32,7 @@ from projects import BASE_FILES, ENV_FILES, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
-from releasekit.errors import ConfigError, NotFoundError, WarehouseError
+from releasekit.errors import ConfigError, NotFoundError, WarehouseBusyError, WarehouseError
 from releasekit.warehouse import postgres as pg_adapter
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
 from releasekit.warehouse.naming import qualify
@@ -334,10 +334,19 @@ def test_gc_drops_unretained_relations_and_never_what_live_views_read(tmp_path: 
         pg.every_view_selects("prod")
 
         pg.sql("DROP SCHEMA prod CASCADE")
+        # A user's view on an unused physical relation holds that one relation only; what
+        # reads it among the unused (revenue, big_spenders) goes.
+        [report_on] = [relation for relation in only_1 if relation.startswith("orders__")]
+        pg.sql(f"CREATE VIEW public.user_report AS SELECT * FROM {qualify(PHYSICAL, report_on)}")
         [dry] = api.gc(workspace, dry_run=True)
-        assert set(dry.dropped) == only_1 and pg.physical() == physical_before - {leftover}
+        assert set(dry.dropped) == only_1 - {report_on} and pg.physical() == physical_before - {leftover}
+        [held] = api.gc(workspace)
+        assert set(held.dropped) == only_1 - {report_on}
+        assert held.held == {report_on: ("view public.user_report",)}
+        assert report_on in pg.physical()
+        pg.sql("DROP VIEW public.user_report")
         [result] = api.gc(workspace)
-        assert set(result.dropped) == only_1
+        assert set(result.dropped) == {report_on}
         assert pg.physical() == set(views_2.values())
         pg.every_view_selects("dev")
         [again] = api.gc(workspace)
@@ -364,6 +373,67 @@ def test_a_consumer_view_on_an_environment_view_refuses_the_switch_until_dropped
     assert result.outcome == "succeeded" and ran.built == set()
     assert result.recovered is not None and result.recovered.outcome == "abandoned"
     assert pg.marker("dev")[0] == result.release_id == 3
+
+
+def test_lock_timeout_from_releasekit_yml_bounds_how_long_a_reader_is_blocked(tmp_path: Path) -> None:
+    """A reader holding dev's views in an open transaction: the switch gives way after
+    releasekit.yml's lock timeout per attempt, and says so; nothing changes."""
+    files = {"releasekit.yml": "version: 1\nwarehouse:\n  lock_timeout_ms: 40\n"}
+    with pg_repo(tmp_path / "repo", files) as at:
+        workspace = at.workspace()
+        assert (
+            workspace.light_target(workspace.environment("dev")).connection.settings["lock_timeout_ms"] == 40
+        )
+        deploy(workspace, "dev")
+        views = at.pg.views("dev")
+        change_customers(at.repo)
+        reader = connect(at.database)
+        reader.autocommit = False
+        try:
+            with reader.cursor() as cur:
+                cur.execute("SELECT count(*) FROM dev.customers")  # holds its lock until rollback
+            with pytest.raises(WarehouseBusyError, match=r"longer than lock_timeout \(40 ms\)") as busy:
+                deploy(at.workspace(), "dev")
+            assert "warehouse.lock_timeout_ms" in (busy.value.hint or "")
+        finally:
+            reader.rollback()
+            reader.close()
+        assert at.pg.views("dev") == views and at.pg.marker("dev")[0] == 1
+
+
+def test_consumers_keep_their_grants_through_deploys_rollbacks_and_branch_environments(
+    tmp_path: Path,
+) -> None:
+    role = f"rk_bi_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    files = {
+        "releasekit.yml": f"version: 1\nbranch_environments:\n  grants: {{select: [{role}]}}\n",
+        "environments/dev.yml": ENV_FILES["environments/dev.yml"] + f"grants:\n  select: [{role}]\n",
+    }
+    with pg_repo(tmp_path / "repo", files) as at:
+        at.pg.sql(f"CREATE ROLE {role}")
+        try:
+            can = (
+                "SELECT bool_and(has_table_privilege(%s, format('%%I.%%I', %s::text, v), 'SELECT')) "
+                "FROM unnest(%s) v"
+            )
+
+            def readable(schema: str) -> bool:
+                return bool(at.pg.sql(can, (role, schema, sorted(at.pg.views(schema))))[0][0])
+
+            deploy(at.workspace(), "dev")
+            assert readable("dev")
+            change_customers(at.repo)
+            deploy(at.workspace(), "dev")  # replaces customers and what reads it
+            assert readable("dev")
+            api.rollback(at.workspace(), "dev")
+            assert readable("dev")
+            up = api.env_up(at.workspace(), "feature")
+            assert readable(up.record.schema)
+            # The role reads through the views only: the physical tables stay closed to it.
+            assert not at.pg.sql("SELECT has_schema_privilege(%s, %s, 'USAGE')", (role, PHYSICAL))[0][0]
+            api.env_down(at.workspace(), "feature")
+        finally:
+            at.pg.sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
 
 
 # --- branch environments -------------------------------------------------------------------

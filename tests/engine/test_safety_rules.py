@@ -11,7 +11,7 @@ from projects import BASE_FILES, commit, make_repo, write_files
 from warehouse_reads import physical
 
 from releasekit import api
-from releasekit.errors import DirtyWorktreeError, StateError
+from releasekit.errors import ConfigError, DirtyWorktreeError, StateError
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +66,13 @@ def test_a_seed_edit_is_explained_as_seed_data(deployed: Path) -> None:
     reasons = {step.name: step.reasons for step in plan.builds}
     assert reasons["raw_orders"] == ("seed data changed",)
     assert reasons["stg_orders"] == ("parent raw_orders changed",)
+
+
+def test_grants_on_duckdb_are_refused_before_anything_is_built_or_recorded(tmp_path: Path) -> None:
+    files = {"environments/dev.yml": "version: 1\nschema: dev\ngrants:\n  select: [reporter]\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    with pytest.raises(ConfigError, match="declares grants, but duckdb has no GRANT") as refused:
+        api.deploy(api.Workspace.open(repo), "dev")
+    assert refused.value.file == "dev.yml" and refused.value.key == "grants"
+    assert api.releases(api.Workspace.open(repo), "dev") == []
+    assert physical(repo) == set()

@@ -107,7 +107,9 @@ def _switch(warehouse: PostgresWarehouse, models: list[str], release_id: int, en
 
 
 def test_capabilities() -> None:
-    assert PostgresWarehouse.capabilities == Capabilities(transactional_ddl=True, schema_rename=True)
+    assert PostgresWarehouse.capabilities == Capabilities(
+        transactional_ddl=True, schema_rename=True, grants=True
+    )
 
 
 def test_the_registry_opens_postgres(postgres_database: str) -> None:
@@ -262,6 +264,76 @@ def test_the_schema_keeps_its_grants_and_the_objects_releasekit_did_not_make(
         assert warehouse.view_targets(ENV) == _release(models, 2)
     finally:
         side.sql(f"DROP OWNED BY {quote(reader)}; DROP ROLE {quote(reader)}")
+
+
+@pytest.fixture
+def roles(side: Side, postgres_database: str) -> Iterator[tuple[str, str]]:
+    """Two roles of the server (roles are not per database), dropped afterwards."""
+    made = (f"rk_bi_{postgres_database[-12:]}", f"rk_hand_{postgres_database[-12:]}")
+    side.sql(";".join(f"CREATE ROLE {quote(role)}" for role in made))
+    try:
+        yield made
+    finally:
+        side.sql(";".join(f"DROP OWNED BY {quote(role)}; DROP ROLE {quote(role)}" for role in made))
+
+
+def _can(side: Side, role: str, view: str, privilege: str = "SELECT") -> bool:
+    sql = f"SELECT has_table_privilege('{role}', '{qualify(ENV, view)}', '{privilege}')"
+    return bool(side.sql(sql)[0][0])
+
+
+def test_declared_grants_hold_on_every_view_after_every_switch(
+    open_warehouse: Any, side: Side, roles: tuple[str, str]
+) -> None:
+    bi, _ = roles
+    warehouse, models = open_warehouse(), _models(3)
+    _build(side, models)
+    grants = {"select": [bi]}
+    warehouse.switch(ENV, _release(models, 1), physical_schema=PHYSICAL, marker=make_marker(1), grants=grants)
+    assert all(_can(side, bi, view) for view in [*models, MARKER_VIEW])
+    assert not _can(side, bi, models[0], "INSERT")
+    assert side.sql(f"SELECT has_schema_privilege('{bi}', '{ENV}', 'USAGE')") == [(True,)]
+
+    # Release 2 replaces two views and keeps one: the new views get the grant, and the kept
+    # view is the same object as before.
+    kept = side.sql(f"SELECT '{qualify(ENV, models[0])}'::regclass::oid")
+    views = {**_release(models, 2), models[0]: f"{models[0]}__r1"}
+    warehouse.switch(ENV, views, physical_schema=PHYSICAL, marker=make_marker(2), grants=grants)
+    assert all(_can(side, bi, view) for view in [*models, MARKER_VIEW])
+    assert side.sql(f"SELECT '{qualify(ENV, models[0])}'::regclass::oid") == kept
+
+
+def test_grants_made_by_hand_on_a_replaced_view_carry_over(
+    open_warehouse: Any, side: Side, roles: tuple[str, str]
+) -> None:
+    _, hand = roles
+    warehouse, models = open_warehouse(), _models(2)
+    _build(side, models)
+    _switch(warehouse, models, 1)
+    side.sql(f"GRANT SELECT, REFERENCES ON {qualify(ENV, models[1])} TO {quote(hand)} WITH GRANT OPTION")
+
+    _switch(warehouse, models, 2)
+
+    assert _can(side, hand, models[1]) and _can(side, hand, models[1], "REFERENCES")
+    assert _can(side, hand, models[1], "SELECT WITH GRANT OPTION")
+    assert not _can(side, hand, models[0])
+
+
+def test_a_grant_to_a_role_that_does_not_exist_changes_nothing(open_warehouse: Any, side: Side) -> None:
+    warehouse, models = open_warehouse(), _models(2)
+    _build(side, models)
+    _switch(warehouse, models, 1)
+    with pytest.raises(WarehouseError, match="rk_no_such_role") as refused:
+        warehouse.switch(
+            ENV,
+            _release(models, 2),
+            physical_schema=PHYSICAL,
+            marker=make_marker(2),
+            grants={"select": ["rk_no_such_role"]},
+        )
+    assert "nothing changed" in (refused.value.hint or "")
+    assert warehouse.view_targets(ENV) == _release(models, 1)
+    assert warehouse.read_marker(ENV) == make_marker(1)
 
 
 def test_view_targets_need_the_comment_and_the_dependency_to_agree(open_warehouse: Any, side: Side) -> None:
