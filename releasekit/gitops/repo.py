@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
 from releasekit.errors import GitError
+
+
+@dataclass(frozen=True)
+class ChangedFile:
+    path: str  # relative to the repository root, POSIX
+    deleted: bool = False  # gone from the working tree: nothing there to lint or build
 
 
 class GitRepo:
@@ -45,6 +52,49 @@ class GitRepo:
             line[3:].split(" -> ")[-1].strip('"'): line.startswith("??") for line in lines if line.strip()
         }
         return sorted(found.items())
+
+    def changed_since(self, sha: str) -> list[ChangedFile]:
+        """Files that differ from the merge base of `sha` and HEAD: what this branch changed
+        since it forked from `sha`'s history, committed or not (staged, unstaged, untracked
+        but not ignored). Sorted by path; a rename is its old path deleted plus its new one."""
+        base = self.merge_base(sha)
+        diff = self._repo.git.diff("--name-status", "-z", "--no-renames", "--no-ext-diff", base, "--")
+        fields = diff.split("\0")
+        found = {
+            path: status == "D" for status, path in zip(fields[0::2], fields[1::2], strict=False) if path
+        }
+        untracked = self._repo.git.ls_files("--others", "--exclude-standard", "-z").split("\0")
+        found.update(dict.fromkeys(filter(None, untracked), False))
+        return [ChangedFile(path, deleted) for path, deleted in sorted(found.items())]
+
+    def merge_base(self, sha: str) -> str:
+        """The newest commit both `sha` and HEAD descend from."""
+        if not sha or sha.startswith("-") or not self._ref_exists(f"{sha}^{{commit}}"):
+            raise GitError(
+                f"commit {sha!r} is not in the repository at {self.root}", hint=self._fetch_hint(sha)
+            )
+        self.head_sha()
+        try:
+            return str(self._repo.git.merge_base(sha, "HEAD"))
+        except git.GitCommandError:
+            raise GitError(
+                f"commit {sha[:12]} and HEAD share no history in {self.root}",
+                hint="fetch the history that joins them: git fetch --unshallow origin (in CI, check out "
+                "with full history, e.g. actions/checkout's fetch-depth: 0)"
+                if self._is_shallow()
+                else "compare against a commit of this repository's history",
+            ) from None
+
+    def _fetch_hint(self, sha: str) -> str:
+        hint = f"fetch it: git fetch origin {sha}"
+        if self._is_shallow():
+            hint += (
+                " (this clone is shallow: git fetch --unshallow origin, or in CI check out with full history)"
+            )
+        return hint
+
+    def _is_shallow(self) -> bool:
+        return str(self._repo.git.rev_parse("--is-shallow-repository")).strip() == "true"
 
     def user(self) -> str:
         reader = self._repo.config_reader()
