@@ -7,11 +7,14 @@ run raises a `releasekit.errors.ReleasekitError`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from releasekit.checks.codec import to_dict
+from releasekit.checks.report import CHECK_ORDER, CheckName, CheckReport
+from releasekit.checks.run import CheckRequest, run_checks
 from releasekit.config.scaffold import InitResult, init_project
 from releasekit.dbtcore.profile import profile_targets
 from releasekit.dbtcore.session import NodeCallback
@@ -26,13 +29,14 @@ from releasekit.environments.branches import DownResult, UpResult, bring_up, exp
 from releasekit.errors import ConfigError, NotFoundError, ProjectError
 from releasekit.gitops.repo import GitRepo
 from releasekit.state import ledger
-from releasekit.state.base import BranchEnvironment, LedgerEntry
+from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry
 from releasekit.warehouse.base import ReleaseMarker
 from releasekit.warehouse.naming import branch_schema
 from releasekit.workspace import Workspace
 
 __all__ = [
     "BranchStatus",
+    "CheckReport",
     "DeployResult",
     "DownResult",
     "EnvironmentStatus",
@@ -43,6 +47,7 @@ __all__ = [
     "RollbackResult",
     "UpResult",
     "Workspace",
+    "check",
     "deploy",
     "env_down",
     "env_gc",
@@ -221,6 +226,46 @@ def env_gc(workspace: Workspace, *, dry_run: bool = False, now: datetime | None 
         for status in doomed:
             env_down(workspace, status.record.branch)
     return doomed
+
+
+def check(
+    workspace: Workspace,
+    env: str | None = None,
+    *,
+    base: str | None = None,
+    only: Collection[CheckName] = CHECK_ORDER,
+    lint_all: bool = False,
+    on_node: NodeCallback | None = None,
+    on_step: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> CheckReport:
+    """Lint, build and test, logic tests, impact and diff of a branch (default: the current
+    one) in its branch environment, which is brought up first if it is not; against `base`
+    (default: the environment the branch environment came from). The outcome is recorded
+    in the state store against the commit, for promotion gates."""
+    branch = workspace.current_branch() if env is None else env
+    _refuse_declared(workspace, branch)
+    record = workspace.store.branch(branch)
+    if record is None:
+        record = env_up(workspace, branch, on_wait=on_wait).record
+    base_env = workspace.config.environment(base or record.base)
+    request = CheckRequest(workspace.branch_environment(record), base_env, frozenset(only), lint_all)
+    report = run_checks(workspace, request, on_node=on_node, on_step=on_step)
+    workspace.store.record_check(
+        CheckRecord(
+            git_sha=report.git_sha,
+            env=report.env,
+            base=report.base,
+            release_id=report.release_id,
+            passed=report.passed,
+            verdict=report.verdict,
+            statuses={c.name: c.status for c in report.checks},
+            who=workspace.repo.user(),
+            at=report.started_at,
+            report=to_dict(report),
+        )
+    )
+    return report
 
 
 def _refuse_declared(workspace: Workspace, branch: str) -> None:

@@ -54,6 +54,12 @@ class Node:
     # Digests of the definitions of the tests that read this node (data and unit tests).
     # They decide whether a reused version must be tested again, never its fingerprint.
     tests: Mapping[str, str] = field(default_factory=dict)
+    # Neither of these feeds the fingerprint; `releasekit check` compares them.
+    # The columns that identify a row (see dbtcore.translate for the rule); () when none.
+    unique_key: tuple[str, ...] = ()
+    # Digest of what describes the node without deciding its content: descriptions (its own
+    # and its columns'), tags, meta, docs, group, access, grants. "" for sources.
+    metadata: str = ""
 
     @property
     def is_material(self) -> bool:
@@ -66,6 +72,17 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """A dbt exposure: something outside the project (a dashboard, an app) that reads it."""
+
+    unique_id: str
+    name: str
+    type: str  # dashboard | notebook | analysis | ml | application
+    owner: str = ""  # the owner's name, else their email
+    depends_on: tuple[str, ...] = ()  # unique ids of the nodes it reads
+
+
+@dataclass(frozen=True)
 class ProjectGraph:
     project_name: str
     adapter: str
@@ -74,6 +91,7 @@ class ProjectGraph:
     vars: Mapping[str, Any] = field(default_factory=dict)  # dbt_project.yml's global vars
     package_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # scoped vars
     cli_vars: Mapping[str, Any] = field(default_factory=dict)  # the environment's parameters
+    exposures: Mapping[str, Exposure] = field(default_factory=dict)  # by unique id
 
     def var_value(self, name: str, package: str) -> Any:
         """The value dbt gives var(name) in `package` (CLI > package-scoped > global)."""

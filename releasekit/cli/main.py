@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from releasekit import __version__
+from releasekit.cli.check import check as check_command
 from releasekit.cli.env import env as env_group
 from releasekit.cli.errors import Exit, handled
 from releasekit.cli.hooks import hooks as hooks_group
@@ -136,6 +137,7 @@ def quickstart(directory: Path) -> None:
         reporter.quickstart_done(run_quickstart(directory, reporter))
 
 
+cli.add_command(check_command)
 cli.add_command(env_group)
 cli.add_command(hooks_group)
 

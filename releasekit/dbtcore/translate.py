@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from releasekit.dbtcore.reads import scan_reads
-from releasekit.graph import Macro, Node, ProjectGraph, digest
+from releasekit.graph import Exposure, Macro, Node, ProjectGraph, digest
 
 # Config keys that say where a relation lives or describe it, not what it holds.
 # releasekit chooses placement itself, so env-specific schema/database/alias never
@@ -30,6 +30,9 @@ NON_CONTENT_CONFIG = frozenset(
         "packages",
     }
 )
+# Config keys that describe a node: `releasekit check` calls a change to them (or to
+# descriptions) metadata-only. Placement keys are left out: releasekit places relations.
+METADATA_CONFIG = ("tags", "meta", "docs", "group", "access", "grants", "persist_docs")
 # Macros of dbt itself and of the adapter (packages `dbt`, `dbt_duckdb`, ...) are versioned
 # with the installed tool, not with the project: they are left out of fingerprints.
 
@@ -39,8 +42,9 @@ if TYPE_CHECKING:
 
 
 def to_graph(manifest: Manifest, *, project_vars: dict[str, Any], cli_vars: dict[str, Any]) -> ProjectGraph:
+    tested = _tested_columns(manifest)
     nodes = {
-        uid: _node(n)
+        uid: _node(n, tested.get(uid, frozenset()))
         for uid, n in manifest.nodes.items()
         if n.resource_type.value in ("model", "seed", "snapshot")
     }
@@ -63,10 +67,11 @@ def to_graph(manifest: Manifest, *, project_vars: dict[str, Any], cli_vars: dict
         vars=global_vars,
         package_vars=scoped,
         cli_vars=cli_vars,
+        exposures={uid: _exposure(e) for uid, e in manifest.exposures.items()},
     )
 
 
-def _node(n: Any) -> Node:
+def _node(n: Any, tested: frozenset[str]) -> Node:
     resource_type = n.resource_type.value
     config = n.config.to_dict()
     content = _seed_checksum(n) if resource_type == "seed" else n.raw_code
@@ -83,7 +88,92 @@ def _node(n: Any) -> Node:
         reads=scan_reads(n.raw_code) if resource_type != "seed" else scan_reads(""),
         path=n.original_file_path,
         fqn=tuple(n.fqn),
+        unique_key=_unique_key(n, config, tested),
+        metadata=_metadata(n, config),
     )
+
+
+def _unique_key(n: Any, config: dict[str, Any], tested: frozenset[str]) -> tuple[str, ...]:
+    """The columns that identify a row of the node, for `releasekit check`'s data diff. The
+    first of these that is declared wins:
+
+    1. `meta: {releasekit: {unique_key: ...}}` (a column or a list; `[]` for no key): said for
+       releasekit alone, so it may differ from dbt's merge key, or turn the diff off;
+    2. dbt's `unique_key` config (incremental models, snapshots), a column or a list;
+    3. a `primary_key` constraint, on the model or on a column;
+    4. a column with both dbt's `unique` and `not_null` tests (the first in declared order).
+    """
+    ours = (config.get("meta") or {}).get("releasekit")
+    if isinstance(ours, dict) and "unique_key" in ours:
+        return _column_list(ours["unique_key"])
+    if config.get("unique_key"):
+        return _column_list(config["unique_key"])
+    declared = list(getattr(n, "columns", {}))
+    ordered = sorted(tested, key=lambda c: (declared.index(c) if c in declared else len(declared), c))
+    return _primary_key(n) or tuple(ordered[:1])
+
+
+def _column_list(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def _primary_key(n: Any) -> tuple[str, ...]:
+    for constraint in getattr(n, "constraints", ()):
+        if _is_primary_key(constraint) and constraint.columns:
+            return tuple(constraint.columns)
+    columns = getattr(n, "columns", {})
+    return tuple(name for name, c in columns.items() if any(map(_is_primary_key, c.constraints)))
+
+
+def _is_primary_key(constraint: Any) -> bool:
+    return str(getattr(constraint.type, "value", constraint.type)) == "primary_key"
+
+
+def _tested_columns(manifest: Manifest) -> dict[str, frozenset[str]]:
+    """Node -> its columns that dbt's `unique` and `not_null` tests both cover."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for n in manifest.nodes.values():
+        meta = getattr(n, "test_metadata", None)
+        column, node = getattr(n, "column_name", None), getattr(n, "attached_node", None)
+        if meta is not None and meta.namespace is None and column and node:
+            seen.setdefault((node, column), set()).add(meta.name)
+    found: dict[str, frozenset[str]] = {}
+    for (node, column), names in seen.items():
+        if {"unique", "not_null"} <= names:
+            found[node] = found.get(node, frozenset()) | {column}
+    return found
+
+
+def _metadata(n: Any, config: dict[str, Any]) -> str:
+    columns = {
+        name: {
+            "description": c.description,
+            "meta": c.meta,
+            "tags": c.tags,
+            "data_type": c.data_type,
+            "constraints": [constraint.to_dict() for constraint in c.constraints],
+        }
+        for name, c in getattr(n, "columns", {}).items()
+    }
+    described = {key: config.get(key) for key in METADATA_CONFIG}
+    return digest({"description": n.description, "columns": columns, **described})
+
+
+def _exposure(e: Any) -> Exposure:
+    return Exposure(
+        unique_id=e.unique_id,
+        name=e.name,
+        type=str(getattr(e.type, "value", e.type)),
+        owner=_owner(e.owner),
+        depends_on=tuple(e.depends_on.nodes),
+    )
+
+
+def _owner(owner: Any) -> str:
+    email = owner.email
+    return str(owner.name or (", ".join(email) if isinstance(email, list) else email) or "")
 
 
 def _source(s: Any) -> Node:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from releasekit.dbtcore.artifacts import graph_key, graph_to_bytes
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
@@ -62,6 +63,7 @@ def deploy(target: Target) -> DeployResult:
         with target.warehouse() as warehouse:
             target.check_grants(warehouse)
             parsed = _dbt(target).parse()
+            _keep_graph(target, parsed.graph)
             recovered = reconcile(target, warehouse)
             plan = _plan(target, parsed, warehouse)
             if plan.is_noop:
@@ -71,6 +73,16 @@ def deploy(target: Target) -> DeployResult:
         failures = _failures(results)
         result = _fail(target, plan, failures, recovered) if failures else _switch(target, plan, recovered)
         return dataclasses.replace(result, results=results, graph=parsed.graph)
+
+
+def _keep_graph(target: Target, graph: ProjectGraph) -> None:
+    """Leave the parsed graph for later runs that ask what this commit's project was
+    (`releasekit check` diffs against it); a dirty tree's graph is no commit's."""
+    if target.git_sha.endswith("-dirty"):
+        return
+    key = graph_key(target.git_sha, target.env.target, target.env.vars)
+    if target.store.get_artifact(key) is None:
+        target.store.put_artifact(key, graph_to_bytes(graph))
 
 
 def _dbt(target: Target) -> DbtProject:

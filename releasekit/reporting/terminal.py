@@ -11,6 +11,7 @@ from rich.table import Table
 
 from releasekit.api import (
     BranchStatus,
+    CheckReport,
     DeployResult,
     DownResult,
     EnvironmentStatus,
@@ -22,6 +23,7 @@ from releasekit.api import (
     UpResult,
 )
 from releasekit.quickstart.flow import QuickstartResult
+from releasekit.reporting.check_terminal import CheckTerminalReporter
 from releasekit.state.base import LedgerEntry
 
 MAX_REUSED_ROWS = 25
@@ -252,6 +254,9 @@ class TerminalReporter:
             why = "its branch is gone" if not s.branch_exists else "it expired"
             self.console.print(f"  - {s.record.branch} (schema {s.record.schema}): {why}")
 
+    def check(self, report: CheckReport) -> None:
+        CheckTerminalReporter(self.console).check(report)
+
     def chapter(self, number: int, title: str, text: str) -> None:
         self.console.print()
         self.console.print(Rule(f"[bold]{number}. {title}[/]", align="left"))
@@ -262,14 +267,17 @@ class TerminalReporter:
         self.console.print()
         self.console.print(Rule("[bold green]Done[/]", align="left"))
         self.console.print(
-            f"The change rebuilt {len(result.feature_built)} model(s) "
-            f"({', '.join(result.feature_built)}); everything else was reused.\n"
+            f"The change was built once, by the check in its branch environment: "
+            f"{len(result.feature_built)} model(s) ({', '.join(result.feature_built)}); everything "
+            f"else was reused, and dev reused the check's tables ({len(result.dev_built)} built).\n"
             f"  project:   {root}\n"
             f"  warehouse: {result.demo.database_path} (schemas dev, prod: views; rk__physical: tables)\n"
             f"  ledger:    {result.state_path}\n\n"
             "Try next:\n"
             f"  cd {root}\n"
             "  releasekit releases dev        # the ledger: deploys, the rollback\n"
+            "  releasekit env list            # the branch environment the check brought up\n"
+            "  git switch feature/revenue-on-placement && releasekit check --markdown check.md\n"
             "  releasekit rollback dev --to 2 # back to the change, in one atomic switch\n"
             "  releasekit plan prod           # what a deploy of the branch to prod would build\n"
             "  releasekit gc --dry-run        # physical tables no retained release needs\n"

@@ -130,7 +130,16 @@ class CheckLog(Protocol):
         ...
 
 
-class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Protocol):
+class Artifacts(Protocol):
+    """Files a release leaves for later runs (a parsed project graph), by name. Written once:
+    a second write of the same name keeps the first, which holds the same content."""
+
+    def put_artifact(self, name: str, data: bytes) -> None: ...
+
+    def get_artifact(self, name: str) -> bytes | None: ...
+
+
+class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, Protocol):
     def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> AbstractContextManager[LockInfo]:
         """Hold the environment's lock; raises LockedError naming the holder after `timeout`."""
         ...

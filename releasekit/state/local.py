@@ -8,6 +8,7 @@ Layout under the root:
     locks/<env-key>.holder.json      who holds the run lock, while it is held
     registry/<env-key>.json          a branch environment's record, replaced atomically
     checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
+    artifacts/<name-key>             files releases leave for later runs (parsed graphs)
 
 An entry is written to a temp file, fsynced, then hard-linked to its final name: `link`
 refuses to replace an existing file, so an entry is never overwritten, and a process
@@ -17,6 +18,7 @@ temp file that reads ignore and the next append removes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -110,6 +112,19 @@ class LocalStore:
             path = folder / _entry_name(seq)
             records.append(check_from_bytes(_read(path), where=str(path)))
         return records
+
+    # --- artifacts: artifacts/<name-key>, written once
+
+    def put_artifact(self, name: str, data: bytes) -> None:
+        folder = self._folder("artifacts")
+        _ensure_dir(folder)
+        if not (folder / env_key(name)).exists():  # written before: same name, same content
+            with contextlib.suppress(StateError):  # a racing writer of the same content won
+                _write_new(folder / env_key(name), data)
+
+    def get_artifact(self, name: str) -> bytes | None:
+        path = self._folder("artifacts", env_key(name))
+        return path.read_bytes() if path.is_file() else None
 
     @contextmanager
     def _appending(self, folder: Path) -> Iterator[None]:

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from releasekit.quickstart.demo import DEMO_CHANGE_AFFECTS
+from releasekit.quickstart.flow import FEATURE_BRANCH
 from releasekit.state.local import LocalStore
 
 pytestmark = pytest.mark.integration
@@ -35,15 +36,25 @@ def test_quickstart_succeeds_and_says_what_to_try_next(
     assert str(root) in result.stdout
 
 
-def test_the_branch_change_built_only_the_changed_model_and_its_descendants(
+def test_the_check_built_only_the_change_and_dev_reused_what_it_built(
     demo: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
-    root, _ = demo
-    entries = LocalStore(root / ".releasekit").entries("dev")
-    change = next(e for e in entries if e.release_id == 2 and e.outcome == "succeeded")
-    built = {change.models[uid].name for uid in change.built}
+    root, result = demo
+    store = LocalStore(root / ".releasekit")
+    [branch] = [e for e in store.entries(FEATURE_BRANCH) if e.outcome == "succeeded" and e.built]
+    built = {branch.models[uid].name for uid in branch.built}
     assert built == set(DEMO_CHANGE_AFFECTS)
-    assert len(change.reused) == len(change.models) - len(built)
+    assert len(branch.reused) == len(branch.models) - len(built)
+    change = next(e for e in store.entries("dev") if e.release_id == 2 and e.outcome == "succeeded")
+    assert change.built == () and change.models == branch.models  # the very tables the check tested
+    [check] = store.checks(branch.git_sha)
+    assert check.passed and check.statuses == {
+        "lint": "passed",
+        "build": "passed",
+        "logic": "passed",
+        "diff": "passed",
+    }
+    assert "PASSED" in result.stdout and "revenue_is_paid_for" not in result.stdout
 
 
 def test_prod_reused_what_its_parameters_do_not_change(

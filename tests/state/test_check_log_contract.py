@@ -76,3 +76,12 @@ def test_a_corrupt_record_is_named_and_left_alone(tmp_path: Path) -> None:
         store.checks(SHA)
     assert str(path) in str(raised.value)
     assert path.read_text() == '{"format": "releasekit.check/9"}'
+
+
+def test_artifacts_are_written_once_and_read_back(store: StateStore) -> None:
+    assert store.get_artifact("graph-abc.json") is None
+    store.put_artifact("graph-abc.json", b"first")
+    store.put_artifact("graph-abc.json", b"second")  # same name: the first stays
+    store.put_artifact("graph/odd name.json", b"other")
+    assert store.get_artifact("graph-abc.json") == b"first"
+    assert store.get_artifact("graph/odd name.json") == b"other"

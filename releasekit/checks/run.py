@@ -1,0 +1,260 @@
+"""`releasekit check`: lint -> build and test -> logic tests -> impact and diff, in a branch
+environment, against its base environment.
+
+Each step does only the work the change calls for: lint reads the SQL files the branch
+changed since it forked from the base's deployed commit; the build is a deploy of the
+branch environment (changed models and their descendants built, everything else reused);
+logic tests and the diff read views. A step stops the run only when it makes the later
+ones meaningless: a failed build leaves the environment on its previous release, so logic
+tests and the diff (which read it) are skipped, saying why. What could not run at all
+(no base release, a project dbt cannot parse, a broken config) raises instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from releasekit.checks import logic
+from releasekit.checks.changes import detect_changes
+from releasekit.checks.impact import breaking_findings, measure_impact
+from releasekit.checks.report import (
+    CHECK_ORDER,
+    REPORT_VERSION,
+    CheckName,
+    CheckReport,
+    CheckResult,
+    Finding,
+    ModelImpact,
+    Severity,
+)
+from releasekit.checks.results import build_result, judged, lint_result, logic_result, skipped
+from releasekit.config.model import EnvironmentConfig
+from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key, graph_to_bytes
+from releasekit.dbtcore.session import DbtProject, NodeCallback
+from releasekit.engine.deploy import DeployResult, deploy
+from releasekit.engine.fingerprint import fingerprint_graph
+from releasekit.engine.runtime import live_entry
+from releasekit.errors import NotFoundError
+from releasekit.gitops.worktree import worktree_at
+from releasekit.graph import ProjectGraph
+from releasekit.lint import dialect_for_adapter, lint
+from releasekit.state.base import LedgerEntry
+from releasekit.workspace import Workspace
+
+_SQL_FOLDERS_SKIPPED = frozenset({"target", "dbt_packages", "dbt_modules", "logs", ".releasekit", ".git"})
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    env: EnvironmentConfig  # the branch environment the checks run in
+    base: EnvironmentConfig  # the environment it is compared against; its policy applies
+    only: Collection[CheckName] = CHECK_ORDER
+    lint_all: bool = False  # lint every SQL file of the project, not only the changed ones
+
+
+StepCallback = Callable[[str], None]  # told the name of each step as it starts
+
+
+def run_checks(
+    workspace: Workspace,
+    request: CheckRequest,
+    *,
+    on_node: NodeCallback | None = None,
+    on_step: StepCallback | None = None,
+) -> CheckReport:
+    started, clock = datetime.now(UTC), time.perf_counter()
+    run = _Run(workspace, request, on_node, on_step or (lambda step: None))
+    checks = run.all_steps()
+    return CheckReport(
+        version=REPORT_VERSION,
+        env=request.env.name,
+        base=request.base.name,
+        git_sha=run.git_sha,
+        base_sha=run.base_live.git_sha,
+        release_id=run.release_id(),
+        started_at=started.isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - clock, 3),
+        checks=tuple(checks),
+        impacts=run.impacts,
+        changed_files=tuple(run.changed),
+        notes=tuple(run.notes),
+    )
+
+
+class _Run:
+    def __init__(
+        self, workspace: Workspace, request: CheckRequest, on_node: NodeCallback | None, on_step: StepCallback
+    ) -> None:
+        self.workspace, self.request, self.on_step = workspace, request, on_step
+        self.target = workspace.target(request.env, on_node=on_node)
+        self.git_sha = self.target.git_sha
+        self.base_live = _base_release(workspace, request.base)
+        base_commit = self.base_live.git_sha.removesuffix("-dirty")
+        self.changed = [f.path for f in workspace.repo.changed_since(base_commit) if not f.deleted]
+        self.impacts: tuple[ModelImpact, ...] = ()
+        self.notes: list[str] = []
+        self.deployed: DeployResult | None = None
+
+    def policy(self, name: CheckName) -> Severity | None:
+        """The base's policy for a check; None: turned off."""
+        level = self.request.base.checks.severity(name)
+        return None if level == "off" else ("warn" if level == "warn" else "error")
+
+    def all_steps(self) -> list[CheckResult]:
+        steps: dict[CheckName, Callable[[Severity], CheckResult]] = {
+            "lint": self.lint,
+            "build": self.build,
+            "logic": self.logic,
+            "diff": self.diff,
+        }
+        results: list[CheckResult] = []
+        for name in CHECK_ORDER:
+            level = self.policy(name)
+            if level is None:
+                results.append(
+                    skipped(name, "warn", f"turned off in {self.request.base.name}'s check policy")
+                )
+            elif name not in self.request.only:
+                results.append(skipped(name, level, "not asked for (--only)"))
+            elif blocked := self._blocked(name):
+                results.append(skipped(name, level, blocked))
+            else:
+                self.on_step(name)
+                start = time.perf_counter()
+                result = steps[name](level)
+                results.append(dataclasses.replace(result, seconds=round(time.perf_counter() - start, 3)))
+        return results
+
+    def _blocked(self, name: CheckName) -> str | None:
+        if name in ("logic", "diff") and self.deployed is not None and not self.deployed.ok:
+            return "the build failed, so the branch environment still serves its previous release"
+        return None
+
+    def release_id(self) -> int | None:
+        live = live_entry(self.workspace.store.entries(self.request.env.name))
+        return live.release_id if live else None
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def lint(self, severity: Severity) -> CheckResult:
+        project_dir = self.workspace.config.dbt_project_dir
+        root = self.workspace.repo.root
+        if self.request.lint_all:
+            files = [p for p in sorted(project_dir.rglob("*.sql")) if not _SQL_FOLDERS_SKIPPED & set(p.parts)]
+        else:
+            files = [root / path for path in self.changed if path.endswith(".sql")]
+            files = [p for p in files if p.resolve().is_relative_to(project_dir.resolve())]
+        if not files:
+            return judged("lint", severity, "no changed SQL files to lint", [])
+        run = lint(
+            project_dir,
+            files,
+            dialect=dialect_for_adapter(self.target.connection.type),
+            dbt_vars=self.request.base.vars,
+            environ=self.workspace.environ,
+            relative_to=root,
+        )
+        return lint_result(run, severity)
+
+    def build(self, severity: Severity) -> CheckResult:
+        self.deployed = deploy(self.target)
+        return build_result(self.deployed, severity)
+
+    def logic(self, severity: Severity) -> CheckResult:
+        tests = logic.discover(self.workspace.config.dbt_project_dir)
+        live = live_entry(self.workspace.store.entries(self.request.env.name))
+        models = [version.name for version in live.models.values()] if live else []
+        with self.target.warehouse() as warehouse:
+            outcomes = logic.run(tests, warehouse, self.request.env.schema, models)
+        return logic_result(outcomes, severity, self.workspace.repo.root)
+
+    def diff(self, severity: Severity) -> CheckResult:
+        branch = self._branch_graph()
+        base = self._base_graph()
+        environ = self.workspace.environ
+        changes = detect_changes(
+            base, branch, fingerprint_graph(base, environ), fingerprint_graph(branch, environ)
+        )
+        with self.target.warehouse() as warehouse:
+            measured = measure_impact(changes, warehouse, self.request.base.schema, self.request.env.schema)
+        self.impacts = measured.impacts
+        self.notes += measured.notes
+        findings = [
+            self._located(f, branch, base) for f in breaking_findings(measured.impacts, severity=severity)
+        ]
+        counts = {kind: sum(1 for i in measured.impacts if i.classification == kind) for kind in _CLASSES}
+        summary = f"{len(measured.impacts)} model(s) changed: " + ", ".join(
+            f"{n} {k}" for k, n in counts.items()
+        )
+        return judged("diff", severity, summary, findings)
+
+    def _located(self, finding: Finding, *graphs: ProjectGraph) -> Finding:
+        """A diff finding with the model's file, relative to the repository's top."""
+        for graph in graphs:
+            node = next((n for n in graph.nodes.values() if n.name == finding.subject and n.path), None)
+            if node is not None:
+                path = self.workspace.config.dbt_project_dir / node.path
+                return dataclasses.replace(
+                    finding, path=path.relative_to(self.workspace.repo.root).as_posix()
+                )
+        return finding
+
+    def _branch_graph(self) -> ProjectGraph:
+        if self.deployed is not None and self.deployed.graph is not None:
+            return self.deployed.graph
+        assert self.target.dbt is not None
+        return self.target.dbt.parse().graph
+
+    def _base_graph(self) -> ProjectGraph:
+        """The base's project as its deployed commit had it, with the base's parameters: the
+        graph its deploy left in the state store, else parsed in a temporary worktree (the
+        user's checkout is never touched) and left there for the next check."""
+        store, live = self.workspace.store, self.base_live
+        key = graph_key(live.git_sha, self.request.base.target, live.params)
+        stored = store.get_artifact(key)
+        graph = graph_from_bytes(stored) if stored is not None else None
+        if graph is None:
+            graph = self._parse_base()
+            if not live.git_sha.endswith("-dirty"):
+                store.put_artifact(key, graph_to_bytes(graph))
+        return graph
+
+    def _parse_base(self) -> ProjectGraph:
+        config = self.workspace.config
+        settings = self.workspace.dbt_settings(self.request.base)
+        with worktree_at(self.workspace.repo.root, self.base_live.git_sha.removesuffix("-dirty")) as tree:
+            project_dir = tree / config.dbt_project_dir.relative_to(self.workspace.repo.root)
+            profiles_dir = config.profiles_dir or _profiles_beside(config.dbt_project_dir)
+            base_settings = dataclasses.replace(
+                settings,
+                vars=dict(self.base_live.params),
+                project_dir=project_dir,
+                profiles_dir=profiles_dir,
+                # dbt's partial parsing keeps the paths of an earlier worktree: parse afresh.
+                target_path=tree.parent / "target",
+            )
+            return DbtProject(base_settings).parse().graph
+
+
+_CLASSES = ("breaking", "non-breaking", "metadata-only")
+
+
+def _base_release(workspace: Workspace, base: EnvironmentConfig) -> LedgerEntry:
+    live = live_entry(workspace.store.entries(base.name))
+    if live is None:
+        raise NotFoundError(
+            f"the base environment {base.name!r} has no live release to check against",
+            hint=f"deploy it first: releasekit deploy {base.name}",
+        )
+    return live
+
+
+def _profiles_beside(project_dir: Path) -> Path | None:
+    """dbt finds profiles.yml in the project folder first: keep finding the user's there,
+    which may well be untracked and so absent from the worktree."""
+    return project_dir if (project_dir / "profiles.yml").is_file() else None
