@@ -29,7 +29,8 @@ from releasekit.checks.changes import ModelChange
 from releasekit.checks.report import ChangeClass, ColumnChange, Finding, ModelImpact, RowDiff, Severity
 from releasekit.errors import WarehouseError
 from releasekit.graph import Node
-from releasekit.warehouse.base import RowComparison, Warehouse, describe_row
+from releasekit.warehouse.base import RowComparison, Warehouse
+from releasekit.warehouse.inspection import describe_row
 
 MAX_EXAMPLES = 5
 _MEASURED_IN_FULL = frozenset({"new", "removed", "definition"})

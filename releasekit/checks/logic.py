@@ -54,7 +54,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from releasekit.checks.report import Severity
 from releasekit.errors import ProjectError, WarehouseError
-from releasekit.warehouse.base import Warehouse, describe_row
+from releasekit.warehouse.base import Warehouse
+from releasekit.warehouse.inspection import describe_row
 from releasekit.warehouse.naming import qualify
 
 LOGIC_TESTS_DIR = "logic_tests"

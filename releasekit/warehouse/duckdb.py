@@ -31,12 +31,14 @@ from releasekit.warehouse.base import (
     MARKER_VIEW,
     Capabilities,
     Connection,
-    Execute,
     QueryResult,
     ReleaseMarker,
     RowComparison,
-    Side,
     check_switch_names,
+)
+from releasekit.warehouse.inspection import (
+    Execute,
+    Side,
     compare_relations,
     missing_relation,
     one_statement,

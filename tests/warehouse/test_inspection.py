@@ -9,7 +9,8 @@ import psycopg2
 import pytest
 
 from releasekit.errors import NotFoundError, WarehouseError
-from releasekit.warehouse.base import Warehouse, one_statement
+from releasekit.warehouse.base import Warehouse
+from releasekit.warehouse.inspection import one_statement
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.postgres import PostgresWarehouse
 from releasekit.warehouse.registry import connect
