@@ -7,6 +7,11 @@ releasekit's defaults: the caller's dialect (from the dbt adapter), the Jinja te
 with dbt's builtins, the project's macro folders, and `var()`/`env_var()` answering with
 the environment's values. Anything the project sets wins over a default.
 
+Above all of them lies what the environment being linted fixes for the dbt templater
+(`templater = dbt`): its vars, and the profiles folder, profile and target releasekit builds
+it with, so dbt compiles each model as the environment's build will. Vars the project's
+`[sqlfluff:templater:dbt:context]` names and the environment does not still apply.
+
 A config sqlfluff cannot use is a `ConfigError` naming the file and key to fix.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 import configparser
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +37,8 @@ from releasekit.lint.project import DbtProject
 # The files sqlfluff reads config from in each folder, lowest precedence first.
 CONFIG_FILES = ("setup.cfg", "tox.ini", "pep8.ini", ".sqlfluff", "pyproject.toml")
 DBT_TEMPLATER_HINT = (
-    "install sqlfluff's dbt templater: pip install sqlfluff-templater-dbt (it requires the sqlfluff "
-    "release of the same number), or use `templater = jinja`, which releasekit sets up with dbt's "
+    "install sqlfluff's dbt templater: pip install 'releasekit[lint-dbt]' (or sqlfluff-templater-dbt of "
+    "the same release as sqlfluff), or use `templater = jinja`, which releasekit sets up with dbt's "
     "builtins, your macros and the environment's vars"
 )
 
@@ -48,13 +53,32 @@ def dialect_for_adapter(adapter_type: str) -> str:
 
 
 @dataclass(frozen=True)
+class DbtOptions:
+    """What the environment fixes for the dbt templater; None leaves it to the project's
+    sqlfluff config, then to dbt (DBT_PROFILES_DIR, DBT_TARGET, the project folder's
+    profiles.yml, else ~/.dbt; the profile's default target)."""
+
+    profiles_dir: Path | None = None
+    profile: str | None = None
+    target: str | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)  # `--vars`: dbt reads dbt_project.yml's itself
+
+    def overrides(self) -> dict[str, Any]:
+        chosen = {"profiles_dir": self.profiles_dir, "profile": self.profile, "target": self.target}
+        dbt: dict[str, Any] = {key: str(value) for key, value in chosen.items() if value is not None}
+        # sqlfluff-templater-dbt passes its `context` section to dbt as `--vars`.
+        return {"templater": {"dbt": {**dbt, "context": dict(self.vars)}}} if self.vars or dbt else {}
+
+
+@dataclass(frozen=True)
 class LintSettings:
     """Everything a lint process needs, picklable (it is sent to worker processes)."""
 
     project: DbtProject
     dialect: str | None  # used when the project's config names none
-    dbt_vars: Mapping[str, Any]  # project vars overlaid by the caller's
+    dbt_vars: Mapping[str, Any]  # project vars overlaid by the caller's (for the Jinja templater)
     environ: Mapping[str, str]
+    dbt: DbtOptions = field(default_factory=DbtOptions)
 
     def defaults(self) -> dict[str, Any]:
         jinja = {
@@ -66,10 +90,7 @@ class LintSettings:
                 else {}
             ),
         }
-        # sqlfluff-templater-dbt reads dbt vars from its `context` section.
-        dbt = {"project_dir": str(self.project.directory), "context": dict(self.dbt_vars)}
-        if (self.project.directory / "profiles.yml").is_file():
-            dbt["profiles_dir"] = str(self.project.directory)
+        dbt = {"project_dir": str(self.project.directory)}
         core = {"templater": "jinja", **({"dialect": self.dialect} if self.dialect else {})}
         return {"core": core, "templater": {"jinja": jinja, "dbt": dbt}}
 
@@ -95,7 +116,9 @@ def build_config(settings: LintSettings, folder: Path, loaded: Mapping[str, Any]
         )
     _check_templater(folder, loaded)
     try:
-        return FluffConfig(configs=nested_combine(settings.defaults(), dict(loaded)))
+        return FluffConfig(
+            configs=nested_combine(settings.defaults(), dict(loaded), settings.dbt.overrides())
+        )
     except (SQLFluffUserError, KeyError, ValueError) as exc:
         if _is_dialect_error(exc):
             raise _unknown_dialect(folder, str(dialect), from_project=dialect != settings.dialect) from None

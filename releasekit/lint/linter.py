@@ -3,11 +3,13 @@
 The caller passes the files a branch changed; unchanged files are never read. Which of
 them are linted is sqlfluff's call, as its CLI would make it: files whose extension is not
 in `sql_file_exts`, or that `.sqlfluffignore` (or `ignore_paths`) excludes, or that exceed
-`large_file_skip_byte_limit` come back as skipped, with the reason; so do missing files.
+`large_file_skip_byte_limit` come back as skipped, with the reason; so do missing files,
+and files the templater skips (the dbt templater skips macros and disabled models).
 
 Files are linted in worker processes (pool.py) when there are enough of them to pay for
-starting the workers (see PARALLEL_FROM); the dbt templater always runs in this process,
-as it does in sqlfluff (it compiles the dbt project once, in the main process).
+starting the workers (see PARALLEL_FROM). The dbt templater compiles the dbt project once
+and lints every file in one child process that exits afterwards (isolation.py), so dbt's
+state and its open DuckDB database never outlive the run.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 
 from sqlfluff.core.linter.discovery import paths_from_path
 
-from releasekit.lint.configuration import LintSettings
+from releasekit.lint.configuration import DbtOptions, LintSettings
+from releasekit.lint.isolation import lint_isolated
 from releasekit.lint.pool import Job, lint_parallel, start_method
 from releasekit.lint.project import read_dbt_project
-from releasekit.lint.results import FileLint, LintRun, SkippedFile
+from releasekit.lint.results import FileLint, FileOutcome, LintRun, SkippedFile
 from releasekit.lint.session import LintSession
 
 # Below this many files a serial run wins. A forked worker inherits this process's warm
@@ -42,6 +45,9 @@ def lint(
     dialect: str | None = None,
     dbt_vars: Mapping[str, Any] = _NO_VARS,
     environ: Mapping[str, str] | None = None,
+    profiles_dir: Path | None = None,
+    profile: str | None = None,
+    target: str | None = None,
     processes: int | None = None,
     relative_to: Path | None = None,
 ) -> LintRun:
@@ -50,13 +56,20 @@ def lint(
     dialect: used when the project's sqlfluff config names none (the dbt adapter's type).
     dbt_vars: the vars dbt gives the environment (`--vars`); dbt_project.yml's own vars
       are read beneath them, so `{{ var('x') }}` renders the environment's value.
-    environ: what `env_var()` reads; this process's environment when None.
+    environ: what `env_var()` reads; this process's environment when None. The dbt
+      templater's dbt runs with it as its whole environment.
+    profiles_dir, profile, target: what the environment builds with, for the dbt templater
+      (`templater = dbt`); None leaves each to the project's sqlfluff config, then to dbt's
+      own lookup (DBT_PROFILES_DIR, the project folder's profiles.yml, else ~/.dbt; the
+      profile's default target).
     processes: at most this many worker processes (None: one per CPU when the files are
-      enough to pay for them; 1: this process only).
+      enough to pay for them; 1: this process only). The dbt templater always lints in one
+      child process of its own.
     relative_to: the folder result paths are relative to (default: `project_dir`).
 
     Raises ConfigError when the sqlfluff config is unusable, ProjectError when
-    dbt_project.yml is; problems in the files themselves are results, never exceptions.
+    dbt_project.yml is or dbt cannot compile the project for the dbt templater; problems
+    in the files themselves are results, never exceptions.
     """
     if processes is not None and processes < 1:
         raise ValueError(f"processes must be at least 1, not {processes}")
@@ -67,16 +80,16 @@ def lint(
         dialect=dialect,
         dbt_vars={**project.vars, **dbt_vars},
         environ=dict(os.environ if environ is None else environ),
+        dbt=DbtOptions(profiles_dir, profile, target, dict(dbt_vars)),
     )
     session = LintSession(settings)
     root = (relative_to or project.directory).resolve()
     jobs, skipped = _select(session, _absolute(project.directory, files), root)
-    workers = _worker_count(processes, len(jobs), session.linter.templater.templates_in_worker)
-    linted = _lint_serial(session, jobs) if workers == 1 else lint_parallel(session, jobs, workers)
+    outcomes, workers = _lint_jobs(session, jobs, processes)
     config = session.config_for(project.directory)
     return LintRun(
-        files=tuple(linted),
-        skipped=tuple(skipped),
+        files=tuple(o for o in outcomes if isinstance(o, FileLint)),
+        skipped=(*skipped, *(o for o in outcomes if isinstance(o, SkippedFile))),
         seconds=time.perf_counter() - start,
         processes=workers,
         dialect=str(config.get("dialect")),
@@ -117,11 +130,19 @@ def _skip_reason(session: LintSession, path: Path) -> str | None:
     return None
 
 
+def _lint_jobs(session: LintSession, jobs: list[Job], processes: int | None) -> tuple[list[FileOutcome], int]:
+    """What linting each file gave, and how many processes linted them."""
+    if session.linter.templater.name == "dbt" and jobs:
+        return lint_isolated(session, jobs), 1
+    workers = _worker_count(processes, len(jobs), session.linter.templater.templates_in_worker)
+    return (_lint_serial(session, jobs) if workers == 1 else lint_parallel(session, jobs, workers)), workers
+
+
 def _worker_count(requested: int | None, files: int, templates_in_worker: bool) -> int:
     if not templates_in_worker or files < 2 or (requested is None and files < PARALLEL_FROM[start_method()]):
         return 1
     return max(1, min(requested or os.cpu_count() or 1, files))
 
 
-def _lint_serial(session: LintSession, jobs: list[Job]) -> list[FileLint]:
+def _lint_serial(session: LintSession, jobs: list[Job]) -> list[FileOutcome]:
     return [session.lint_file(path, shown) for path, shown in jobs]

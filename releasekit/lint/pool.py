@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from releasekit.lint.configuration import LintSettings
-from releasekit.lint.results import FileLint
+from releasekit.lint.results import FileOutcome
 from releasekit.lint.session import LintSession
 
 Job = tuple[Path, str]  # the file, and the path its results carry
@@ -36,34 +36,55 @@ def start_method() -> str:
 
 def lint_parallel(
     session: LintSession, jobs: Sequence[Job], workers: int, method: str | None = None
-) -> list[FileLint]:
+) -> list[FileOutcome]:
     """Lint `jobs` in `workers` processes; results in the order of `jobs`."""
-    method = method or start_method()
-    context = multiprocessing.get_context(method)
-    initializer: Callable[[], None]
-    if method == "fork":
-        session.warm_up()
-        initializer = functools.partial(_adopt, session)  # not pickled: the child inherits it
-    else:
-        if method == "forkserver":
-            context.set_forkserver_preload([__name__])
-        initializer = functools.partial(_start, session.settings, session.loaded)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer)
+    pool = open_pool(session, workers, method)
     try:
         return list(pool.map(_lint, jobs))
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def _adopt(session: LintSession) -> None:
+def open_pool(
+    session: LintSession, workers: int, method: str | None = None, prepare: Callable[[], None] | None = None
+) -> ProcessPoolExecutor:
+    """Worker processes, each with `session` (inherited or rebuilt), `prepare` run first.
+
+    Shutting the pool down waits for its processes to exit."""
+    method = method or start_method()
+    context = multiprocessing.get_context(method)
+    initializer: Callable[[], None]
+    if method == "fork":
+        session.warm_up()
+        initializer = functools.partial(_adopt, session, prepare)  # not pickled: the child inherits it
+    else:
+        if method == "forkserver":
+            context.set_forkserver_preload([__name__])
+        initializer = functools.partial(_start, session.settings, session.loaded, prepare)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=initializer)
+
+
+def worker_session() -> LintSession:
+    """The session of this worker process."""
+    assert _worker is not None, "the pool initializer did not run in this process"
+    return _worker
+
+
+def _adopt(session: LintSession, prepare: Callable[[], None] | None) -> None:
     global _worker
     _ignore_interrupts()
+    if prepare is not None:
+        prepare()
     _worker = session
 
 
-def _start(settings: LintSettings, loaded: Mapping[Path, dict[str, Any]]) -> None:
+def _start(
+    settings: LintSettings, loaded: Mapping[Path, dict[str, Any]], prepare: Callable[[], None] | None
+) -> None:
     global _worker
     _ignore_interrupts()
+    if prepare is not None:
+        prepare()
     _worker = LintSession(settings, loaded)
 
 
@@ -72,6 +93,5 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _lint(job: Job) -> FileLint:
-    assert _worker is not None, "the pool initializer did not run in this process"
-    return _worker.lint_file(*job)
+def _lint(job: Job) -> FileOutcome:
+    return worker_session().lint_file(*job)

@@ -54,12 +54,15 @@ class SkippedFile:
     reason: str
 
 
+FileOutcome = FileLint | SkippedFile  # what linting one file gives
+
+
 @dataclass(frozen=True)
 class LintRun:
     files: tuple[FileLint, ...]  # in the order the caller passed them
     skipped: tuple[SkippedFile, ...]
     seconds: float
-    processes: int  # 1: linted in this process
+    processes: int  # 1: linted in one process (this one; for the dbt templater, a child)
     dialect: str
     templater: str
 

@@ -3,6 +3,8 @@ turns a config it cannot use into a ConfigError naming the file and the fix."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from _lint_project import MakeProject, codes
 
@@ -118,13 +120,17 @@ def test_an_unparseable_config_file_is_named(make_project: MakeProject, name: st
     assert raised.value.hint
 
 
-def test_the_dbt_templater_without_its_plugin_says_how_to_install_it(make_project: MakeProject) -> None:
+def test_the_dbt_templater_without_its_plugin_says_how_to_install_it(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dev install has the plugin: a None entry in sys.modules makes it unimportable.
+    monkeypatch.setitem(sys.modules, "sqlfluff_templater_dbt", None)
     project = make_project({".sqlfluff": "[sqlfluff]\ntemplater = dbt\n"})
 
     with pytest.raises(ConfigError, match="dbt templater") as raised:
         lint(project, ["models/orders.sql"], dialect="duckdb")
     assert raised.value.file == str(project / ".sqlfluff")
-    assert "pip install sqlfluff-templater-dbt" in str(raised.value.hint)
+    assert "pip install 'releasekit[lint-dbt]'" in str(raised.value.hint)
 
 
 def test_an_unknown_templater_names_the_file_setting_it(make_project: MakeProject) -> None:
