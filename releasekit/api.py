@@ -27,9 +27,15 @@ from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
 from releasekit.errors import ConfigError, NotFoundError, ProjectError
+from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
+from releasekit.promotion.drift import git_drift, warehouse_drift
+from releasekit.promotion.promote import PromoteRequest, PromoteResult
+from releasekit.promotion.promote import promote as run_promotion
+from releasekit.promotion.sync import SyncResult
+from releasekit.promotion.sync import sync as run_sync
 from releasekit.state import ledger
-from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry
+from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
 from releasekit.warehouse.base import ReleaseMarker
 from releasekit.warehouse.naming import branch_schema
 from releasekit.workspace import Workspace
@@ -44,7 +50,9 @@ __all__ = [
     "InitResult",
     "NodeCallback",
     "Plan",
+    "PromoteResult",
     "RollbackResult",
+    "SyncResult",
     "UpResult",
     "Workspace",
     "check",
@@ -56,9 +64,12 @@ __all__ = [
     "gc",
     "init",
     "plan",
+    "promote",
     "releases",
     "rollback",
     "status",
+    "sync",
+    "unlock",
 ]
 
 
@@ -110,6 +121,13 @@ def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
     return workspace.store.entries(workspace.environment(env).name)
 
 
+def unlock(workspace: Workspace, env: str, lock_id: str) -> LockInfo:
+    """Clear `env`'s lock left by a run that died, if `lock_id` is its id; returns what was
+    cleared. `env` is not checked against the configuration: a branch environment whose
+    record is gone can still have left a lock."""
+    return workspace.store.break_lock(env, lock_id)
+
+
 @dataclass(frozen=True)
 class EnvironmentStatus:
     env: str
@@ -117,24 +135,76 @@ class EnvironmentStatus:
     live: LedgerEntry | None
     marker: ReleaseMarker | None
     releases: int
+    branch: str | None = None  # the git branch holding its desired state
+    branch_head: str | None = None
+    git_drift: tuple[str, ...] = ()  # the branch points elsewhere than the deployed commit
+    warehouse_drift: tuple[str, ...] = ()  # the schema no longer serves the live release, named
 
     @property
     def drift(self) -> bool:
-        live_id = self.live.release_id if self.live else None
-        marker_id = self.marker.release_id if self.marker else None
-        return live_id != marker_id
+        return bool(self.warehouse_drift)
 
 
 def status(workspace: Workspace) -> list[EnvironmentStatus]:
     result = []
+    root = workspace.repo.root
     for env in workspace.config.environments.values():
         target = workspace.light_target(env)
         entries = workspace.store.entries(env.name)
+        live = live_entry(entries)
         with target.warehouse() as warehouse:
             marker = warehouse.read_marker(env.schema)
+            found = tuple(warehouse_drift(warehouse, env, live))
+        head = resolve(root, f"refs/heads/{env.branch}") if env.branch else None
         count = len(ledger.successful_release_ids(entries))
-        result.append(EnvironmentStatus(env.name, env.schema, live_entry(entries), marker, count))
+        drift = tuple(git_drift(root, env, live))
+        result.append(
+            EnvironmentStatus(env.name, env.schema, live, marker, count, env.branch, head, drift, found)
+        )
     return result
+
+
+def promote(
+    workspace: Workspace,
+    dst: str,
+    *,
+    src: str | None = None,
+    approvals: Collection[str] = (),
+    dry_run: bool = False,
+    push: bool = True,
+    force: bool = False,
+    reason: str | None = None,
+    on_node: NodeCallback | None = None,
+) -> PromoteResult:
+    """Promote the release `src` (default: `dst`'s promotes_from) serves into `dst`: gates,
+    then DST's branch moves to that commit, DST deploys it and switches, tag and push."""
+    dst_env = workspace.config.environment(dst)
+    source = src or dst_env.promotes_from
+    if source is None:
+        raise ConfigError(
+            f"{dst!r} has no promotes_from, so there is nothing to promote from",
+            hint=f"name the source: releasekit promote {dst} --from ENV",
+        )
+    if force != bool(reason):
+        raise ConfigError(
+            "--force needs --reason, and --reason goes with --force",
+            hint='for example: --force --reason "hotfix applied by hand in prod, see INC-42"',
+        )
+    request = PromoteRequest(
+        dst_env,
+        workspace.config.environment(source),
+        tuple(approvals),
+        dry_run,
+        push,
+        reason if force else None,
+    )
+    return run_promotion(workspace, request, on_node=on_node)
+
+
+def sync(workspace: Workspace, env: str, *, on_node: NodeCallback | None = None) -> SyncResult:
+    """Deploy `env`'s branch head when it differs from what `env` serves (someone merged by
+    hand, a CI job pushed). A second sync of the same commit does nothing."""
+    return run_sync(workspace, workspace.config.environment(env), on_node=on_node)
 
 
 def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:

@@ -7,6 +7,7 @@ Exceptions are for what could not run. The CLI maps them to fixed exit codes:
     1  checks found problems (a failed build or test, a refused promotion)
     2  could not run: bad input, config, connection, a busy warehouse
     3  a bug in releasekit (traceback goes to a log file)
+    4  the environment is locked: another deploy, promotion or rollback of it is running
     130 interrupted
 """
 
@@ -16,6 +17,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_BUG = 3
+EXIT_LOCKED = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -70,7 +72,14 @@ class StateError(ReleasekitError):
 
 
 class LockedError(StateError):
-    """Another releasekit run holds the environment's lock."""
+    """Another releasekit run holds the environment's lock. Its own exit code, so scripts
+    and CI can tell "someone else is on it, retry later" from "this cannot run"."""
+
+    exit_code = EXIT_LOCKED
+
+
+class LockMismatchError(StateError):
+    """`releasekit unlock` named a lock id that is not the one the environment's lock holds."""
 
 
 class NotFoundError(ReleasekitError):

@@ -118,6 +118,38 @@ class Workspace:
             environ=self.environ,
         )
 
+    def target_at(
+        self, env: EnvironmentConfig, tree: Path, git_sha: str, *, on_node: NodeCallback | None = None
+    ) -> Target:
+        """A target that reads the project from `tree`, another checkout of this repository
+        (a temporary worktree at `git_sha`), with `env`'s parameters."""
+        settings = self.settings_at(env, tree)
+        return Target(
+            env=env,
+            physical_schema=self.config.physical_schema,
+            store=self.store,
+            connection=self._connection(settings),
+            dbt=DbtProject(settings, on_node=on_node),
+            git_sha=git_sha,
+            who=self.repo.user(),
+            environ=self.environ,
+        )
+
+    def settings_at(self, env: EnvironmentConfig, tree: Path) -> DbtSettings:
+        """`env`'s dbt settings for the project in `tree`. The profile stays the user's: one
+        beside the project may be untracked, so absent from the tree. dbt's partial-parse
+        state would carry paths of an earlier tree: the tree gets its own target folder."""
+        settings = self.dbt_settings(env)
+        project_dir = self.config.dbt_project_dir
+        beside = project_dir if (project_dir / "profiles.yml").is_file() else None
+        return dataclasses.replace(
+            settings,
+            project_dir=tree / project_dir.relative_to(self.repo.root),
+            profiles_dir=self.config.profiles_dir or beside,
+            working_dir=project_dir,
+            target_path=tree.parent / f"{tree.name}-dbt-target",
+        )
+
     def light_target(self, env: EnvironmentConfig) -> Target:
         """A target for commands that build nothing: no dbt parse, no dirty check."""
         return Target(

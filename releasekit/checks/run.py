@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from releasekit.checks import logic
 from releasekit.checks.changes import detect_changes
@@ -155,9 +154,12 @@ class _Run:
             project_dir,
             files,
             dialect=dialect_for_adapter(self.target.connection.type),
-            dbt_vars=self.request.base.vars,
+            dbt_vars=self.request.env.vars,
             environ=self.workspace.environ,
             relative_to=root,
+            profiles_dir=self.workspace.config.profiles_dir,
+            profile=self.workspace.config.profile,
+            target=self.request.env.target,
         )
         return lint_result(run, severity)
 
@@ -225,20 +227,11 @@ class _Run:
         return graph
 
     def _parse_base(self) -> ProjectGraph:
-        config = self.workspace.config
-        settings = self.workspace.dbt_settings(self.request.base)
-        with worktree_at(self.workspace.repo.root, self.base_live.git_sha.removesuffix("-dirty")) as tree:
-            project_dir = tree / config.dbt_project_dir.relative_to(self.workspace.repo.root)
-            profiles_dir = config.profiles_dir or _profiles_beside(config.dbt_project_dir)
-            base_settings = dataclasses.replace(
-                settings,
-                vars=dict(self.base_live.params),
-                project_dir=project_dir,
-                profiles_dir=profiles_dir,
-                # dbt's partial parsing keeps the paths of an earlier worktree: parse afresh.
-                target_path=tree.parent / "target",
-            )
-            return DbtProject(base_settings).parse().graph
+        root, commit = self.workspace.repo.root, self.base_live.git_sha.removesuffix("-dirty")
+        with worktree_at(root, commit) as tree:
+            settings = self.workspace.settings_at(self.request.base, tree)
+            settings = dataclasses.replace(settings, vars=dict(self.base_live.params))
+            return DbtProject(settings).parse().graph
 
 
 _CLASSES = ("breaking", "non-breaking", "metadata-only")
@@ -252,9 +245,3 @@ def _base_release(workspace: Workspace, base: EnvironmentConfig) -> LedgerEntry:
             hint=f"deploy it first: releasekit deploy {base.name}",
         )
     return live
-
-
-def _profiles_beside(project_dir: Path) -> Path | None:
-    """dbt finds profiles.yml in the project folder first: keep finding the user's there,
-    which may well be untracked and so absent from the worktree."""
-    return project_dir if (project_dir / "profiles.yml").is_file() else None

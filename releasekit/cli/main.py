@@ -16,6 +16,8 @@ from releasekit.cli.check import check as check_command
 from releasekit.cli.env import env as env_group
 from releasekit.cli.errors import Exit, handled
 from releasekit.cli.hooks import hooks as hooks_group
+from releasekit.cli.promote import promote as promote_command
+from releasekit.cli.promote import sync as sync_command
 from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session
 from releasekit.errors import EXIT_FINDINGS, EXIT_OK
 
@@ -105,6 +107,18 @@ def releases(ctx: click.Context, env: str | None) -> None:
 
 
 @cli.command()
+@click.argument("env")
+@click.option("--id", "lock_id", required=True, metavar="LOCK_ID", help="The id the locked run printed.")
+@click.pass_context
+def unlock(ctx: click.Context, env: str, lock_id: str) -> None:
+    """Clear ENV's lock left by a run that died. Refuses a wrong id or a live holder."""
+    with session(ctx) as (workspace, reporter):
+        from releasekit import api
+
+        reporter.unlocked(api.unlock(workspace, env, lock_id))
+
+
+@cli.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Show every environment's live release and whether the warehouse agrees."""
@@ -138,6 +152,8 @@ def quickstart(directory: Path) -> None:
 
 
 cli.add_command(check_command)
+cli.add_command(promote_command)
+cli.add_command(sync_command)
 cli.add_command(env_group)
 cli.add_command(hooks_group)
 

@@ -44,6 +44,7 @@ from releasekit.config.model import (
     CheckPolicy,
     EnvironmentConfig,
     ProjectConfig,
+    PromotionPolicy,
 )
 from releasekit.config.validation import (
     Problem,
@@ -296,9 +297,25 @@ def _environment(name: str, path: Path, layers: Sequence[Layer]) -> EnvironmentC
     frozen_vars = MappingProxyType(copy.deepcopy(merged_vars))
     grants = _frozen_grants(merged_grants)
     checks = _check_policy(merged_checks)
+    promotion = _promotion_policy(layers)
     return EnvironmentConfig(
-        name=name, vars=frozen_vars, grants=grants, checks=checks, source_file=path, **values
+        name=name,
+        vars=frozen_vars,
+        grants=grants,
+        checks=checks,
+        promotion=promotion,
+        source_file=path,
+        **values,
     )
+
+
+def _promotion_policy(layers: Sequence[Layer]) -> PromotionPolicy:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer.get("promotion") or {})
+    if "allow_from" in merged:
+        merged["allow_from"] = tuple(merged["allow_from"])
+    return PromotionPolicy(**merged)
 
 
 def _check_policy(settings: Mapping[str, Any]) -> CheckPolicy:

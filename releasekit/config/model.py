@@ -44,6 +44,17 @@ class CheckPolicy:
 
 
 @dataclass(frozen=True)
+class PromotionPolicy:
+    """What `releasekit promote` demands before moving a release into an environment."""
+
+    merge: str = "ff-only"  # ff-only | merge
+    approvals: int = 0
+    self_approval: bool = True
+    requires: str = "deployed"  # deployed | checked
+    allow_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """One declared environment (environments/<name>.yml merged over the defaults)."""
 
@@ -56,6 +67,7 @@ class EnvironmentConfig:
     retention: int = DEFAULT_RETENTION  # successful releases kept for rollback
     grants: Grants = field(default_factory=dict)  # granted on its views at every switch
     checks: CheckPolicy = field(default_factory=CheckPolicy)
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     source_file: Path | None = None
 
 

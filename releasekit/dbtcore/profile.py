@@ -92,7 +92,7 @@ def _render(value: Any, settings: DbtSettings) -> Any:
 def _duckdb(output: Mapping[str, Any], settings: DbtSettings) -> Connection:
     path = str(output.get("path") or ":memory:")
     if path != ":memory:":
-        path = str((settings.project_dir / path).resolve())
+        path = str((settings.cwd / path).resolve())
     database = str(output.get("database") or ("memory" if path == ":memory:" else Path(path).stem))
     credentials = {"path": path, "database": database, "config_options": output.get("config_options")}
     return Connection(type="duckdb", database=database, settings=credentials)
@@ -133,7 +133,7 @@ def _dbt_connection(settings: DbtSettings) -> Connection:
         ) from exc
     credentials = dict(profile.credentials.to_dict())
     if credentials.get("path") not in (None, ":memory:"):
-        credentials["path"] = str((settings.project_dir / credentials["path"]).resolve())
+        credentials["path"] = str((settings.cwd / credentials["path"]).resolve())
     return Connection(
         type=profile.credentials.type, database=str(credentials.get("database", "")), settings=credentials
     )

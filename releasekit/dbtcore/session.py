@@ -36,6 +36,13 @@ class DbtSettings:
     vars: Mapping[str, Any]
     target_path: Path  # dbt's artifacts and partial-parse state for this parameter set
     log_path: Path
+    # Where dbt runs, so relative paths in the profile (a DuckDB file) resolve: the user's
+    # project folder, also when the project is read from a temporary worktree.
+    working_dir: Path | None = None
+
+    @property
+    def cwd(self) -> Path:
+        return self.working_dir or self.project_dir
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class DbtProject:
 
         callbacks: list[Any] = [self._event] if self._on_node else []
         runner = dbtRunner(manifest=manifest, callbacks=callbacks)
-        with _DBT_LOCK, _working_directory(self.settings.project_dir):
+        with _DBT_LOCK, _working_directory(self.settings.cwd):
             try:
                 return runner.invoke([*args, *self._common_args()])
             finally:

@@ -7,10 +7,11 @@ The ledger hears of a switch before the warehouse makes it (`switching`) and aft
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from releasekit.dbtcore.artifacts import graph_key, graph_to_bytes
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
@@ -50,29 +51,59 @@ class DeployResult:
         return self.outcome != "failed"
 
 
-def plan_deploy(target: Target) -> Plan:
-    """What a deploy would do now. Changes nothing (no lock, no ledger entry, no DDL)."""
-    parsed = _dbt(target).parse()
+def plan_deploy(target: Target, *, graph: ProjectGraph | None = None) -> Plan:
+    """What a deploy would do now. Changes nothing (no lock, no ledger entry, no DDL).
+    `graph`: an earlier parse of this commit with these parameters (see `deploy`)."""
+    graph = graph if graph is not None else _dbt(target).parse().graph
     with target.warehouse() as warehouse:
-        return _plan(target, parsed, warehouse)
+        return _plan(target, graph, warehouse)
 
 
-def deploy(target: Target) -> DeployResult:
-    with target.store.lock(target.name, owner=target.who):
-        # The warehouse first: a busy DuckDB file fails at once, not after a parse.
-        with target.warehouse() as warehouse:
-            target.check_grants(warehouse)
+def deploy(
+    target: Target,
+    *,
+    locked: bool = False,
+    graph: ProjectGraph | None = None,
+    promotion: Mapping[str, Any] | None = None,
+    resync: bool = False,
+) -> DeployResult:
+    """Deploy `target`'s project to its environment.
+
+    locked: the caller already holds the environment's lock (a promotion holds it from
+      merge to switch). graph: the project as an earlier parse of this very commit with
+      these parameters saw it (a stored artifact); when its plan builds and tests nothing,
+      dbt is never started, else the project is parsed as usual.
+    promotion: what a promotion records with the release (source, gates, approvals).
+    resync: switch even when nothing changed, so a schema that drifted from its release
+      (a view dropped by hand) serves it whole again.
+    """
+    with contextlib.nullcontext() if locked else target.store.lock(target.name, owner=target.who):
+        return _deploy(target, graph, dict(promotion or {}), resync)
+
+
+def _deploy(
+    target: Target, graph: ProjectGraph | None, promotion: dict[str, Any], resync: bool
+) -> DeployResult:
+    # The warehouse first: a busy DuckDB file fails at once, not after a parse.
+    with target.warehouse() as warehouse:
+        target.check_grants(warehouse)
+        recovered = reconcile(target, warehouse)
+        plan = _plan(target, graph, warehouse) if graph is not None else None
+        parsed = None
+        if plan is None or plan.builds or plan.retests:
             parsed = _dbt(target).parse()
             _keep_graph(target, parsed.graph)
-            recovered = reconcile(target, warehouse)
-            plan = _plan(target, parsed, warehouse)
-            if plan.is_noop:
-                return DeployResult(plan, "noop", None, recovered=recovered, graph=parsed.graph)
-            warehouse.drop_relations(plan.physical_schema, plan.stale)
-        results = _build(target, parsed, plan)
-        failures = _failures(results)
-        result = _fail(target, plan, failures, recovered) if failures else _switch(target, plan, recovered)
-        return dataclasses.replace(result, results=results, graph=parsed.graph)
+            graph, plan = parsed.graph, _plan(target, parsed.graph, warehouse)
+        if plan.is_noop and not resync:
+            return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
+        warehouse.drop_relations(plan.physical_schema, plan.stale)
+    results = _build(target, parsed, plan) if parsed is not None else ()
+    failures = _failures(results)
+    if failures:
+        result = _fail(target, plan, failures, recovered)
+    else:
+        result = _switch(target, plan, recovered, promotion)
+    return dataclasses.replace(result, results=results, graph=graph)
 
 
 def _keep_graph(target: Target, graph: ProjectGraph) -> None:
@@ -91,8 +122,8 @@ def _dbt(target: Target) -> DbtProject:
     return target.dbt
 
 
-def _plan(target: Target, parsed: ParsedProject, warehouse: Warehouse) -> Plan:
-    prints = fingerprint_graph(parsed.graph, target.environ)
+def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
+    prints = fingerprint_graph(graph, target.environ)
     ledger_view = survey(target.store, target.name, target.physical_schema)
     inputs = PlanInputs(
         env=target.name,
@@ -105,7 +136,7 @@ def _plan(target: Target, parsed: ParsedProject, warehouse: Warehouse) -> Plan:
         verified=ledger_view.verified,
         elsewhere=ledger_view.elsewhere,
     )
-    return make_plan(parsed.graph, prints, inputs)
+    return make_plan(graph, prints, inputs)
 
 
 def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[NodeResult, ...]:
@@ -144,7 +175,9 @@ def _fail(
     return DeployResult(plan, "failed", release_id, failures, recovered)
 
 
-def _switch(target: Target, plan: Plan, recovered: LedgerEntry | None) -> DeployResult:
+def _switch(
+    target: Target, plan: Plan, recovered: LedgerEntry | None, promotion: dict[str, Any]
+) -> DeployResult:
     release_id = _next_id(target)
     fields = dict(
         params=plan.params,
@@ -152,6 +185,7 @@ def _switch(target: Target, plan: Plan, recovered: LedgerEntry | None) -> Deploy
         built=tuple(s.unique_id for s in plan.builds),
         reused=tuple(s.unique_id for s in plan.reuses),
         previous_release=plan.live.release_id if plan.live else None,
+        promotion=promotion,
     )
     target.record("deploy", "switching", release_id, **fields)
     with target.warehouse() as warehouse:

@@ -153,6 +153,7 @@ def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
         built=pending.built,
         reused=pending.reused,
         previous_release=pending.previous_release,
+        promotion=pending.promotion,
         note="recovered after an interrupted run: the switch had "
         + ("committed" if committed else "not committed"),
     )

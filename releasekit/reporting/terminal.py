@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
@@ -24,7 +25,7 @@ from releasekit.api import (
 )
 from releasekit.quickstart.flow import QuickstartResult
 from releasekit.reporting.check_terminal import CheckTerminalReporter
-from releasekit.state.base import LedgerEntry
+from releasekit.state.base import LedgerEntry, LockInfo
 
 MAX_REUSED_ROWS = 25
 
@@ -164,26 +165,43 @@ class TerminalReporter:
             )
         self.console.print(table)
 
+    def unlocked(self, info: LockInfo) -> None:
+        self.console.print(
+            f"[bold green]✔ {escape(info.env)} is unlocked[/]: cleared lock {info.id} of "
+            f"{escape(info.owner)} (pid {info.pid} on {escape(info.host)}, since {info.since}).",
+            highlight=False,
+        )
+
     def status(self, statuses: Sequence[EnvironmentStatus]) -> None:
         table = Table(title="Environments", header_style="bold")
-        for column in ("environment", "schema", "live release", "commit", "since", "warehouse"):
+        for column in (
+            "environment",
+            "schema",
+            "live release",
+            "commit",
+            "since",
+            "branch",
+            "git",
+            "warehouse",
+        ):
             table.add_column(column)
         for s in statuses:
             live = s.live
-            warehouse = (
-                "[red]drift: marker says " + (str(s.marker.release_id) if s.marker else "nothing") + "[/]"
-                if s.drift
-                else "[green]in sync[/]"
-            )
+            branch = f"{s.branch} {short(s.branch_head)}" if s.branch and s.branch_head else (s.branch or "-")
             table.add_row(
                 s.env,
                 s.schema,
                 str(live.release_id) if live else "-",
                 short(live.git_sha) if live else "-",
                 live.at.replace("T", " ")[:16] if live else "-",
-                warehouse,
+                branch,
+                "[yellow]drift[/]" if s.git_drift else "[green]in sync[/]",
+                "[red]drift[/]" if s.warehouse_drift else "[green]in sync[/]",
             )
         self.console.print(table)
+        for s in statuses:
+            for found in (*s.git_drift, *s.warehouse_drift):
+                self.console.print(f"  {s.env}: {found}", highlight=False)
 
     def gc(self, results: Sequence[GcResult]) -> None:
         for r in results:

@@ -13,6 +13,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+# How long a run waits for an environment's lock before LockedError. Short: a second run
+# should fail at once, naming the holder (the whole command within 5 seconds), not queue.
+DEFAULT_LOCK_TIMEOUT = 2.0
+
 Kind = Literal["deploy", "rollback", "teardown"]
 Outcome = Literal["switching", "succeeded", "failed", "abandoned"]
 
@@ -45,16 +49,23 @@ class LedgerEntry:
     previous_release: int | None = None
     physical_schema: str = ""
     note: str = ""
+    # A promotion's record: source environment and release, gates passed, approvals,
+    # the git branch update and tag. Empty for a plain deploy.
+    promotion: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the environment's ledger; assigned by the store on append
 
 
 @dataclass(frozen=True)
 class LockInfo:
+    """Who holds an environment's lock. `id` names this one hold: `releasekit unlock ENV
+    --id ID` clears a dead holder's lock only when given it, never a later holder's."""
+
     env: str
     owner: str
     host: str
     pid: int
     since: str  # ISO 8601, UTC
+    id: str  # short random hex, new for every hold
 
 
 @dataclass(frozen=True)
@@ -140,8 +151,17 @@ class Artifacts(Protocol):
 
 
 class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, Protocol):
-    def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> AbstractContextManager[LockInfo]:
+    def lock(
+        self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
         """Hold the environment's lock; raises LockedError naming the holder after `timeout`."""
+        ...
+
+    def break_lock(self, env: str, lock_id: str) -> LockInfo:
+        """Clear a lock its holder left behind when it died; returns what was cleared.
+
+        Raises NotFoundError when the environment has no lock holder, LockMismatchError when
+        `lock_id` is not the holder's id, and LockedError when the holder is still alive."""
         ...
 
     def describe(self) -> str:

@@ -34,7 +34,7 @@ KEEP_HINT = "restore it from a backup or move it aside; releasekit never overwri
 
 _ENTRY_KEYS = frozenset(
     {"format", "env", "seq", "release_id", "kind", "outcome", "git_sha", "who", "at", "params"}
-    | {"models", "built", "reused", "failures", "previous_release", "physical_schema", "note"}
+    | {"models", "built", "reused", "failures", "previous_release", "physical_schema", "note", "promotion"}
 )
 _MODEL_KEYS = frozenset({"unique_id", "name", "fingerprint", "relation", "inputs"})
 
@@ -78,6 +78,8 @@ def entry_to_document(entry: LedgerEntry) -> dict[str, Any]:
         "previous_release": entry.previous_release,
         "physical_schema": entry.physical_schema,
         "note": entry.note,
+        # Written only when present, so a plain deploy's document reads as before.
+        **({"promotion": dict(entry.promotion)} if entry.promotion else {}),
     }
 
 
@@ -102,6 +104,7 @@ def entry_from_document(document: Mapping[str, Any], *, where: str) -> LedgerEnt
         previous_release=fields.optional_integer("previous_release"),
         physical_schema=fields.get("physical_schema", str),
         note=fields.get("note", str),
+        promotion=fields.get("promotion", dict) if "promotion" in document else {},
     )
 
 
@@ -138,6 +141,7 @@ def holder_to_document(info: LockInfo) -> dict[str, Any]:
         "host": info.host,
         "pid": info.pid,
         "since": info.since,
+        "id": info.id,
     }
 
 
@@ -151,6 +155,7 @@ def holder_from_document(document: Mapping[str, Any], *, where: str) -> LockInfo
         host=fields.get("host", str),
         pid=fields.integer("pid"),
         since=fields.get("since", str),
+        id=fields.get("id", str),
     )
 
 

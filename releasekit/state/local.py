@@ -5,7 +5,8 @@ Layout under the root:
     ledger/<env-key>/00000001.json   one immutable document per entry
     ledger/<env-key>/append.lock     serialises appends to that environment
     locks/<env-key>.lock             the environment's run lock (held for a whole deploy)
-    locks/<env-key>.holder.json      who holds the run lock, while it is held
+    locks/<env-key>.holder.json      who holds the run lock, while it is held (left behind by a
+                                     holder that was killed; the next holder replaces it)
     registry/<env-key>.json          a branch environment's record, replaced atomically
     checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
     artifacts/<name-key>             files releases leave for later runs (parsed graphs)
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,8 +34,14 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from releasekit.errors import LockedError, StateError
-from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
+from releasekit.errors import LockedError, LockMismatchError, NotFoundError, StateError
+from releasekit.state.base import (
+    DEFAULT_LOCK_TIMEOUT,
+    BranchEnvironment,
+    CheckRecord,
+    LedgerEntry,
+    LockInfo,
+)
 from releasekit.state.codec import (
     KEEP_HINT,
     branch_from_document,
@@ -143,19 +151,15 @@ class LocalStore:
             lock.release()
 
     @contextmanager
-    def lock(self, env: str, *, owner: str, timeout: float = 5.0) -> Iterator[LockInfo]:
-        locks = self._folder("locks")
-        _ensure_dir(locks)
-        key = env_key(env)
-        holder = locks / f"{key}.holder.json"
-        # A negative filelock timeout waits forever; this lock must fail fast instead.
-        file_lock = FileLock(locks / f"{key}.lock", timeout=max(timeout, 0.0))
+    def lock(self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[LockInfo]:
+        file_lock, holder = self._lock_files(env, timeout)
         try:
             file_lock.acquire()
         except Timeout:
             raise _locked_error(env, holder, file_lock.lock_file) from None
         try:
             info = self._holder_info(env, owner)
+            # Replaces any record a killed holder left: holding the file lock proves it stale.
             _write_replacing(holder, _json_bytes(holder_to_document(info)))
             try:
                 yield info
@@ -165,9 +169,35 @@ class LocalStore:
         finally:
             file_lock.release()
 
+    def break_lock(self, env: str, lock_id: str) -> LockInfo:
+        """The operating system frees the file lock of a process that dies, so a dead holder
+        leaves only its record; the record goes only while the file lock is free and held by
+        us, so a live holder's record is never removed."""
+        file_lock, holder = self._lock_files(env, 0.0)
+        with _acquired_if_free(file_lock) as free:
+            info = _load_holder(holder)
+            if info is None:
+                raise _not_locked_error(env, holder)
+            if info.id != lock_id:
+                raise _mismatch_error(env, lock_id, info)
+            if not free:
+                raise _live_holder_error(env, info)
+            holder.unlink()
+            _fsync_dir(holder.parent)
+            return info
+
+    def _lock_files(self, env: str, timeout: float) -> tuple[FileLock, Path]:
+        locks = self._folder("locks")
+        _ensure_dir(locks)
+        key = env_key(env)
+        # A negative filelock timeout waits forever; this lock must fail fast instead.
+        return FileLock(locks / f"{key}.lock", timeout=max(timeout, 0.0)), locks / f"{key}.holder.json"
+
     def _holder_info(self, env: str, owner: str) -> LockInfo:
         since = self._clock().astimezone(UTC).isoformat(timespec="seconds")
-        return LockInfo(env=env, owner=owner, host=socket.gethostname(), pid=os.getpid(), since=since)
+        host, pid = socket.gethostname(), os.getpid()
+        # A new id for every hold, so `releasekit unlock --id` can never clear a later holder's lock.
+        return LockInfo(env=env, owner=owner, host=host, pid=pid, since=since, id=secrets.token_hex(6))
 
     # --- the registry of branch environments: registry/<env-key>.json, replaced atomically
 
@@ -262,30 +292,89 @@ def _read_entry(folder: Path, seq: int, env: str) -> LedgerEntry:
 
 def _locked_error(env: str, holder_path: Path, lock_file: str) -> LockedError:
     holder = _read_holder(holder_path)
-    who = (
-        "another process (it has not recorded who it is yet)"
-        if holder is None
-        else f"{holder.owner} (pid {holder.pid} on {holder.host}) since {holder.since}"
-    )
+    if holder is None:
+        return LockedError(
+            f"environment {env!r} is locked by another process (it has not recorded who it is "
+            f"yet); lock file {lock_file}",
+            hint="wait for that run to finish, then retry",
+        )
     return LockedError(
-        f"environment {env!r} is locked by {who}; lock file {lock_file}",
-        hint="wait for that run to finish and retry; if that process is gone, the lock "
-        "frees itself (the operating system releases it when the process dies)",
+        f"environment {env!r} is locked by {_holder_words(holder)}, lock id {holder.id}; "
+        f"lock file {lock_file}",
+        hint="wait for that run to finish, then retry; if that process is gone, clear its lock "
+        f"with: releasekit unlock {shlex.quote(env)} --id {holder.id}",
     )
+
+
+def _not_locked_error(env: str, holder_path: Path) -> NotFoundError:
+    return NotFoundError(
+        f"environment {env!r} is not locked: no lock holder is recorded in {holder_path}",
+        hint="nothing to clear; a run refused for a held lock names the id to pass",
+    )
+
+
+def _mismatch_error(env: str, lock_id: str, holder: LockInfo) -> LockMismatchError:
+    return LockMismatchError(
+        f"lock id {lock_id!r} is not {env!r}'s lock: it is held under id {holder.id!r} "
+        f"by {_holder_words(holder)}",
+        hint="the lock changed hands since that id was printed, or the id is mistyped; make sure "
+        "that holder is gone before clearing its lock with its id",
+    )
+
+
+def _live_holder_error(env: str, holder: LockInfo) -> LockedError:
+    return LockedError(
+        f"environment {env!r} is locked by a live process: pid {holder.pid} on host {holder.host} "
+        f"({holder.owner}, since {holder.since}, lock id {holder.id})",
+        hint="wait for it to finish, or stop it; `releasekit unlock` clears only a lock whose holder is gone",
+    )
+
+
+def _holder_words(holder: LockInfo) -> str:
+    return f"{holder.owner} (pid {holder.pid} on {holder.host}) since {holder.since}"
+
+
+@contextmanager
+def _acquired_if_free(file_lock: FileLock) -> Iterator[bool]:
+    """Hold `file_lock` for the block if nobody holds it now; say whether we got it."""
+    try:
+        file_lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        file_lock.release()
 
 
 def _read_holder(path: Path) -> LockInfo | None:
     # Best effort: the record only improves the message; a missing one must not hide the lock.
     try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(document, dict):
-        return None
-    try:
-        return holder_from_document(document, where=str(path))
+        return _load_holder(path)
     except StateError:
         return None
+
+
+def _load_holder(path: Path) -> LockInfo | None:
+    """The lock-holder record, None when there is none; StateError when it is unreadable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"could not read {path}: {exc.strerror}") from None
+    hint = "if no releasekit run of this environment is going on, delete it"
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise StateError(f"{path}: unreadable lock-holder record: {exc}", hint=hint) from None
+    if not isinstance(document, dict):
+        raise StateError(f"{path}: not a releasekit lock-holder record", hint=hint)
+    try:
+        return holder_from_document(document, where=str(path))
+    except StateError as exc:  # the codec's hint is for ledger documents, which are never replaced
+        raise StateError(exc.message, hint=hint) from None
 
 
 def _read_branch(path: Path) -> BranchEnvironment:

@@ -46,7 +46,7 @@ def test_help_exits_0_fast(tmp_path: Path) -> None:
     out = ok(tmp_path, "--help")
     elapsed = time.monotonic() - started
     print(f"releasekit --help took {elapsed:.2f} s")
-    for command in ("deploy", "plan", "rollback", "releases", "status", "gc", "init"):
+    for command in ("deploy", "plan", "rollback", "releases", "status", "gc", "init", "unlock"):
         assert command in out
     assert elapsed < 5
 

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from _state_factories import make_entry
 
+from releasekit.errors import LockedError
 from releasekit.state.local import LocalStore
+
+GIVE_UP_SECONDS = 60.0  # a child whose test died stops waiting and exits
 
 
 def append_many(root: Path, env: str, count: int, go: Path) -> None:
@@ -34,9 +37,35 @@ def append_forever(root: Path, env: str) -> None:
 
 
 def hold_lock(root: Path, env: str, owner: str) -> None:
-    with LocalStore(root).lock(env, owner=owner):
-        print("locked", flush=True)
-        time.sleep(60)
+    with LocalStore(root).lock(env, owner=owner) as info:
+        print(f"locked {info.id}", flush=True)
+        time.sleep(GIVE_UP_SECONDS)
+
+
+def race(root: Path, env: str, rounds: int, signals: Path) -> None:
+    """Promote once per round, as promotion will: take the lock without waiting, read the
+    ledger, append the next release. The winner holds the lock until the test has heard
+    from every racer, so a loser cannot slip in after it and win the same round."""
+    store, me = LocalStore(root), os.getpid()
+    for n in range(rounds):
+        wait_for(signals / f"go-{n}")
+        try:
+            with store.lock(env, owner=f"promoter {me}", timeout=0) as info:
+                release_id = len(store.entries(env)) + 1
+                store.append(make_entry(env=env, release_id=release_id, note=f"{n}:{me}:{info.id}"))
+                (signals / f"{n}-{me}.won").touch()
+                wait_for(signals / f"release-{n}")
+            (signals / f"free-{n}").touch()
+        except LockedError:
+            (signals / f"{n}-{me}.lost").touch()
+
+
+def wait_for(path: Path) -> None:
+    deadline = time.monotonic() + GIVE_UP_SECONDS
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up waiting for {path}")
+        time.sleep(0.003)
 
 
 def main(argv: list[str]) -> None:
@@ -47,6 +76,8 @@ def main(argv: list[str]) -> None:
         append_forever(Path(root), env)
     elif command == "hold-lock":
         hold_lock(Path(root), env, rest[0])
+    elif command == "race":
+        race(Path(root), env, int(rest[0]), Path(rest[1]))
     else:
         raise SystemExit(f"unknown command {command}")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from _state_factories import make_entry
 
-from releasekit.errors import LockedError, StateError
+from releasekit.errors import LockedError, LockMismatchError, NotFoundError, StateError
 from releasekit.state.local import LocalStore, _write_new
 
 HERE = Path(__file__).resolve().parent
@@ -32,12 +32,14 @@ def spawn(*args: str, stdout: int | None = None) -> subprocess.Popen[str]:
 
 
 @contextmanager
-def lock_holder(root: Path, env: str, owner: str) -> Iterator[subprocess.Popen[str]]:
+def lock_holder(root: Path, env: str, owner: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A child process holding `env`'s lock, and the id of its hold."""
     child = spawn("hold-lock", str(root), env, owner, stdout=subprocess.PIPE)
     try:
         assert child.stdout is not None
-        assert child.stdout.readline().strip() == "locked"
-        yield child
+        said, lock_id = child.stdout.readline().split()
+        assert said == "locked"
+        yield child, lock_id
     finally:
         child.kill()
         child.wait()
@@ -193,6 +195,7 @@ def test_holder_record_exists_only_while_held(local_store: LocalStore) -> None:
     with local_store.lock("feature/x", owner="alice") as info:
         record = json.loads(holder.read_text())
         assert (record["owner"], record["pid"], record["since"]) == ("alice", info.pid, info.since)
+        assert (record["host"], record["id"]) == (info.host, info.id)
     assert not holder.exists()
 
 
@@ -238,7 +241,7 @@ def test_kill_9_mid_append_leaves_a_clean_ledger(tmp_path: Path) -> None:
 
 def test_lock_held_by_another_process_names_its_pid(tmp_path: Path) -> None:
     root = tmp_path / ".releasekit"
-    with lock_holder(root, "prod", "deploy prod by ci") as holder:
+    with lock_holder(root, "prod", "deploy prod by ci") as (holder, lock_id):
         started = time.monotonic()
         with (
             pytest.raises(LockedError) as raised,
@@ -248,12 +251,14 @@ def test_lock_held_by_another_process_names_its_pid(tmp_path: Path) -> None:
         assert 0.4 < time.monotonic() - started < 3.0
     assert f"pid {holder.pid}" in str(raised.value)
     assert "deploy prod by ci" in str(raised.value)
+    assert f"lock id {lock_id}" in str(raised.value)
+    assert f"releasekit unlock prod --id {lock_id}" in str(raised.value)
 
 
 def test_lock_frees_itself_when_the_holder_is_killed(tmp_path: Path) -> None:
     root = tmp_path / ".releasekit"
     store = LocalStore(root)
-    with lock_holder(root, "prod", "doomed") as holder:
+    with lock_holder(root, "prod", "doomed") as (holder, _):
         with pytest.raises(LockedError), store.lock("prod", owner="me", timeout=0.1):
             pass
         kill_hard(holder)
@@ -261,3 +266,112 @@ def test_lock_frees_itself_when_the_holder_is_killed(tmp_path: Path) -> None:
         with store.lock("prod", owner="me", timeout=2.0) as info:
             assert info.pid == os.getpid()
         assert time.monotonic() - started < 1.0
+
+
+def test_next_lock_replaces_the_record_a_killed_holder_left(tmp_path: Path) -> None:
+    root = tmp_path / ".releasekit"
+    holder_file = root / "locks" / "prod.holder.json"
+    with lock_holder(root, "prod", "doomed") as (holder, dead_id):
+        kill_hard(holder)
+    assert json.loads(holder_file.read_text())["id"] == dead_id  # SIGKILL ran no cleanup
+    with LocalStore(root).lock("prod", owner="me", timeout=0) as info:
+        assert info.id != dead_id
+        assert json.loads(holder_file.read_text())["id"] == info.id
+    assert not holder_file.exists()
+
+
+def test_unlock_refuses_a_holder_that_is_alive_in_another_process(tmp_path: Path) -> None:
+    root = tmp_path / ".releasekit"
+    store = LocalStore(root)
+    with lock_holder(root, "feature/x", "deploy by ci") as (holder, lock_id):
+        with pytest.raises(LockedError, match=f"live process: pid {holder.pid} on host "):
+            store.break_lock("feature/x", lock_id)
+        with pytest.raises(LockMismatchError, match=f"held under id '{lock_id}'"):
+            store.break_lock("feature/x", "ffffffffffff")
+        assert holder.poll() is None
+        with (
+            pytest.raises(LockedError, match=f"lock id {lock_id}"),
+            store.lock("feature/x", owner="me", timeout=0),
+        ):
+            pass
+
+
+def test_unlock_clears_what_a_killed_holder_left(tmp_path: Path) -> None:
+    root = tmp_path / ".releasekit"
+    store = LocalStore(root)
+    holder_file = root / "locks" / "feature%2Fx.holder.json"
+    with lock_holder(root, "feature/x", "deploy by ci") as (holder, lock_id):
+        kill_hard(holder)
+    with pytest.raises(LockMismatchError):
+        store.break_lock("feature/x", "ffffffffffff")
+    assert holder_file.exists()
+    cleared = store.break_lock("feature/x", lock_id)
+    assert (cleared.env, cleared.owner, cleared.pid, cleared.id) == (
+        "feature/x",
+        "deploy by ci",
+        holder.pid,
+        lock_id,
+    )
+    assert not holder_file.exists()
+    with pytest.raises(NotFoundError, match="not locked"):
+        store.break_lock("feature/x", lock_id)
+    with store.lock("feature/x", owner="me", timeout=0) as info:
+        assert info.pid == os.getpid()
+
+
+def test_unreadable_holder_record_is_named_by_unlock_and_replaced_by_lock(local_store: LocalStore) -> None:
+    holder_file = local_store.root / "locks" / "prod.holder.json"
+    holder_file.parent.mkdir(parents=True)
+    holder_file.write_text('{"format": "releasekit.lock-hol')
+    with pytest.raises(StateError, match=re.escape(f"{holder_file}: unreadable lock-holder record")):
+        local_store.break_lock("prod", "0a1b2c3d4e5f")
+    with local_store.lock("prod", owner="me", timeout=0) as info:
+        assert json.loads(holder_file.read_text())["id"] == info.id
+
+
+def race(tmp_path: Path, rounds: int, racers: int = 16) -> None:
+    """`racers` processes try the lock of one environment at once, `rounds` times."""
+    root, signals = tmp_path / ".releasekit", tmp_path / "signals"
+    signals.mkdir()
+    children = [spawn("race", str(root), "prod", str(rounds), str(signals)) for _ in range(racers)]
+    winners = []
+    try:
+        for n in range(rounds):
+            (signals / f"go-{n}").touch()
+            outcomes = wait_for_signals(signals, f"{n}-*", racers, children)
+            won = [name for name in outcomes if name.endswith(".won")]
+            assert len(won) == 1, f"round {n}: {outcomes}"
+            winners.append(int(won[0].removesuffix(".won").split("-")[1]))
+            (signals / f"release-{n}").touch()
+            wait_for_signals(signals, f"free-{n}", 1, children)
+        assert [child.wait(timeout=30) for child in children] == [0] * racers
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    entries = LocalStore(root).entries("prod")
+    assert [(entry.seq, entry.release_id) for entry in entries] == [(n, n) for n in range(1, rounds + 1)]
+    notes = [entry.note.split(":") for entry in entries]
+    assert [(int(n), int(pid)) for n, pid, _ in notes] == list(enumerate(winners))
+    assert len({lock_id for _, _, lock_id in notes}) == rounds
+
+
+def wait_for_signals(
+    folder: Path, pattern: str, count: int, children: list[subprocess.Popen[str]]
+) -> list[str]:
+    deadline = time.monotonic() + 30
+    while len(found := sorted(path.name for path in folder.glob(pattern))) < count:
+        # Exit 0 is a racer done with its rounds (losers of the last one); anything else failed.
+        assert all(child.poll() in (None, 0) for child in children), "a racer failed"
+        assert time.monotonic() < deadline, f"waited 30 s for {count} x {pattern}, have {found}"
+        time.sleep(0.003)
+    return found
+
+
+def test_racing_promoters_one_wins_each_round_and_the_ledger_has_no_duplicates(tmp_path: Path) -> None:
+    race(tmp_path, rounds=5)
+
+
+@pytest.mark.stress
+def test_racing_promoters_many_rounds(tmp_path: Path) -> None:
+    race(tmp_path, rounds=200)

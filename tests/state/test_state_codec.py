@@ -135,8 +135,18 @@ def test_null_previous_release_is_allowed() -> None:
 
 
 def test_lock_holder_round_trip() -> None:
-    info = LockInfo(env="prod", owner="deploy by bob", host="ci-7", pid=42, since="2024-05-01")
+    info = LockInfo(
+        env="prod", owner="deploy by bob", host="ci-7", pid=42, since="2024-05-01", id="0a1b2c3d4e5f"
+    )
     assert holder_from_document(holder_to_document(info), where="x") == info
+
+
+def test_lock_holder_without_an_id_is_refused() -> None:
+    info = LockInfo(env="prod", owner="bob", host="ci-7", pid=42, since="2024-05-01", id="0a1b2c3d4e5f")
+    document = holder_to_document(info)
+    del document["id"]
+    with pytest.raises(StateError, match="x: id: missing"):
+        holder_from_document(document, where="x")
 
 
 def test_env_keys_are_distinct_and_safe() -> None:

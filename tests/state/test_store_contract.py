@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import replace
 
 import pytest
 from _state_factories import ODD_NAMES, full_entry, make_entry
 
-from releasekit.errors import LockedError
-from releasekit.state.base import StateStore
+from releasekit.errors import EXIT_LOCKED, EXIT_USAGE, LockedError, LockMismatchError, NotFoundError
+from releasekit.state.base import DEFAULT_LOCK_TIMEOUT, StateStore
 
 
 def test_empty_store(store: StateStore) -> None:
@@ -60,19 +61,69 @@ def test_lock_says_who_holds_it(store: StateStore) -> None:
     with store.lock("prod", owner="deploy prod by alice") as info:
         assert (info.env, info.owner, info.pid) == ("prod", "deploy prod by alice", os.getpid())
         assert info.host and info.since
+        assert re.fullmatch(r"[0-9a-f]{12}", info.id)
+
+
+def test_every_hold_gets_a_new_id(store: StateStore) -> None:
+    ids = set()
+    for _ in range(5):
+        with store.lock("prod", owner="a") as info:
+            ids.add(info.id)
+    assert len(ids) == 5
 
 
 def test_second_lock_fails_fast_naming_the_holder(store: StateStore) -> None:
-    with store.lock("prod", owner="deploy prod by alice"):
+    with store.lock("prod", owner="deploy prod by alice") as held:
         started = time.monotonic()
         with pytest.raises(LockedError) as raised, store.lock("prod", owner="bob", timeout=0.2):
             pass
         assert time.monotonic() - started < 2.0
-    message = str(raised.value)
-    assert "'prod'" in message
-    assert "deploy prod by alice" in message
-    assert f"pid {os.getpid()}" in message
-    assert "frees itself" in message
+    error = raised.value
+    assert error.exit_code == EXIT_LOCKED == 4
+    assert error.message.startswith(
+        f"environment 'prod' is locked by deploy prod by alice (pid {os.getpid()} on {held.host}) "
+        f"since {held.since}, lock id {held.id}"
+    )
+    assert error.hint is not None
+    assert error.hint.endswith(f"releasekit unlock prod --id {held.id}")
+
+
+def test_a_second_run_fails_within_the_default_timeout(store: StateStore) -> None:
+    assert DEFAULT_LOCK_TIMEOUT <= 2.0  # leaves a command 3 s to start up and still fail within 5 s
+    with store.lock("prod", owner="a"):
+        started = time.monotonic()
+        with pytest.raises(LockedError), store.lock("prod", owner="b"):
+            pass
+        assert time.monotonic() - started < DEFAULT_LOCK_TIMEOUT + 0.5
+
+
+def test_unlocking_an_environment_nobody_locked_is_not_found(store: StateStore) -> None:
+    with pytest.raises(NotFoundError, match="'prod' is not locked"):
+        store.break_lock("prod", "0a1b2c3d4e5f")
+    with store.lock("prod", owner="a") as info:
+        pass
+    with pytest.raises(NotFoundError, match="'prod' is not locked"):
+        store.break_lock("prod", info.id)
+
+
+def test_unlock_refuses_a_wrong_id_naming_the_holders(store: StateStore) -> None:
+    with store.lock("prod", owner="deploy prod by alice") as info:
+        with pytest.raises(LockMismatchError) as raised:
+            store.break_lock("prod", "ffffffffffff")
+        assert raised.value.exit_code == EXIT_USAGE
+        assert f"held under id {info.id!r} by deploy prod by alice" in raised.value.message
+        with pytest.raises(LockedError), store.lock("prod", owner="bob", timeout=0):
+            pass  # still held
+
+
+def test_unlock_refuses_a_live_holder(store: StateStore) -> None:
+    with store.lock("prod", owner="deploy prod by alice") as info:
+        with pytest.raises(LockedError, match=f"live process: pid {os.getpid()} on host {info.host}"):
+            store.break_lock("prod", info.id)
+        with pytest.raises(LockedError), store.lock("prod", owner="bob", timeout=0):
+            pass  # still held
+    with store.lock("prod", owner="bob", timeout=0) as after:
+        assert after.owner == "bob"
 
 
 def test_locks_are_per_environment(store: StateStore) -> None:

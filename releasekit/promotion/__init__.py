@@ -1,0 +1,1 @@
+"""`releasekit promote` and `sync`: GitOps moves of tested releases between environments."""

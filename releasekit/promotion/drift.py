@@ -1,0 +1,47 @@
+"""Drift: an environment that no longer matches its own record.
+
+In git, its branch (the desired state) points elsewhere than the commit it serves; in the
+warehouse, its schema no longer serves its live release: the marker names another release,
+or a view was dropped, repointed or added by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from releasekit.config.model import EnvironmentConfig
+from releasekit.gitops.refs import resolve
+from releasekit.state.base import LedgerEntry
+from releasekit.warehouse.base import Warehouse
+
+
+def git_drift(root: Path, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
+    if env.branch is None or live is None:
+        return []
+    head = resolve(root, f"refs/heads/{env.branch}")
+    deployed = live.git_sha.removesuffix("-dirty")
+    if head is None:  # deployed directly, never promoted: no desired state to differ from
+        return []
+    if head != deployed:
+        return [f"branch {env.branch} is at {head[:12]}, release {live.release_id} serves {deployed[:12]}"]
+    return []
+
+
+def warehouse_drift(warehouse: Warehouse, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
+    marker = warehouse.read_marker(env.schema)
+    if live is None:
+        return [f"schema {env.schema} holds release {marker.release_id}, the ledger none"] if marker else []
+    if marker is None:
+        return [f"schema {env.schema} has no release marker (release {live.release_id} expected)"]
+    found: list[str] = []
+    if marker.release_id != live.release_id:
+        found.append(f"schema {env.schema} serves release {marker.release_id}, the ledger {live.release_id}")
+    wanted = {version.name: version.relation for version in live.models.values()}
+    views = warehouse.view_targets(env.schema)
+    missing = sorted(set(wanted) - set(views))
+    moved = sorted(name for name in set(wanted) & set(views) if views[name] != wanted[name])
+    extra = sorted(set(views) - set(wanted))
+    for label, names in (("missing", missing), ("repointed", moved), ("not in the release", extra)):
+        if names:
+            found.append(f"{label} view(s) in {env.schema}: {', '.join(names[:10])}")
+    return found

@@ -1,0 +1,246 @@
+"""`releasekit promote DST`: move the release SRC serves into DST, GitOps style.
+
+1. Take the commit SRC's live release was deployed from (the ledger, not SRC's branch head,
+   which may have moved on since).
+2. Check DST's gates; a refusal changes nothing and says what to do.
+3. Under DST's lock: move DST's branch to that commit (fast-forward only, or a merge commit
+   when DST's policy allows it), without touching the user's checkout.
+4. Deploy DST from that commit in a temporary worktree, with DST's parameters. Models whose
+   fingerprints equal SRC's reuse SRC's physical relations: with equal parameters nothing
+   is built, dbt never starts (the graph SRC's deploy left is enough to plan), and DST
+   serves the very tables SRC tested. If the deploy fails, DST's branch moves back.
+5. The deploy switches DST atomically and records the release with the promotion (source,
+   gates, approvals, branch update); then tag `release/<dst>/<id>` and push branch and tag
+   when a remote is configured.
+
+A run killed after the branch moved and before the switch leaves DST's branch ahead of what
+DST serves: rerunning the promotion (the branch is already up to date) finishes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from releasekit.config.model import EnvironmentConfig
+from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key
+from releasekit.dbtcore.session import NodeCallback
+from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
+from releasekit.engine.plan import Plan
+from releasekit.engine.runtime import live_entry
+from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, ReleasekitError
+from releasekit.gitops.refs import (
+    BranchUpdate,
+    advance_branch,
+    is_ancestor,
+    push,
+    remote_for,
+    resolve,
+    restore_branch,
+    tag_release,
+)
+from releasekit.gitops.worktree import worktree_at
+from releasekit.graph import ProjectGraph
+from releasekit.promotion.drift import git_drift, warehouse_drift
+from releasekit.promotion.gates import Gate, GateInputs, evaluate
+from releasekit.state.base import LedgerEntry
+from releasekit.workspace import Workspace
+
+
+class PromotionRefused(ReleasekitError):
+    """A gate said no. Nothing changed."""
+
+    exit_code = EXIT_FINDINGS
+
+
+@dataclass(frozen=True)
+class PromoteRequest:
+    dst: EnvironmentConfig
+    src: EnvironmentConfig
+    approvals: tuple[str, ...] = ()
+    dry_run: bool = False
+    push: bool = True
+    force_reason: str | None = None  # --force --reason: let a drifted destination through
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    dst: str
+    src: str
+    src_release: int
+    commit: str
+    gates: tuple[Gate, ...]
+    branch: str
+    branch_update: str  # created | fast-forward | merge | up-to-date; dry run: what it would be
+    deployed: DeployResult | None  # None on a dry run
+    plan: Plan | None = None  # on a dry run: what the deploy would build and reuse
+    tag: str | None = None
+    pushed: tuple[str, ...] = ()  # refs pushed to the remote
+    remote: str | None = None
+
+    @property
+    def release_id(self) -> int | None:
+        return self.deployed.release_id if self.deployed else None
+
+
+def promote(
+    workspace: Workspace, request: PromoteRequest, *, on_node: NodeCallback | None = None
+) -> PromoteResult:
+    dst, src = request.dst, request.src
+    branch = _branch_of(dst)
+    src_live = _promotable(workspace, src)
+    commit = src_live.git_sha
+    gates = _gates(workspace, request, src_live)
+    result = PromoteResult(dst.name, src.name, src_live.release_id, commit, gates, branch, "", None)
+    if request.dry_run:
+        planned = _plan(workspace, dst, commit)
+        return dataclasses.replace(result, branch_update=_would_move(workspace, branch, commit), plan=planned)
+    with workspace.store.lock(dst.name, owner=workspace.repo.user()):
+        update = advance_branch(
+            workspace.repo.root,
+            branch,
+            commit,
+            mode="merge" if dst.promotion.merge == "merge" else "ff-only",
+            message=f"releasekit: promote {src.name} release {src_live.release_id} to {dst.name}",
+        )
+        result = dataclasses.replace(result, branch_update=update.kind)
+        record = _record(request, src_live, gates, update)
+        try:
+            deployed = _deploy(workspace, dst, update.new_sha, record, on_node)
+        except BaseException:
+            restore_branch(workspace.repo.root, update)
+            raise
+        if not deployed.ok:
+            restore_branch(workspace.repo.root, update)
+            return dataclasses.replace(result, deployed=deployed)
+    tag, remote, pushed = _publish(workspace, request, dst, update, deployed)
+    return dataclasses.replace(result, deployed=deployed, tag=tag, remote=remote, pushed=pushed)
+
+
+def _branch_of(dst: EnvironmentConfig) -> str:
+    if dst.branch is None:
+        raise ReleasekitError(
+            f"environment {dst.name!r} names no git branch, and a promotion moves a commit into one",
+            hint=f"set `branch:` in {dst.name}'s environment file",
+        )
+    return dst.branch
+
+
+def _promotable(workspace: Workspace, src: EnvironmentConfig) -> LedgerEntry:
+    live = live_entry(workspace.store.entries(src.name))
+    if live is None:
+        raise NotFoundError(
+            f"{src.name!r} has no live release to promote",
+            hint=f"deploy it first: releasekit deploy {src.name}",
+        )
+    if live.git_sha.endswith("-dirty"):
+        raise GitError(
+            f"{src.name} release {live.release_id} was deployed from uncommitted changes ({live.git_sha})",
+            hint=f"commit them and deploy {src.name} again: only a commit can be promoted",
+        )
+    return live
+
+
+def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry) -> tuple[Gate, ...]:
+    dst = request.dst
+    dst_live = live_entry(workspace.store.entries(dst.name))
+    with workspace.light_target(dst).warehouse() as warehouse:
+        drift = warehouse_drift(warehouse, dst, dst_live)
+    drift += git_drift(workspace.repo.root, dst, dst_live)
+    given = GateInputs(
+        dst=dst,
+        src=request.src,
+        src_live=src_live,
+        checks=workspace.store.checks(src_live.git_sha),
+        approvals=request.approvals,
+        who=workspace.repo.user(),
+        drift=drift,
+    )
+    gates = evaluate(given)
+    if request.force_reason:
+        gates = tuple(
+            Gate(g.name, g.passed, g.detail, forced=True) if g.name == "drift" and not g.passed else g
+            for g in gates
+        )
+    refused = [g for g in gates if not g.passed and not g.forced]
+    if refused:
+        reasons = "\n  ".join(f"{g.name}: {g.detail}" for g in refused)
+        what = f"promotion of {request.src.name} release {src_live.release_id} to {dst.name}"
+        raise PromotionRefused(f"{what} refused; nothing changed:\n  {reasons}")
+    return gates
+
+
+def _would_move(workspace: Workspace, branch: str, commit: str) -> str:
+    root = workspace.repo.root
+    head = resolve(root, f"refs/heads/{branch}")
+    if head is None:
+        return "created"
+    if is_ancestor(root, commit, head):
+        return "up-to-date"
+    return "fast-forward" if is_ancestor(root, head, commit) else "merge (branches diverged)"
+
+
+def _record(
+    request: PromoteRequest, src_live: LedgerEntry, gates: Sequence[Gate], update: BranchUpdate
+) -> dict[str, object]:
+    record: dict[str, object] = {
+        "from": request.src.name,
+        "from_release": src_live.release_id,
+        "commit": src_live.git_sha,
+        "gates": {g.name: ("forced" if g.forced else "passed") for g in gates},
+        "approvals": sorted(set(request.approvals)),
+        "branch": update.branch,
+        "branch_update": update.kind,
+        "branch_head": update.new_sha,
+    }
+    if request.force_reason:
+        record["forced_because"] = request.force_reason
+    return record
+
+
+def _deploy(
+    workspace: Workspace,
+    dst: EnvironmentConfig,
+    commit: str,
+    record: dict[str, object],
+    on_node: NodeCallback | None,
+) -> DeployResult:
+    with worktree_at(workspace.repo.root, commit) as tree:
+        target = workspace.target_at(dst, tree, commit, on_node=on_node)
+        graph = _stored_graph(workspace, dst, commit)
+        forced = "forced_because" in record  # a drifted destination: serve the release whole again
+        return deploy(target, locked=True, graph=graph, promotion=record, resync=forced)
+
+
+def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> Plan:
+    with worktree_at(workspace.repo.root, commit) as tree:
+        target = workspace.target_at(dst, tree, commit)
+        return plan_deploy(target, graph=_stored_graph(workspace, dst, commit))
+
+
+def _stored_graph(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> ProjectGraph | None:
+    """The graph a deploy of this commit with DST's parameters left (SRC's, when SRC and DST
+    share them): planning from it needs no parse."""
+    data = workspace.store.get_artifact(graph_key(commit, dst.target, dst.vars))
+    return graph_from_bytes(data) if data is not None else None
+
+
+def _publish(
+    workspace: Workspace,
+    request: PromoteRequest,
+    dst: EnvironmentConfig,
+    update: BranchUpdate,
+    deployed: DeployResult,
+) -> tuple[str | None, str | None, tuple[str, ...]]:
+    if deployed.release_id is None:  # nothing to switch: DST already served this release
+        return None, None, ()
+    root = workspace.repo.root
+    tag = f"release/{dst.name}/{deployed.release_id}"
+    tag_release(root, tag, update.new_sha, f"releasekit: {dst.name} release {deployed.release_id}")
+    remote = remote_for(root, update.branch) if request.push else None
+    if remote is None:
+        return tag, None, ()
+    refs = (f"refs/heads/{update.branch}", f"refs/tags/{tag}")
+    push(root, remote, refs)
+    return tag, remote, refs

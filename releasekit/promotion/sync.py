@@ -1,0 +1,56 @@
+"""`releasekit sync ENV`: reconcile the GitOps way. ENV's branch is its desired state; when
+its head differs from the commit ENV serves (someone merged by hand, a CI job pushed),
+deploy the head, from a temporary worktree, under ENV's lock. Idempotent: a second sync of
+the same commit finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from releasekit.config.model import EnvironmentConfig
+from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key
+from releasekit.dbtcore.session import NodeCallback
+from releasekit.engine.deploy import DeployResult, deploy
+from releasekit.engine.runtime import live_entry
+from releasekit.errors import GitError, ReleasekitError
+from releasekit.gitops.refs import resolve
+from releasekit.gitops.worktree import worktree_at
+from releasekit.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    env: str
+    branch: str
+    head: str
+    deployed_before: str | None  # the commit the environment served before
+    deployed: DeployResult | None  # None: it already served the head
+
+    @property
+    def changed(self) -> bool:
+        return self.deployed is not None and self.deployed.release_id is not None
+
+
+def sync(workspace: Workspace, env: EnvironmentConfig, *, on_node: NodeCallback | None = None) -> SyncResult:
+    if env.branch is None:
+        raise ReleasekitError(
+            f"environment {env.name!r} names no git branch to sync from",
+            hint=f"set `branch:` in {env.name}'s environment file",
+        )
+    root = workspace.repo.root
+    head = resolve(root, f"refs/heads/{env.branch}")
+    if head is None:
+        raise GitError(
+            f"branch {env.branch!r} of environment {env.name!r} does not exist in this clone",
+            hint=f"fetch it (git fetch origin {env.branch}:{env.branch}) or promote into {env.name} first",
+        )
+    live = live_entry(workspace.store.entries(env.name))
+    before = live.git_sha if live else None
+    if before == head:
+        return SyncResult(env.name, env.branch, head, before, None)
+    with worktree_at(root, head) as tree:
+        target = workspace.target_at(env, tree, head, on_node=on_node)
+        stored = workspace.store.get_artifact(graph_key(head, env.target, env.vars))
+        graph = graph_from_bytes(stored) if stored is not None else None
+        return SyncResult(env.name, env.branch, head, before, deploy(target, graph=graph))
