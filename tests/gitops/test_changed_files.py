@@ -3,7 +3,6 @@ commit, committed or not, and clear errors for commits the clone does not have."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,6 @@ from projects import commit, git, make_repo, write_files
 
 from releasekit.errors import GitError
 from releasekit.gitops.repo import ChangedFile, GitRepo
-
-
-@pytest.fixture(autouse=True)
-def _isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No global git config and no GIT_* variables from whatever runs the tests."""
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "gitconfig"
-    config.write_text("[user]\n\tname = Dev\n\temail = dev@example.com\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 @pytest.fixture

@@ -34,19 +34,6 @@ ZERO = "0" * 40
 HOSTILE = ['zzz";echo${IFS}"hello";#', "feat/$(touch${IFS}canary)", "feat/`touch${IFS}canary`"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No global git config (a core.hooksPath there would redirect the hooks) and no variables
-    from whatever runs the tests."""
-    for name in list(os.environ):
-        if name.startswith(("GIT_", "RELEASEKIT_", "PRE_COMMIT_")):
-            monkeypatch.delenv(name)
-    config = tmp_path / "gitconfig"
-    config.write_text("[user]\n\tname = Dev\n\temail = dev@example.com\n[advice]\n\tdetachedHead = false\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-
-
 def git(
     cwd: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ work) stays exactly as it was."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -28,18 +27,6 @@ from releasekit.gitops.refs import (
 
 HOSTILE = ["feat/$(touch${IFS}canary)", "feat/`touch${IFS}canary`", "x;touch${IFS}canary", "a|b&c>d"]
 INVALID = ["-f", "--upload-pack=touch canary", "a..b", "has space", "@{-1}", "x.lock", "a:b", "", "HEAD"]
-
-
-@pytest.fixture(autouse=True)
-def _isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No global git config and no GIT_* variables from whatever runs the tests."""
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "gitconfig"
-    config.write_text("[user]\n\tname = Dev\n\temail = dev@example.com\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 @pytest.fixture
