@@ -82,6 +82,7 @@ def init(start: Path | None = None, *, force: bool = False) -> InitResult:
         dbt_project_dir=project_dir,
         target_names=targets.names,
         default_target=targets.default,
+        default_branch=repo.default_branch(),
         force=force,
     )
 

@@ -24,6 +24,7 @@ from releasekit.errors import ConfigError
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 GITIGNORE_LINE = f"{DEFAULT_STATE_PATH}/"
 _TARGET_LINE = re.compile(r"^target:.*$", re.MULTILINE)
+_BRANCH_LINE = re.compile(r"^branch:.*$", re.MULTILINE)
 _PLAIN_YAML = re.compile(r"[A-Za-z0-9_./-]+")
 
 CONFIG_TEMPLATE = """\
@@ -74,13 +75,15 @@ def init_project(
     dbt_project_dir: Path,
     target_names: Sequence[str],
     default_target: str,
+    default_branch: str = "main",
     force: bool = False,
 ) -> InitResult:
-    """Write releasekit.yml and environments/{dev,staging,prod}.yml; ignore the state folder."""
+    """Write releasekit.yml and environments/{dev,staging,prod}.yml; ignore the state folder.
+    dev follows `default_branch` (the repository's), staging `staging`, prod `prod`."""
     root = root.resolve()
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder", hint="run `releasekit init` in your repo")
-    contents = _render(root, dbt_project_dir, target_names, default_target)
+    contents = _render(root, dbt_project_dir, target_names, default_target, default_branch)
     _refuse_existing(root, contents, force)  # before any write: all or nothing
     for path, text in contents.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +110,7 @@ def reference_environments() -> Traversable:
 
 
 def _render(
-    root: Path, dbt_project_dir: Path, target_names: Sequence[str], default_target: str
+    root: Path, dbt_project_dir: Path, target_names: Sequence[str], default_target: str, default_branch: str
 ) -> dict[Path, str]:
     project_dir = Path(os.path.relpath((root / dbt_project_dir).resolve(), root)).as_posix()
     config = CONFIG_TEMPLATE.format(
@@ -120,7 +123,10 @@ def _render(
     for name in ENVIRONMENT_NAMES:
         text = (references / f"{name}.yml").read_text(encoding="utf-8")
         path = root / DEFAULT_ENVIRONMENTS_DIR / f"{name}.yml"
-        contents[path] = _set_target(text, name, target_names, default_target)
+        text = _set_target(text, name, target_names, default_target)
+        if name == "dev":
+            text = _BRANCH_LINE.sub(lambda _: f"branch: {_yaml_text(default_branch)}", text, count=1)
+        contents[path] = text
     return contents
 
 

@@ -120,6 +120,15 @@ class GitRepo:
             return False
         return True
 
+    def default_branch(self) -> str:
+        """The branch the team merges into: the remote's HEAD (origin/HEAD), else the
+        branch checked out now, else main."""
+        try:
+            ref = self._repo.git.symbolic_ref("--quiet", "--short", "refs/remotes/origin/HEAD")
+            return str(ref).removeprefix("origin/")
+        except git.GitCommandError:
+            return self.current_branch() or "main"
+
     def current_branch(self) -> str | None:
         return None if self._repo.head.is_detached else str(self._repo.active_branch.name)
 

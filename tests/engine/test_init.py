@@ -47,3 +47,22 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert "# mine" in (root / "releasekit.yml").read_text()
     api.init(root, force=True)
     assert "# mine" not in (root / "releasekit.yml").read_text()
+
+
+def test_dev_follows_the_repositorys_default_branch_staging_and_prod_their_own(tmp_path: Path) -> None:
+    root = bare_project(tmp_path / "repo")
+    git(root, "branch", "-m", "main", "trunk")
+    api.init(root)
+    config = api.Workspace.open(root).config
+    assert [(e.name, e.branch, e.promotes_from) for e in config.environments.values()] == [
+        ("dev", "trunk", None),
+        ("staging", "staging", "dev"),
+        ("prod", "prod", "staging"),
+    ]
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(root), str(remote)], check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True)
+    git(clone, "switch", "-q", "-c", "feature")  # not the default branch, which origin names
+    api.init(clone, force=True)
+    assert api.Workspace.open(clone).config.environment("dev").branch == "trunk"
