@@ -7,14 +7,14 @@ run raises a `releasekit.errors.ReleasekitError`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from releasekit.checks.codec import to_dict
-from releasekit.checks.report import CHECK_ORDER, CheckName, CheckReport
-from releasekit.checks.run import CheckRequest, run_checks
+from releasekit.checks.report import CHECK_ORDER, CheckName, CheckReport, CheckResult
+from releasekit.checks.run import CheckRequest, lint_files, run_checks
 from releasekit.config.scaffold import InitResult, init_project
 from releasekit.dbtcore.profile import profile_targets
 from releasekit.dbtcore.session import NodeCallback
@@ -63,6 +63,7 @@ __all__ = [
     "env_up",
     "gc",
     "init",
+    "lint",
     "plan",
     "promote",
     "releases",
@@ -337,6 +338,13 @@ def check(
         )
     )
     return report
+
+
+def lint(workspace: Workspace, files: Sequence[Path], *, env: str | None = None) -> CheckResult:
+    """sqlfluff over `files` as `releasekit check` lints (the project's config, the dbt
+    templating, `env`'s vars; default: the branch environments' base)."""
+    chosen = workspace.config.environment(env or workspace.config.branches.base)
+    return lint_files(workspace, chosen, files)
 
 
 def _refuse_declared(workspace: Workspace, branch: str) -> None:

@@ -45,7 +45,7 @@ def lint_result(run: LintRun, severity: Severity) -> CheckResult:
     findings = [finding for file in run.files for finding in _lint_findings(file, severity)]
     cases = [_lint_case(file) for file in run.files]
     counted = sum(1 for f in findings if f.severity == "error") if severity == "error" else len(findings)
-    summary = f"{len(run.files)} changed file(s) linted ({run.dialect}), {counted} violation(s)"
+    summary = f"{len(run.files)} file(s) linted ({run.dialect}), {counted} violation(s)"
     if run.skipped:
         summary += f", {len(run.skipped)} skipped"
     return judged("lint", severity, summary, findings, cases=tuple(cases), seconds=run.seconds)

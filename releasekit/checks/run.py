@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from releasekit.checks import logic
 from releasekit.checks.changes import detect_changes
@@ -235,6 +236,27 @@ class _Run:
 
 
 _CLASSES = ("breaking", "non-breaking", "metadata-only")
+
+
+def lint_files(workspace: Workspace, env: EnvironmentConfig, files: Sequence[Path]) -> CheckResult:
+    """Lint these files (a pre-commit hook's staged SQL files) with `env`'s parameters and
+    the project's sqlfluff config; findings at the severity of `env`'s lint policy."""
+    config, root = workspace.config, workspace.repo.root
+    inside = [p.resolve() for p in files if p.resolve().is_relative_to(config.dbt_project_dir.resolve())]
+    if not inside:
+        return judged("lint", "error", "no SQL files of the dbt project to lint", [])
+    run = lint(
+        config.dbt_project_dir,
+        inside,
+        dialect=dialect_for_adapter(workspace.light_target(env).connection.type),
+        dbt_vars=env.vars,
+        environ=workspace.environ,
+        relative_to=root,
+        profiles_dir=config.profiles_dir,
+        profile=config.profile,
+        target=env.target,
+    )
+    return lint_result(run, "warn" if env.checks.severity("lint") == "warn" else "error")
 
 
 def _base_release(workspace: Workspace, base: EnvironmentConfig) -> LedgerEntry:

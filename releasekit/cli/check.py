@@ -82,3 +82,22 @@ def _only(value: str | None) -> tuple[CheckName, ...]:
             hint=f"choose from {','.join(CHECK_ORDER)}",
         )
     return tuple(name for name in CHECK_ORDER if name in chosen)
+
+
+@click.command("lint")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--env", "env", metavar="ENV", help="Whose vars render the SQL (default: dev)."
+)
+@click.pass_context
+def lint(ctx: click.Context, files: tuple[Path, ...], env: str | None) -> None:
+    """Lint FILES with sqlfluff as `releasekit check` does (the pre-commit hook runs this on
+    staged SQL files). Exit 1 on a finding at error severity."""
+    with session(ctx) as (workspace, _):
+        from releasekit import api
+        from releasekit.reporting.check_terminal import CheckTerminalReporter
+
+        result = api.lint(workspace, [path.resolve() for path in files], env=env)
+        CheckTerminalReporter(CONSOLE).lint(result)
+        if result.status == "failed" and result.severity == "error":
+            raise Exit(EXIT_FINDINGS)

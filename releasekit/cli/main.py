@@ -13,6 +13,7 @@ import click
 
 from releasekit import __version__
 from releasekit.cli.check import check as check_command
+from releasekit.cli.check import lint as lint_command
 from releasekit.cli.env import env as env_group
 from releasekit.cli.errors import Exit, handled
 from releasekit.cli.hooks import hooks as hooks_group
@@ -152,6 +153,7 @@ def quickstart(directory: Path) -> None:
 
 
 cli.add_command(check_command)
+cli.add_command(lint_command)
 cli.add_command(promote_command)
 cli.add_command(sync_command)
 cli.add_command(env_group)

@@ -66,6 +66,12 @@ class CheckTerminalReporter:
         self._more(len(report.notes) - self.max_rows, "notes")
         self.console.print(verdict_line(report))
 
+    def lint(self, result: CheckResult) -> None:
+        """`releasekit lint`: the check line and its findings."""
+        self.console.print(_check_line(result))
+        rows = [_finding_row(finding) for finding in result.findings[: self.max_rows]]
+        self._table(_COLUMNS["lint"], rows, len(result.findings), _NOUNS["lint"])
+
     def _table(self, columns: Sequence[str], rows: Sequence[Sequence[Text]], total: int, noun: str) -> None:
         if not rows:
             return

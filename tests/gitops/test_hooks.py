@@ -373,9 +373,12 @@ def test_hook_impl_reads_whole_transactions(repo: Path) -> None:
 
 def test_hook_impl_takes_pre_commit_frameworks_variables(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert [(h["id"], h["stages"], h["pass_filenames"], h["always_run"]) for h in spec] == [
-        ("releasekit-env", ["post-checkout"], False, True)
+    assert [(h["id"], h["stages"]) for h in spec] == [
+        ("releasekit-env", ["post-checkout"]),
+        ("releasekit-lint", ["pre-commit"]),
     ]
+    assert (spec[0]["pass_filenames"], spec[0]["always_run"]) == (False, True)
+    assert spec[1]["entry"] == "releasekit lint" and spec[1]["types"] == ["sql"]
     entry = shlex.split(spec[0]["entry"])
     assert entry[:3] == ["releasekit", "hooks", "hook-impl"]
     git(repo, "switch", "-q", "-c", "feat/pc")
