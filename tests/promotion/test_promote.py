@@ -177,3 +177,25 @@ def test_sync_deploys_a_branch_moved_by_hand_once(repo: Path) -> None:
     assert not again.changed and again.deployed is None
     [staging] = [s for s in api.status(Workspace.open(repo)) if s.env == "staging"]
     assert not staging.git_drift
+
+
+def test_merge_mode_merges_a_diverged_branch_and_deploys_the_merge(repo: Path) -> None:
+    merging = FILES["environments/staging.yml"] + "promotion:\n  merge: merge\n"
+    write_files(repo, {"environments/staging.yml": merging})
+    commit(repo, "staging merges")
+    assert api.deploy(Workspace.open(repo), "dev").ok
+    git(repo, "branch", "staging", "main")
+    git(repo, "switch", "-q", "staging")
+    write_files(repo, {"README.md": "hotfix made on staging\n"})
+    hotfix = commit(repo, "hotfix on staging")
+    git(repo, "switch", "-q", "main")
+    write_files(repo, {"models/revenue.sql": BASE_FILES["models/revenue.sql"] + "-- v2\n"})
+    v2 = commit(repo, "v2")
+    assert api.deploy(Workspace.open(repo), "dev").ok
+
+    result = api.promote(Workspace.open(repo), "staging")
+
+    assert result.branch_update == "merge" and result.deployed is not None and result.deployed.ok
+    merge = head(repo, "staging")
+    assert git(repo, "rev-list", "--parents", "-n", "1", merge).split()[1:] == [hotfix, v2]
+    assert api.releases(Workspace.open(repo), "staging")[-1].git_sha == merge
