@@ -86,9 +86,7 @@ def _only(value: str | None) -> tuple[CheckName, ...]:
 
 @click.command("lint")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--env", "env", metavar="ENV", help="Whose vars render the SQL (default: dev)."
-)
+@click.option("--env", "env", metavar="ENV", help="Whose vars render the SQL (default: dev).")
 @click.pass_context
 def lint(ctx: click.Context, files: tuple[Path, ...], env: str | None) -> None:
     """Lint FILES with sqlfluff as `releasekit check` does (the pre-commit hook runs this on

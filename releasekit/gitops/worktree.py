@@ -1,7 +1,15 @@
-"""Temporary git worktrees: another commit's files, with the user's checkout untouched."""
+"""Temporary git worktrees: another commit's files, with the user's checkout untouched.
+
+A worktree lives in `<tmp>/releasekit-worktree-<pid>-<random>/tree`. A run killed while it
+held one leaves the folder and git's registration behind; the next run removes those whose
+process is gone, so they never pile up.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,13 +20,17 @@ import git
 
 from releasekit.errors import GitError
 
+_PREFIX = "releasekit-worktree-"
+_HOLDER = re.compile(rf"^{_PREFIX}(?P<pid>\d+)-")
+
 
 @contextmanager
 def worktree_at(root: Path, sha: str) -> Iterator[Path]:
     """A detached worktree of the repository at `root` holding commit `sha`, removed (and
     pruned from the repository's worktree list) afterwards, whatever happens inside."""
     repo = git.Repo(root)
-    holder = Path(tempfile.mkdtemp(prefix="releasekit-worktree-"))
+    _remove_stale(repo)
+    holder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
     path = holder / "tree"
     try:
         repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
@@ -33,3 +45,39 @@ def worktree_at(root: Path, sha: str) -> Iterator[Path]:
     finally:
         shutil.rmtree(holder, ignore_errors=True)
         repo.git.worktree("prune")
+
+
+def _remove_stale(repo: git.Repo) -> None:
+    """Worktrees (and empty holder folders) of releasekit runs that no longer run."""
+    registered = [
+        Path(line.removeprefix("worktree "))
+        for line in repo.git.worktree("list", "--porcelain").splitlines()
+        if line.startswith("worktree ")
+    ]
+    holders = {path.parent for path in registered if _dead_holder(path.parent)}
+    temp = Path(tempfile.gettempdir())
+    holders |= {path for path in temp.glob(f"{_PREFIX}*") if _dead_holder(path)}
+    for holder in holders:
+        shutil.rmtree(holder, ignore_errors=True)
+    if holders:
+        repo.git.worktree("prune")
+
+
+def _dead_holder(path: Path) -> bool:
+    match = _HOLDER.match(path.name)
+    return match is not None and not _alive(int(match.group("pid")))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        return status[0] != "Z"  # a zombie no longer runs
+    return True

@@ -28,7 +28,7 @@ from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
 from releasekit.engine.plan import Plan
-from releasekit.engine.runtime import live_entry
+from releasekit.engine.runtime import live_entry, reconcile
 from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, ReleasekitError
 from releasekit.gitops.refs import (
     BranchUpdate,
@@ -91,12 +91,19 @@ def promote(
     branch = _branch_of(dst)
     src_live = _promotable(workspace, src)
     commit = src_live.git_sha
-    gates = _gates(workspace, request, src_live)
-    result = PromoteResult(dst.name, src.name, src_live.release_id, commit, gates, branch, "", None)
     if request.dry_run:
+        gates = _gates(workspace, request, src_live)
         planned = _plan(workspace, dst, commit)
-        return dataclasses.replace(result, branch_update=_would_move(workspace, branch, commit), plan=planned)
+        moved = _would_move(workspace, branch, commit)
+        return PromoteResult(
+            dst.name, src.name, src_live.release_id, commit, gates, branch, moved, None, planned
+        )
+    # Everything that reads DST happens under its lock: a second promoter waits for (or is
+    # refused by) the lock, never by what the first one is half-way through.
     with workspace.store.lock(dst.name, owner=workspace.repo.user()):
+        _settle(workspace, dst)
+        gates = _gates(workspace, request, src_live)
+        result = PromoteResult(dst.name, src.name, src_live.release_id, commit, gates, branch, "", None)
         update = advance_branch(
             workspace.repo.root,
             branch,
@@ -116,6 +123,14 @@ def promote(
             return dataclasses.replace(result, deployed=deployed)
     tag, remote, pushed = _publish(workspace, request, dst, update, deployed)
     return dataclasses.replace(result, deployed=deployed, tag=tag, remote=remote, pushed=pushed)
+
+
+def _settle(workspace: Workspace, dst: EnvironmentConfig) -> None:
+    """Settle a switch a killed promotion or deploy of DST announced, from the warehouse's
+    marker, before the gates read DST."""
+    target = workspace.light_target(dst)
+    with target.warehouse() as warehouse:
+        reconcile(target, warehouse)
 
 
 def _branch_of(dst: EnvironmentConfig) -> str:
@@ -147,7 +162,10 @@ def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry)
     dst_live = live_entry(workspace.store.entries(dst.name))
     with workspace.light_target(dst).warehouse() as warehouse:
         drift = warehouse_drift(warehouse, dst, dst_live)
-    drift += git_drift(workspace.repo.root, dst, dst_live)
+    # DST's branch already at the promoted commit is no drift: a promotion of that commit
+    # was interrupted after moving it, and this one finishes it.
+    if resolve(workspace.repo.root, f"refs/heads/{dst.branch}") != src_live.git_sha:
+        drift += git_drift(workspace.repo.root, dst, dst_live)
     given = GateInputs(
         dst=dst,
         src=request.src,
@@ -233,11 +251,14 @@ def _publish(
     update: BranchUpdate,
     deployed: DeployResult,
 ) -> tuple[str | None, str | None, tuple[str, ...]]:
-    if deployed.release_id is None:  # nothing to switch: DST already served this release
+    """Tag the release DST now serves (also one an interrupted promotion switched but did
+    not tag) and push branch and tag."""
+    live = live_entry(workspace.store.entries(dst.name))
+    if live is None or live.git_sha != update.new_sha:
         return None, None, ()
     root = workspace.repo.root
-    tag = f"release/{dst.name}/{deployed.release_id}"
-    tag_release(root, tag, update.new_sha, f"releasekit: {dst.name} release {deployed.release_id}")
+    tag = f"release/{dst.name}/{live.release_id}"
+    tag_release(root, tag, update.new_sha, f"releasekit: {dst.name} release {live.release_id}")
     remote = remote_for(root, update.branch) if request.push else None
     if remote is None:
         return tag, None, ()

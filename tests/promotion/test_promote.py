@@ -71,7 +71,7 @@ def test_promoting_with_equal_parameters_builds_nothing_and_serves_the_tested_ta
 
     again = api.promote(Workspace.open(repo), "staging")  # nothing new to promote
     assert again.branch_update == "up-to-date" and again.deployed is not None
-    assert again.deployed.outcome == "noop" and again.tag is None
+    assert again.deployed.outcome == "noop" and again.tag == "release/staging/1"  # kept, not moved
 
 
 def test_different_parameters_rebuild_only_their_readers_and_prod_follows_staging(repo: Path) -> None:
