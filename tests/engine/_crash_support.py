@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 from cli_runs import RELEASEKIT, Run, cli_env, run_cli
+from ledger_checks import release_views
 
 from releasekit.config.model import Connection
-from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
 from releasekit.state.local import LocalStore
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
@@ -203,21 +203,6 @@ def _unquote(identifier: str) -> str:
 # --- what the ledger recorded ----------------------------------------------------------
 
 
-def release_views(all_entries: Sequence[LedgerEntry]) -> dict[int, dict[str, str]]:
-    """Release id -> view name -> relation, for every deploy that reached its switch.
-
-    Every entry of one release that names models must name the same ones.
-    """
-    views: dict[int, dict[str, str]] = {}
-    for entry in all_entries:
-        if entry.kind != "deploy" or entry.outcome not in ("switching", "succeeded"):
-            continue
-        mapping = {version.name: version.relation for version in entry.models.values()}
-        known = views.setdefault(entry.release_id, mapping)
-        assert known == mapping, f"release {entry.release_id}: entries disagree on its models"
-    return views
-
-
 def release_sha(all_entries: Sequence[LedgerEntry], release_id: int) -> str:
     shas = {e.git_sha for e in all_entries if e.release_id == release_id and e.kind == "deploy"}
     assert len(shas) == 1, f"release {release_id}: git shas {shas}"
@@ -251,21 +236,6 @@ def assert_serves_one_release(repo: Path) -> tuple[Served, list[LedgerEntry]]:
     assert not missing, f"views point at relations that do not exist: {missing}"
     assert set(now.counts) == set(now.views)  # every view answered select count(*)
     return now, all_entries
-
-
-def assert_settled_once(all_entries: Sequence[LedgerEntry]) -> None:
-    """Every announced switch is settled by exactly one later entry; none is pending."""
-    assert ledger.pending_switch(all_entries) is None
-    for entry in all_entries:
-        if entry.outcome != "switching":
-            continue
-        settling = [
-            e
-            for e in all_entries
-            if e.release_id == entry.release_id and e.kind == entry.kind and e.outcome in SETTLED
-        ]
-        assert len(settling) == 1, f"release {entry.release_id} settled {len(settling)} times"
-        assert settling[0].seq > entry.seq
 
 
 def count_by(items: Mapping[str, int]) -> str:

@@ -43,7 +43,6 @@ from _crash_support import (
     Killed,
     Served,
     assert_serves_one_release,
-    assert_settled_once,
     count_by,
     database,
     deploy,
@@ -53,9 +52,9 @@ from _crash_support import (
     entries,
     head,
     physical_schema_of,
-    release_views,
     view_target,
 )
+from ledger_checks import assert_settled_once, release_views
 from projects import commit, make_repo
 
 from releasekit import api

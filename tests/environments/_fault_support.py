@@ -288,14 +288,3 @@ def _unreadable(
             except error as exc:
                 unreadable[f"{where}.{name}"] = str(exc).splitlines()[0]
     return unreadable
-
-
-def release_views(entries: Sequence[LedgerEntry]) -> dict[int, dict[str, str]]:
-    """Release id -> view name -> relation, for every deploy entry that reached its switch."""
-    views: dict[int, dict[str, str]] = {}
-    for entry in entries:
-        if entry.kind == "deploy" and entry.outcome in ("switching", "succeeded"):
-            mapping = {version.name: version.relation for version in entry.models.values()}
-            known = views.setdefault(entry.release_id, mapping)
-            assert known == mapping, f"release {entry.release_id}: entries disagree on its models"
-    return views

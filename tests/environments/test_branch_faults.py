@@ -54,12 +54,12 @@ from _fault_support import (
     read_state,
     registry_appears,
     registry_temp_appears,
-    release_views,
     run_cli,
     run_ok,
     served,
     temp_files,
 )
+from ledger_checks import assert_settled_once, release_views
 from postgres_support import fresh_database, postgres_profile
 from projects import git, make_repo
 
@@ -335,7 +335,7 @@ def _rerun_up(
     live = ledger.live_release_id(final.entries)
     assert now.marker is not None and now.marker.release_id == live
     assert now.marker.git_sha == bench.dev_live.git_sha
-    _assert_settled_once(final.entries)
+    assert_settled_once(final.entries)
     added = final.entries[len(before.entries) :]
     succeeded = {e.release_id for e in added if e.kind == "deploy" and e.outcome == "succeeded"}
     assert succeeded == {live}, f"settled releases {succeeded}, live {live}"
@@ -386,7 +386,7 @@ def _assert_gone(bench: Bench, branch: str, schema: str, before: StateView, afte
     assert final.record is None and final.registered == []
     assert not {name for name in now.schemas if name.startswith(bench.prefix)}, now.schemas
     assert api.env_list(Workspace.open(repo)) == []
-    _assert_settled_once(final.entries)
+    assert_settled_once(final.entries)
     if after.record is None:  # nothing was left to drop: the recovery changes nothing
         assert final.entries == after.entries
     else:
@@ -394,25 +394,6 @@ def _assert_gone(bench: Bench, branch: str, schema: str, before: StateView, afte
     assert ledger.live_release_id(final.entries) is None
     teardowns = [e for e in final.entries[len(before.entries) :] if e.kind == "teardown"]
     assert len(teardowns) <= 1, f"{len(teardowns)} teardown entries"
-
-
-def _assert_settled_once(entries: list[LedgerEntry]) -> None:
-    """No switch is pending; every announced one is settled by exactly one later entry."""
-    assert ledger.pending_switch(entries) is None
-    for entry in entries:
-        if entry.outcome == "switching":
-            settling = [
-                e
-                for e in entries
-                if e.release_id == entry.release_id
-                and e.kind == entry.kind
-                and e.outcome in ("succeeded", "abandoned")
-            ]
-            assert len(settling) == 1, (
-                f"release {entry.release_id} announced at seq {entry.seq} is settled {len(settling)} "
-                f"times: {[(e.seq, e.kind, e.outcome, e.release_id) for e in entries]}"
-            )
-            assert settling[0].seq > entry.seq
 
 
 def _git_branch_exists(repo: Path, branch: str) -> bool:

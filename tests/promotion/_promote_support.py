@@ -28,6 +28,7 @@ from typing import IO
 
 import psycopg2
 from cli_runs import RELEASEKIT, Run, cli_env
+from ledger_checks import release_views
 from postgres_support import Pg, postgres_profile
 from projects import commit, git, make_repo
 from test_promote import FILES
@@ -39,7 +40,6 @@ from releasekit.config.model import Connection
 from releasekit.errors import ReleasekitError
 from releasekit.state.base import LedgerEntry
 from releasekit.state.codec import env_key
-from releasekit.state.ledger import pending_switch
 from releasekit.state.local import LocalStore
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
 from releasekit.warehouse.naming import qualify
@@ -363,36 +363,6 @@ def assert_serves_one_release(now: Served, entries: Sequence[LedgerEntry], env: 
 
 
 # --- what the ledger says -----------------------------------------------------------------
-
-
-def release_views(entries: Sequence[LedgerEntry]) -> dict[int, dict[str, str]]:
-    """Release id -> view name -> relation, for every deploy entry that reached its switch."""
-    views: dict[int, dict[str, str]] = {}
-    for entry in entries:
-        if entry.kind == "deploy" and entry.outcome in ("switching", "succeeded"):
-            mapping = {version.name: version.relation for version in entry.models.values()}
-            known = views.setdefault(entry.release_id, mapping)
-            assert known == mapping, f"release {entry.release_id}: entries disagree on its models"
-    return views
-
-
-def assert_settled_once(entries: Sequence[LedgerEntry]) -> None:
-    """No switch is pending; every announced one is settled by exactly one later entry."""
-    assert pending_switch(list(entries)) is None
-    for entry in entries:
-        if entry.outcome != "switching":
-            continue
-        settling = [
-            e
-            for e in entries
-            if e.release_id == entry.release_id
-            and e.kind == entry.kind
-            and e.outcome in ("succeeded", "abandoned")
-        ]
-        assert len(settling) == 1 and settling[0].seq > entry.seq, (
-            f"release {entry.release_id} announced at seq {entry.seq} is settled {len(settling)} times: "
-            f"{[(e.seq, e.kind, e.outcome, e.release_id) for e in entries]}"
-        )
 
 
 def assert_contiguous(entries: Sequence[LedgerEntry]) -> None:

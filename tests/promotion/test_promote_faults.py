@@ -49,7 +49,6 @@ from _promote_support import (
     Served,
     assert_contiguous,
     assert_serves_one_release,
-    assert_settled_once,
     branch_moves,
     entry_appears,
     kill_after,
@@ -61,6 +60,7 @@ from _promote_support import (
     temp_worktrees,
     worktrees,
 )
+from ledger_checks import assert_settled_once
 from postgres_support import fresh_database
 
 from releasekit.state import ledger
