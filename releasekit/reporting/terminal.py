@@ -297,6 +297,7 @@ class TerminalReporter:
             "  releasekit env list            # the branch environment the check brought up\n"
             "  git switch feature/revenue-on-placement && releasekit check --markdown check.md\n"
             "  releasekit rollback dev --to 2 # back to the change, in one atomic switch\n"
+            "  releasekit promote staging     # dev's release into staging, reusing tested tables\n"
             "  releasekit plan prod           # what a deploy of the branch to prod would build\n"
             "  releasekit gc --dry-run        # physical tables no retained release needs\n"
             "  python -c \"import duckdb; print(duckdb.connect('warehouse.duckdb')"

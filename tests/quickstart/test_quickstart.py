@@ -36,6 +36,16 @@ def test_quickstart_succeeds_and_says_what_to_try_next(
     assert str(root) in result.stdout
 
 
+def test_the_promotion_it_suggests_works_and_builds_nothing(
+    demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, result = demo
+    assert "releasekit promote staging" in result.stdout
+    promoted = subprocess.run([RELEASEKIT, "promote", "staging"], cwd=root, capture_output=True, text=True)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "staging is now release 1" in promoted.stdout and "built 0" in promoted.stdout
+
+
 def test_the_check_built_only_the_change_and_dev_reused_what_it_built(
     demo: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
