@@ -34,10 +34,10 @@ from releasekit.checks.report import (
 )
 from releasekit.checks.results import build_result, judged, lint_result, logic_result, skipped
 from releasekit.config.model import EnvironmentConfig
-from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key, graph_to_bytes
 from releasekit.dbtcore.session import DbtProject, NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
+from releasekit.engine.graphs import keep_graph, stored_graph
 from releasekit.engine.runtime import live_entry
 from releasekit.errors import NotFoundError
 from releasekit.gitops.worktree import worktree_at
@@ -143,26 +143,11 @@ class _Run:
 
     def lint(self, severity: Severity) -> CheckResult:
         project_dir = self.workspace.config.dbt_project_dir
-        root = self.workspace.repo.root
         if self.request.lint_all:
             files = [p for p in sorted(project_dir.rglob("*.sql")) if not _SQL_FOLDERS_SKIPPED & set(p.parts)]
         else:
-            files = [root / path for path in self.changed if path.endswith(".sql")]
-            files = [p for p in files if p.resolve().is_relative_to(project_dir.resolve())]
-        if not files:
-            return judged("lint", severity, "no changed SQL files to lint", [])
-        run = lint(
-            project_dir,
-            files,
-            dialect=dialect_for_adapter(self.target.connection.type),
-            dbt_vars=self.request.env.vars,
-            environ=self.workspace.environ,
-            relative_to=root,
-            profiles_dir=self.workspace.config.profiles_dir,
-            profile=self.workspace.config.profile,
-            target=self.request.env.target,
-        )
-        return lint_result(run, severity)
+            files = [self.workspace.repo.root / path for path in self.changed if path.endswith(".sql")]
+        return lint_files(self.workspace, self.request.env, files, severity)
 
     def build(self, severity: Severity) -> CheckResult:
         self.deployed = deploy(self.target)
@@ -217,14 +202,11 @@ class _Run:
         """The base's project as its deployed commit had it, with the base's parameters: the
         graph its deploy left in the state store, else parsed in a temporary worktree (the
         user's checkout is never touched) and left there for the next check."""
-        store, live = self.workspace.store, self.base_live
-        key = graph_key(live.git_sha, self.request.base.target, live.params)
-        stored = store.get_artifact(key)
-        graph = graph_from_bytes(stored) if stored is not None else None
+        store, live, target = self.workspace.store, self.base_live, self.request.base.target
+        graph = stored_graph(store, live.git_sha, target, live.params)
         if graph is None:
             graph = self._parse_base()
-            if not live.git_sha.endswith("-dirty"):
-                store.put_artifact(key, graph_to_bytes(graph))
+            keep_graph(store, live.git_sha, target, live.params, graph)
         return graph
 
     def _parse_base(self) -> ProjectGraph:
@@ -238,25 +220,28 @@ class _Run:
 _CLASSES = ("breaking", "non-breaking", "metadata-only")
 
 
-def lint_files(workspace: Workspace, env: EnvironmentConfig, files: Sequence[Path]) -> CheckResult:
-    """Lint these files (a pre-commit hook's staged SQL files) with `env`'s parameters and
-    the project's sqlfluff config; findings at the severity of `env`'s lint policy."""
-    config, root = workspace.config, workspace.repo.root
+def lint_files(
+    workspace: Workspace, env: EnvironmentConfig, files: Sequence[Path], severity: Severity | None = None
+) -> CheckResult:
+    """Lint the files of the dbt project among `files` with `env`'s parameters and the
+    project's sqlfluff config. `severity`: the findings' (default: `env`'s lint policy)."""
+    config = workspace.config
+    level: Severity = severity or ("warn" if env.checks.severity("lint") == "warn" else "error")
     inside = [p.resolve() for p in files if p.resolve().is_relative_to(config.dbt_project_dir.resolve())]
     if not inside:
-        return judged("lint", "error", "no SQL files of the dbt project to lint", [])
+        return judged("lint", level, "no SQL files of the dbt project to lint", [])
     run = lint(
         config.dbt_project_dir,
         inside,
         dialect=dialect_for_adapter(workspace.light_target(env).connection.type),
         dbt_vars=env.vars,
         environ=workspace.environ,
-        relative_to=root,
+        relative_to=workspace.repo.root,
         profiles_dir=config.profiles_dir,
         profile=config.profile,
         target=env.target,
     )
-    return lint_result(run, "warn" if env.checks.severity("lint") == "warn" else "error")
+    return lint_result(run, level)
 
 
 def _base_release(workspace: Workspace, base: EnvironmentConfig) -> LedgerEntry:

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from releasekit.dbtcore.artifacts import graph_key, graph_to_bytes
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
 from releasekit.engine.fingerprint import fingerprint_graph
+from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
 from releasekit.engine.runtime import Target, reconcile, survey, switch
 from releasekit.graph import ProjectGraph
@@ -92,7 +92,7 @@ def _deploy(
         parsed = None
         if plan is None or plan.builds or plan.retests:
             parsed = _dbt(target).parse()
-            _keep_graph(target, parsed.graph)
+            keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
             graph, plan = parsed.graph, _plan(target, parsed.graph, warehouse)
         if plan.is_noop and not resync:
             return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
@@ -104,16 +104,6 @@ def _deploy(
     else:
         result = _switch(target, plan, recovered, promotion)
     return dataclasses.replace(result, results=results, graph=graph)
-
-
-def _keep_graph(target: Target, graph: ProjectGraph) -> None:
-    """Leave the parsed graph for later runs that ask what this commit's project was
-    (`releasekit check` diffs against it); a dirty tree's graph is no commit's."""
-    if target.git_sha.endswith("-dirty"):
-        return
-    key = graph_key(target.git_sha, target.env.target, target.env.vars)
-    if target.store.get_artifact(key) is None:
-        target.store.put_artifact(key, graph_to_bytes(graph))
 
 
 def _dbt(target: Target) -> DbtProject:

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from releasekit.config.model import EnvironmentConfig
-from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
+from releasekit.engine.graphs import stored_graph
 from releasekit.engine.plan import Plan
 from releasekit.engine.runtime import live_entry, reconcile
 from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, ReleasekitError
@@ -41,7 +41,6 @@ from releasekit.gitops.refs import (
     tag_release,
 )
 from releasekit.gitops.worktree import worktree_at
-from releasekit.graph import ProjectGraph
 from releasekit.promotion.drift import git_drift, warehouse_drift
 from releasekit.promotion.gates import Gate, GateInputs, evaluate
 from releasekit.state.base import LedgerEntry
@@ -114,7 +113,9 @@ def promote(
         result = dataclasses.replace(result, branch_update=update.kind)
         record = _record(request, src_live, gates, update)
         try:
-            deployed = _deploy(workspace, dst, update.new_sha, record, on_node)
+            deployed = _deploy(
+                workspace, dst, update.new_sha, record, on_node, resync=bool(request.force_reason)
+            )
         except BaseException:
             restore_branch(workspace.repo.root, update)
             raise
@@ -223,25 +224,20 @@ def _deploy(
     commit: str,
     record: dict[str, object],
     on_node: NodeCallback | None,
+    *,
+    resync: bool,
 ) -> DeployResult:
     with worktree_at(workspace.repo.root, commit) as tree:
         target = workspace.target_at(dst, tree, commit, on_node=on_node)
-        graph = _stored_graph(workspace, dst, commit)
-        forced = "forced_because" in record  # a drifted destination: serve the release whole again
-        return deploy(target, locked=True, graph=graph, promotion=record, resync=forced)
+        graph = stored_graph(workspace.store, commit, dst.target, dst.vars)
+        # Forced past drift: switch even if nothing changed, so DST serves its release whole again.
+        return deploy(target, locked=True, graph=graph, promotion=record, resync=resync)
 
 
 def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> Plan:
     with worktree_at(workspace.repo.root, commit) as tree:
         target = workspace.target_at(dst, tree, commit)
-        return plan_deploy(target, graph=_stored_graph(workspace, dst, commit))
-
-
-def _stored_graph(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> ProjectGraph | None:
-    """The graph a deploy of this commit with DST's parameters left (SRC's, when SRC and DST
-    share them): planning from it needs no parse."""
-    data = workspace.store.get_artifact(graph_key(commit, dst.target, dst.vars))
-    return graph_from_bytes(data) if data is not None else None
+        return plan_deploy(target, graph=stored_graph(workspace.store, commit, dst.target, dst.vars))
 
 
 def _publish(

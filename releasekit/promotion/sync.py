@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from releasekit.config.model import EnvironmentConfig
-from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
+from releasekit.engine.graphs import stored_graph
 from releasekit.engine.runtime import live_entry
 from releasekit.errors import GitError, ReleasekitError
 from releasekit.gitops.refs import resolve
@@ -51,6 +51,5 @@ def sync(workspace: Workspace, env: EnvironmentConfig, *, on_node: NodeCallback 
         return SyncResult(env.name, env.branch, head, before, None)
     with worktree_at(root, head) as tree:
         target = workspace.target_at(env, tree, head, on_node=on_node)
-        stored = workspace.store.get_artifact(graph_key(head, env.target, env.vars))
-        graph = graph_from_bytes(stored) if stored is not None else None
+        graph = stored_graph(workspace.store, head, env.target, env.vars)
         return SyncResult(env.name, env.branch, head, before, deploy(target, graph=graph))

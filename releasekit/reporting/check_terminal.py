@@ -8,8 +8,8 @@ a lint message prints as written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 from rich.console import Console
 from rich.padding import Padding
@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from releasekit.checks.report import CheckReport, CheckResult, Finding, ModelImpact
+from releasekit.reporting.progress import node_progress
 
 MAX_ROWS = 15
 _COLUMNS = {
@@ -36,18 +37,9 @@ class CheckTerminalReporter:
         self.console = console or Console(highlight=False)
         self.max_rows = max_rows
 
-    @contextmanager
-    def checking(self, env: str) -> Iterator[Callable[[str, str], None]]:
+    def checking(self, env: str) -> AbstractContextManager[Callable[[str, str], None]]:
         """A live status line while dbt builds and tests: yields an `on_node(unique_id, status)`."""
-        done: list[str] = []
-        with self.console.status(f"checking {env}: parsing the project…") as status:
-
-            def on_node(unique_id: str, node_status: str) -> None:
-                done.append(unique_id)
-                name = unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id
-                status.update(f"checking {env}: {len(done)} node(s) done, last {name[:50]} ({node_status})")
-
-            yield on_node
+        return node_progress(self.console, f"checking {env}")
 
     def check(self, report: CheckReport) -> None:
         """The whole report, ending in the verdict line."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from rich.console import Console
 from rich.markup import escape
@@ -25,6 +25,7 @@ from releasekit.api import (
 )
 from releasekit.quickstart.flow import QuickstartResult
 from releasekit.reporting.check_terminal import CheckTerminalReporter
+from releasekit.reporting.progress import node_progress
 from releasekit.state.base import LedgerEntry, LockInfo
 
 MAX_REUSED_ROWS = 25
@@ -77,18 +78,9 @@ class TerminalReporter:
         ]
         self.console.print(f"Views in [cyan]{plan.schema}[/]: " + ("; ".join(said) or "unchanged"))
 
-    @contextmanager
-    def deploying(self, env: str) -> Iterator[NodeCallback]:
+    def deploying(self, env: str) -> AbstractContextManager[NodeCallback]:
         """A live status line while releasekit parses and dbt builds and tests."""
-        done: list[str] = []
-        with self.console.status(f"deploying {env}: parsing the project…") as status:
-
-            def on_node(unique_id: str, node_status: str) -> None:
-                done.append(unique_id)
-                name = unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id
-                status.update(f"deploying {env}: {len(done)} node(s) done, last {name[:50]} ({node_status})")
-
-            yield on_node
+        return node_progress(self.console, f"deploying {env}")
 
     def deploy(self, result: DeployResult) -> None:
         plan = result.plan

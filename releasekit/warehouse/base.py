@@ -50,6 +50,11 @@ class ReleaseMarker:
 
 
 MARKER_VIEW = "_releasekit_release"
+# What every adapter says when a switch fails: the transaction rolled back.
+SWITCH_HINT = (
+    "nothing changed: the schema still serves its previous release; "
+    "fix the cause above and run the switch again"
+)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import duckdb
 from releasekit.errors import WarehouseBusyError, WarehouseError
 from releasekit.warehouse.base import (
     MARKER_VIEW,
+    SWITCH_HINT,
     Capabilities,
     Connection,
     QueryResult,
@@ -51,10 +52,6 @@ T = TypeVar("T")
 _LOCK_FAILURE = "Could not set lock on file"
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 _BUSY_HINT = "wait for it to finish or stop it; DuckDB allows one writing process per file"
-_SWITCH_HINT = (
-    "nothing changed: the schema still serves its previous release; "
-    "fix the cause above and run the switch again"
-)
 
 _RELATION_KINDS_SQL = """
 SELECT table_name, 'TABLE' FROM duckdb_tables()
@@ -131,7 +128,7 @@ class DuckDBWarehouse:
         steps += [_drop_step(schema, name, "VIEW") for name in dropped]
         steps.append(_marker_step(schema, marker))
         failure = f"could not switch schema {schema!r} to release {marker.release_id}"
-        self._transact(steps, failure, hint=_SWITCH_HINT)
+        self._transact(steps, failure, hint=SWITCH_HINT)
 
     def read_marker(self, schema: str) -> ReleaseMarker | None:
         if MARKER_VIEW not in self._views(schema):

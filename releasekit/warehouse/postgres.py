@@ -31,6 +31,7 @@ import psycopg2
 
 from releasekit.errors import WarehouseBusyError, WarehouseError
 from releasekit.warehouse.base import (
+    SWITCH_HINT,
     Capabilities,
     Connection,
     QueryResult,
@@ -69,7 +70,7 @@ from releasekit.warehouse.postgres_statements import (
     _StatementFailed,
     _Step,
 )
-from releasekit.warehouse.postgres_switch import _SWITCH_HINT, _byte_length, _Switch, staging_schema
+from releasekit.warehouse.postgres_switch import _byte_length, _Switch, staging_schema
 
 __all__ = ["ATTEMPTS", "DEFAULT_LOCK_TIMEOUT_MS", "QUERY_TIMEOUT_MS", "PostgresWarehouse", "staging_schema"]
 
@@ -152,7 +153,7 @@ class PostgresWarehouse:
             for step in plan.steps(cur):
                 _execute(cur, step)
 
-        self._run(apply, plan.failure, hint=_SWITCH_HINT, contended=(schema, physical_schema))
+        self._run(apply, plan.failure, hint=SWITCH_HINT, contended=(schema, physical_schema))
 
     def read_marker(self, schema: str) -> ReleaseMarker | None:
         return self._run(lambda cur: _read_marker(cur, schema), f"could not read the marker of {schema!r}")

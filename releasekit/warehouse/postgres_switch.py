@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from releasekit.errors import WarehouseError
-from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
+from releasekit.warehouse.base import MARKER_VIEW, SWITCH_HINT, ReleaseMarker
 from releasekit.warehouse.naming import qualify, quote, string_literal
 from releasekit.warehouse.postgres_catalog import (
     _DROP_KINDS,
@@ -50,10 +50,6 @@ from releasekit.warehouse.postgres_grants import _Grant, _grantee, _missing, _vi
 from releasekit.warehouse.postgres_statements import Cursor, _batch, _fetch, _Step
 
 _STAGING_COMMENT = "releasekit staging schema for "
-_SWITCH_HINT = (
-    "nothing changed: the schema still serves its previous release; "
-    "fix the cause above and run the switch again"
-)
 
 _SCHEMA_COMMENTS_SQL = """
 SELECT nspname, obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = ANY(%s)
@@ -143,7 +139,7 @@ class _Switch:
         if missing:
             raise WarehouseError(
                 f"{self.failure}: schema {self.physical_schema!r} has no relation for {', '.join(missing)}",
-                hint=_SWITCH_HINT,
+                hint=SWITCH_HINT,
             )
 
     def _replaced(self, cur: Cursor, changed: Mapping[str, str]) -> list[tuple[str, int]]:
