@@ -78,6 +78,11 @@ class LockedError(StateError):
     exit_code = EXIT_LOCKED
 
 
+class LockLostError(LockedError):
+    """This run's lock expired or was taken over while it ran (a shared store's lease). The
+    run stops at its next write to the store, before it switches anything."""
+
+
 class LockMismatchError(StateError):
     """`releasekit unlock` named a lock id that is not the one the environment's lock holds."""
 

@@ -19,8 +19,8 @@ from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
 from releasekit.engine.runtime import Target
 from releasekit.errors import DirtyWorktreeError, GitError, NotFoundError
 from releasekit.gitops.repo import GitRepo
-from releasekit.state.base import BranchEnvironment
-from releasekit.state.local import LocalStore
+from releasekit.state.base import BranchEnvironment, StateStore
+from releasekit.state.open import open_store
 
 # Untracked files of these kinds can change what dbt builds; others (notes, logs) cannot.
 _DBT_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".jinja", ".jinja2")
@@ -30,7 +30,7 @@ _DBT_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".jinja",
 class Workspace:
     config: ProjectConfig
     repo: GitRepo
-    store: LocalStore
+    store: StateStore
     environ: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -44,7 +44,7 @@ class Workspace:
         environ = dict(os.environ if environ is None else environ)
         root = find_root((start or Path.cwd()).resolve())
         config = load_config(root, environ=environ, overrides=overrides)
-        return cls(config, GitRepo(root), LocalStore(config.state_path), environ)
+        return cls(config, GitRepo(root), open_store(config.state, config.state_path), environ)
 
     # --- names -----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Precedence, lowest first; a later layer wins key by key:
     2. releasekit.yml; its `defaults:` block applies to every environment
     3. <environments_dir>/<ENV>.yml
     4. RELEASEKIT_* environment variables: RELEASEKIT_PROJECT_DIR, RELEASEKIT_PROFILES_DIR,
-       RELEASEKIT_PROFILE, RELEASEKIT_STATE_PATH, RELEASEKIT_PHYSICAL_SCHEMA,
+       RELEASEKIT_PROFILE, RELEASEKIT_STATE_PATH, RELEASEKIT_STATE_URL (s3://bucket/prefix),
+       RELEASEKIT_PHYSICAL_SCHEMA,
        RELEASEKIT_TARGET (every environment), RELEASEKIT_VARS (a YAML/JSON mapping)
     5. command-line flags (`overrides`): project_dir, profiles_dir, profile, state_path,
        physical_schema, target, vars
@@ -37,6 +38,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from releasekit.config.model import (
     DEFAULT_ENVIRONMENTS_DIR,
+    DEFAULT_LOCK_TTL_SECONDS,
     DEFAULT_PHYSICAL_SCHEMA,
     DEFAULT_RETENTION,
     DEFAULT_STATE_PATH,
@@ -45,6 +47,7 @@ from releasekit.config.model import (
     EnvironmentConfig,
     ProjectConfig,
     PromotionPolicy,
+    StateLocation,
 )
 from releasekit.config.validation import (
     Problem,
@@ -67,6 +70,7 @@ ENVIRON_KEYS: Mapping[str, str] = MappingProxyType(
         "RELEASEKIT_PROFILES_DIR": "profiles_dir",
         "RELEASEKIT_PROFILE": "profile",
         "RELEASEKIT_STATE_PATH": "state_path",
+        "RELEASEKIT_STATE_URL": "state_url",
         "RELEASEKIT_PHYSICAL_SCHEMA": "physical_schema",
         "RELEASEKIT_TARGET": "target",
         "RELEASEKIT_VARS": "vars",
@@ -225,7 +229,11 @@ def _check_value(key: str, value: Any, source: str, at: str | None, problems: li
     """Hold a value from outside the files to the rules its key follows in the files."""
     definitions = schema_validator("releasekit").schema["$defs"]
     text = {"type": "string", "minLength": 1}
-    rules = {"physical_schema": definitions["schema_name"], "vars": definitions["vars"]}
+    rules = {
+        "physical_schema": definitions["schema_name"],
+        "vars": definitions["vars"],
+        "state_url": definitions["state_url"],
+    }
     validator = Draft202012Validator(rules.get(key, text))
     found = schema_problems(value, validator, source, [at] if at else [])
     problems += found
@@ -241,11 +249,21 @@ def _section(document: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+_STATE_KEYS = ("url", "region", "endpoint_url", "profile", "lock_ttl_seconds")
+
+
+def _state_section(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`state: s3://bucket/prefix` is short for `state: {url: s3://bucket/prefix}`."""
+    value = document.get("state")
+    return {"url": value} if isinstance(value, str) else _section(document, "state")
+
+
 def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> dict[str, Any]:
-    dbt, state = _section(document, "dbt"), _section(document, "state")
+    dbt, state = _section(document, "dbt"), _state_section(document)
     from_file = {
         **{key: dbt[key] for key in ("project_dir", "profiles_dir", "profile") if key in dbt},
         **({"state_path": state["path"]} if "path" in state else {}),
+        **{f"state_{key}": state[key] for key in _STATE_KEYS if key in state},
         **{k: document[k] for k in ("physical_schema", "environments_dir") if k in document},
         "branches": dict(_section(document, "branch_environments")),
         **{key: value for key, value in _section(document, "warehouse").items() if key == "lock_timeout_ms"},
@@ -255,6 +273,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         "profiles_dir": None,
         "profile": None,
         "state_path": DEFAULT_STATE_PATH,
+        **{f"state_{key}": None for key in _STATE_KEYS},
         "physical_schema": DEFAULT_PHYSICAL_SCHEMA,
         "environments_dir": DEFAULT_ENVIRONMENTS_DIR,
         "branches": {},
@@ -445,6 +464,13 @@ def _project_config(
         profile=settings["profile"],
         physical_schema=settings["physical_schema"],
         state_path=_resolve(root, settings["state_path"]),
+        state=StateLocation(
+            url=settings["state_url"],
+            region=settings["state_region"],
+            endpoint_url=settings["state_endpoint_url"],
+            profile=settings["state_profile"],
+            lock_ttl_seconds=settings["state_lock_ttl_seconds"] or DEFAULT_LOCK_TTL_SECONDS,
+        ),
         environments=MappingProxyType({env.name: env for env in _promotion_order(environments)}),
         environments_dir=_resolve(root, settings["environments_dir"]),
         branches=_branch_template(settings["branches"]),

@@ -12,6 +12,7 @@ from releasekit.errors import NotFoundError
 DEFAULT_PHYSICAL_SCHEMA = "rk__physical"
 DEFAULT_RETENTION = 3
 DEFAULT_STATE_PATH = ".releasekit"
+DEFAULT_LOCK_TTL_SECONDS = 60
 DEFAULT_ENVIRONMENTS_DIR = "environments"
 
 Grants = Mapping[str, tuple[str, ...]]  # privilege ("select", ...) -> roles
@@ -83,6 +84,17 @@ class BranchTemplate:
 
 
 @dataclass(frozen=True)
+class StateLocation:
+    """Where the state store lives: the local folder (`url` None) or a shared bucket."""
+
+    url: str | None = None  # s3://bucket/prefix
+    region: str | None = None
+    endpoint_url: str | None = None  # an S3-compatible store's endpoint
+    profile: str | None = None  # an AWS profile; credentials are never part of the config
+    lock_ttl_seconds: int = DEFAULT_LOCK_TTL_SECONDS
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """releasekit.yml plus every environment, validated whole."""
 
@@ -91,7 +103,8 @@ class ProjectConfig:
     profiles_dir: Path | None  # None: dbt's own lookup (project dir, then ~/.dbt)
     profile: str | None  # overrides dbt_project.yml's `profile`
     physical_schema: str = DEFAULT_PHYSICAL_SCHEMA
-    state_path: Path = Path(DEFAULT_STATE_PATH)
+    state_path: Path = Path(DEFAULT_STATE_PATH)  # the local state, and dbt's caches and logs
+    state: StateLocation = field(default_factory=StateLocation)
     environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
     environments_dir: Path = Path(DEFAULT_ENVIRONMENTS_DIR)  # holds <name>.yml per environment
     branches: BranchTemplate = field(default_factory=BranchTemplate)

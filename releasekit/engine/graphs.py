@@ -27,5 +27,5 @@ def keep_graph(
     if git_sha.endswith("-dirty"):
         return
     key = graph_key(git_sha, target, vars_)
-    if store.get_artifact(key) is None:
+    if not store.has_artifact(key):
         store.put_artifact(key, graph_to_bytes(graph))

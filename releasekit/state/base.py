@@ -149,8 +149,36 @@ class Artifacts(Protocol):
 
     def get_artifact(self, name: str) -> bytes | None: ...
 
+    def has_artifact(self, name: str) -> bool:
+        """Whether `name` was written, without reading it (graphs run to megabytes)."""
+        ...
 
-class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, Protocol):
+
+# The folders (prefixes) that hold a state: what `releasekit state migrate` copies. Locks are
+# not state to copy: they belong to runs going on at the source.
+STATE_AREAS = ("ledger", "registry", "checks", "artifacts")
+
+
+class StateObjects(Protocol):
+    """A store's documents as bytes under their keys (`ledger/dev/00000001.json`), the same
+    keys in every store, for copying a state from one store to another and checking it."""
+
+    def object_keys(self) -> list[str]:
+        """Every document under STATE_AREAS, sorted."""
+        ...
+
+    def read_object(self, key: str) -> bytes | None: ...
+
+    def create_object(self, key: str, data: bytes) -> bool:
+        """Write a new document; False (nothing written) when `key` exists."""
+        ...
+
+    def lock_holders(self) -> list[LockInfo]:
+        """Who holds (or left behind) each environment's lock."""
+        ...
+
+
+class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, StateObjects, Protocol):
     def lock(
         self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> AbstractContextManager[LockInfo]:

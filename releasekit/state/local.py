@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import shlex
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,9 +33,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from releasekit.errors import LockedError, LockMismatchError, NotFoundError, StateError
+from releasekit.errors import StateError
 from releasekit.state.base import (
     DEFAULT_LOCK_TIMEOUT,
+    STATE_AREAS,
     BranchEnvironment,
     CheckRecord,
     LedgerEntry,
@@ -54,6 +54,7 @@ from releasekit.state.codec import (
     holder_to_document,
     loads,
 )
+from releasekit.state.locking import live_holder_error, locked_error, mismatch_error, not_locked_error
 
 _ENTRY_NAME = re.compile(r"^[0-9]{8,}\.json$")
 _TEMP_PREFIX = ".tmp-"
@@ -134,6 +135,50 @@ class LocalStore:
         path = self._folder("artifacts", env_key(name))
         return path.read_bytes() if path.is_file() else None
 
+    def has_artifact(self, name: str) -> bool:
+        return self._folder("artifacts", env_key(name)).is_file()
+
+    # --- documents as bytes (migrate, doctor)
+
+    def object_keys(self) -> list[str]:
+        keys = []
+        for area in STATE_AREAS:
+            folder = self._folder(area)
+            if folder.is_dir():
+                keys += [
+                    path.relative_to(self.root).as_posix()
+                    for path in folder.rglob("*")
+                    if path.is_file() and not path.name.startswith(_TEMP_PREFIX) and path.name != _APPEND_LOCK
+                ]
+        return sorted(keys)
+
+    def read_object(self, key: str) -> bytes | None:
+        path = self._object_path(key)
+        return _read(path) if path.is_file() else None
+
+    def create_object(self, key: str, data: bytes) -> bool:
+        path = self._object_path(key)
+        _ensure_dir(path.parent)
+        if path.exists():
+            return False
+        _write_new(path, data)
+        return True
+
+    def lock_holders(self) -> list[LockInfo]:
+        folder = self._folder("locks")
+        if not folder.is_dir():
+            return []
+        holders = (_load_holder(path) for path in sorted(folder.glob("*.holder.json")))
+        return [holder for holder in holders if holder is not None]
+
+    def _object_path(self, key: str) -> Path:
+        parts = key.split("/")
+        if parts[0] not in STATE_AREAS or any(part in {"", ".", ".."} for part in parts):
+            raise StateError(
+                f"{key!r} is not a state document key", hint=f"keys start with one of {STATE_AREAS}"
+            )
+        return self._folder(*parts)
+
     @contextmanager
     def _appending(self, folder: Path) -> Iterator[None]:
         _ensure_dir(folder)
@@ -156,7 +201,7 @@ class LocalStore:
         try:
             file_lock.acquire()
         except Timeout:
-            raise _locked_error(env, holder, file_lock.lock_file) from None
+            raise locked_error(env, _read_holder(holder), f"lock file {file_lock.lock_file}") from None
         try:
             info = self._holder_info(env, owner)
             # Replaces any record a killed holder left: holding the file lock proves it stale.
@@ -177,11 +222,11 @@ class LocalStore:
         with _acquired_if_free(file_lock) as free:
             info = _load_holder(holder)
             if info is None:
-                raise _not_locked_error(env, holder)
+                raise not_locked_error(env, str(holder))
             if info.id != lock_id:
-                raise _mismatch_error(env, lock_id, info)
+                raise mismatch_error(env, lock_id, info)
             if not free:
-                raise _live_holder_error(env, info)
+                raise live_holder_error(env, info)
             holder.unlink()
             _fsync_dir(holder.parent)
             return info
@@ -288,50 +333,6 @@ def _read_entry(folder: Path, seq: int, env: str) -> LedgerEntry:
             hint=KEEP_HINT,
         )
     return entry
-
-
-def _locked_error(env: str, holder_path: Path, lock_file: str) -> LockedError:
-    holder = _read_holder(holder_path)
-    if holder is None:
-        return LockedError(
-            f"environment {env!r} is locked by another process (it has not recorded who it is "
-            f"yet); lock file {lock_file}",
-            hint="wait for that run to finish, then retry",
-        )
-    return LockedError(
-        f"environment {env!r} is locked by {_holder_words(holder)}, lock id {holder.id}; "
-        f"lock file {lock_file}",
-        hint="wait for that run to finish, then retry; if that process is gone, clear its lock "
-        f"with: releasekit unlock {shlex.quote(env)} --id {holder.id}",
-    )
-
-
-def _not_locked_error(env: str, holder_path: Path) -> NotFoundError:
-    return NotFoundError(
-        f"environment {env!r} is not locked: no lock holder is recorded in {holder_path}",
-        hint="nothing to clear; a run refused for a held lock names the id to pass",
-    )
-
-
-def _mismatch_error(env: str, lock_id: str, holder: LockInfo) -> LockMismatchError:
-    return LockMismatchError(
-        f"lock id {lock_id!r} is not {env!r}'s lock: it is held under id {holder.id!r} "
-        f"by {_holder_words(holder)}",
-        hint="the lock changed hands since that id was printed, or the id is mistyped; make sure "
-        "that holder is gone before clearing its lock with its id",
-    )
-
-
-def _live_holder_error(env: str, holder: LockInfo) -> LockedError:
-    return LockedError(
-        f"environment {env!r} is locked by a live process: pid {holder.pid} on host {holder.host} "
-        f"({holder.owner}, since {holder.since}, lock id {holder.id})",
-        hint="wait for it to finish, or stop it; `releasekit unlock` clears only a lock whose holder is gone",
-    )
-
-
-def _holder_words(holder: LockInfo) -> str:
-    return f"{holder.owner} (pid {holder.pid} on {holder.host}) since {holder.since}"
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import pytest
 from _config_files import Write
 
 from releasekit.config import find_root, load_config
-from releasekit.config.model import ProjectConfig
+from releasekit.config.model import ProjectConfig, StateLocation
 from releasekit.errors import ConfigError
 
 
@@ -244,3 +244,57 @@ def test_check_policy_merges_key_by_key_over_defaults(write: Write) -> None:
     dev, prod = config.environment("dev").checks, config.environment("prod").checks
     assert [dev.severity(c) for c in ("lint", "build", "logic", "diff")] == ["warn", "error", "error", "warn"]
     assert [prod.severity(c) for c in ("lint", "build", "logic", "diff")] == ["warn", "error", "off", "error"]
+
+
+def test_state_is_local_unless_a_url_is_given(write: Write) -> None:
+    root = write({"releasekit.yml": "version: 1\n", "environments/dev.yml": "version: 1\n"})
+    assert load_config(root, environ={}).state == StateLocation()
+
+
+def test_state_url_shorthand_and_mapping(write: Write) -> None:
+    files = {"environments/dev.yml": "version: 1\n"}
+    root = write({**files, "releasekit.yml": "version: 1\nstate: s3://team-bucket/analytics/rk\n"})
+    assert load_config(root, environ={}).state == StateLocation(url="s3://team-bucket/analytics/rk")
+    text = """\
+version: 1
+state:
+  url: s3://team-bucket
+  region: eu-west-1
+  endpoint_url: http://minio:9000
+  profile: analytics
+  lock_ttl_seconds: 120
+  path: .cache-rk
+"""
+    root = write({**files, "releasekit.yml": text})
+    config = load_config(root, environ={})
+    assert config.state == StateLocation("s3://team-bucket", "eu-west-1", "http://minio:9000", "analytics", 120)
+    assert config.state_path == root.resolve() / ".cache-rk"  # dbt's caches and logs stay local
+
+
+def test_state_url_from_the_environment_beats_the_file(write: Write) -> None:
+    files = {"environments/dev.yml": "version: 1\n", "releasekit.yml": "version: 1\nstate: s3://from-file\n"}
+    root = write(files)
+    config = load_config(root, environ={"RELEASEKIT_STATE_URL": "s3://from-ci/pr"})
+    assert config.state.url == "s3://from-ci/pr"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("state: https://bucket/x\n", "releasekit.yml:state: 'https://bucket/x' is not allowed"),
+        ("state: {url: s3://Upper_Case}\n", "releasekit.yml:state.url: 's3://Upper_Case' is not allowed"),
+        ("state: {url: s3://b-1, lock_ttl_seconds: 1}\n", "releasekit.yml:state.lock_ttl_seconds: must be at least 5, got 1"),
+        ("state: {url: s3://b-1, secret_access_key: x}\n", "releasekit.yml:state.secret_access_key: unknown key"),
+    ],
+)
+def test_bad_state_settings_are_named(write: Write, text: str, expected: str) -> None:
+    root = write({"environments/dev.yml": "version: 1\n", "releasekit.yml": f"version: 1\n{text}"})
+    with pytest.raises(ConfigError) as raised:
+        load_config(root, environ={})
+    assert expected in str(raised.value)
+
+
+def test_a_bad_state_url_in_the_environment_is_named(write: Write) -> None:
+    root = write({"environments/dev.yml": "version: 1\n", "releasekit.yml": "version: 1\n"})
+    with pytest.raises(ConfigError, match=r"\$RELEASEKIT_STATE_URL: 'bucket/x' is not allowed\n  hint: expected an S3 URL"):
+        load_config(root, environ={"RELEASEKIT_STATE_URL": "bucket/x"})

@@ -8,14 +8,16 @@ import pytest
 
 from releasekit.state.base import StateStore
 from releasekit.state.local import LocalStore
+from s3_support import Bucket
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
-    """Every StateStore implementation; the S3 one joins the params when it exists."""
+    """Every StateStore implementation: the local folder, and a bucket on moto's server."""
     if request.param == "local":
         return LocalStore(tmp_path / ".releasekit")
-    raise AssertionError(f"no store named {request.param}")
+    bucket: Bucket = request.getfixturevalue("bucket")
+    return bucket.store()
 
 
 @pytest.fixture
