@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 from moto.server import ThreadedMotoServer
@@ -59,7 +60,7 @@ class Bucket:
     def environ(self) -> Mapping[str, str]:
         return aws_environment(self.endpoint)
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
@@ -90,4 +91,3 @@ def new_bucket(endpoint: str) -> Bucket:
     bucket = Bucket(endpoint=endpoint, name=f"rk-{uuid.uuid4().hex[:16]}")
     bucket.client().create_bucket(Bucket=bucket.name)
     return bucket
-

