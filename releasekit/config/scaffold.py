@@ -43,7 +43,8 @@ dbt:
 # physical_schema: rk__physical
 
 # state:
-#   path: {state_path}  # ledger, registry and locks; git-ignored
+#   path: {state_path}  # ledger, registry and locks; git-ignored (dbt's caches always)
+#   url: s3://bucket/prefix  # share them with the team and CI instead (README: Shared state on S3)
 
 # environments_dir: {environments_dir}
 
