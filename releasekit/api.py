@@ -7,14 +7,17 @@ run raises a `releasekit.errors.ReleasekitError`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from releasekit.checks.codec import to_dict
 from releasekit.checks.report import CHECK_ORDER, CheckName, CheckReport, CheckResult
 from releasekit.checks.run import CheckRequest, lint_files, run_checks
+from releasekit.config.loader import find_root, load_config
+from releasekit.config.model import ProjectConfig
 from releasekit.config.scaffold import InitResult, init_project
 from releasekit.dbtcore.profile import profile_targets
 from releasekit.dbtcore.session import NodeCallback
@@ -36,6 +39,10 @@ from releasekit.promotion.sync import SyncResult
 from releasekit.promotion.sync import sync as run_sync
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
+from releasekit.state.doctor import DoctorReport, diagnose
+from releasekit.state.migrate import MigrationResult, migrate, switch_line
+from releasekit.state.open import open_store_at
+from releasekit.state.summary import StateSummary, summarize
 from releasekit.warehouse.base import ReleaseMarker
 from releasekit.warehouse.naming import branch_schema
 from releasekit.workspace import Workspace
@@ -44,19 +51,23 @@ __all__ = [
     "BranchStatus",
     "CheckReport",
     "DeployResult",
+    "DoctorReport",
     "DownResult",
     "EnvironmentStatus",
     "GcResult",
     "InitResult",
+    "MigrationResult",
     "NodeCallback",
     "Plan",
     "PromoteResult",
     "RollbackResult",
+    "StateSummary",
     "SyncResult",
     "UpResult",
     "Workspace",
     "check",
     "deploy",
+    "doctor",
     "env_down",
     "env_gc",
     "env_list",
@@ -68,6 +79,8 @@ __all__ = [
     "promote",
     "releases",
     "rollback",
+    "state_migrate",
+    "state_show",
     "status",
     "sync",
     "unlock",
@@ -377,3 +390,52 @@ def _new_record(
         expires_at=(now + timedelta(days=config.branches.expiry_days)).isoformat(timespec="seconds"),
         pinned=pin,
     )
+
+
+# --- the state store: show, migrate, doctor -------------------------------------------------
+
+
+def state_show(workspace: Workspace) -> StateSummary:
+    """Where the state lives, and what it holds: ledgers, branch environments, check
+    records, artifacts, locks."""
+    return summarize(workspace.store, workspace.config.state)
+
+
+def state_migrate(
+    workspace: Workspace,
+    to: str,
+    *,
+    source: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> MigrationResult:
+    """Copy every state document from `source` (default: the configured state) to `to` (an
+    s3:// URL or a folder), verified; the source is only read. `region`, `endpoint_url` and
+    `profile` reach a bucket named here (default: the config's state settings)."""
+    config = workspace.config
+    location = dataclasses.replace(
+        config.state,
+        region=region or config.state.region,
+        endpoint_url=endpoint_url or config.state.endpoint_url,
+        profile=profile or config.state.profile,
+    )
+    origin = workspace.store if source is None else open_store_at(source, location, config.root)
+    destination = open_store_at(to, location, config.root)
+    return migrate(origin, destination, switch_line(to, location, config.root))
+
+
+def doctor(
+    start: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> DoctorReport:
+    """Check the config loads, the state store is reachable, honours conditional writes and
+    deletes, every document in it reads, and which locks are held. Changes no state."""
+
+    def load() -> ProjectConfig:
+        root = find_root((start or Path.cwd()).resolve())
+        return load_config(root, environ=environ, overrides=overrides)
+
+    return diagnose(load)

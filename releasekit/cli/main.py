@@ -20,6 +20,8 @@ from releasekit.cli.hooks import hooks as hooks_group
 from releasekit.cli.promote import promote as promote_command
 from releasekit.cli.promote import sync as sync_command
 from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session
+from releasekit.cli.state import doctor as doctor_command
+from releasekit.cli.state import state as state_group
 from releasekit.errors import EXIT_FINDINGS, EXIT_OK
 
 
@@ -158,6 +160,8 @@ cli.add_command(promote_command)
 cli.add_command(sync_command)
 cli.add_command(env_group)
 cli.add_command(hooks_group)
+cli.add_command(state_group)
+cli.add_command(doctor_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,10 @@
-"""Entries for the state tests, importable by test modules and by child processes."""
+"""Entries and whole states for the state tests, importable by test modules and by child processes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from releasekit.state.base import LedgerEntry, ModelVersion
+from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, ModelVersion, StateStore
 
 # Environment names that could be git branch names, chosen to collide under naive encodings.
 ODD_NAMES = [
@@ -65,3 +65,31 @@ def full_entry(env: str = "prod") -> LedgerEntry:
         physical_schema="rk__physical",
         note="rolled back: late data — ünïcode ok",
     )
+
+
+SHA = "c" * 40  # the commit `fill` records checks of
+
+
+def fill(store: StateStore) -> None:
+    """A state with every kind of document: two ledgers (one of a branch named like a path),
+    a registry record, two check records of one commit, an artifact."""
+    for release in range(1, 13):  # past 9, so a name-sorted copy would still be in seq order
+        store.append(make_entry(env="dev", release_id=release))
+    store.append(full_entry(env="feature/x"))
+    store.register(
+        BranchEnvironment(
+            "feature/x",
+            "br_feature_x",
+            "dev",
+            12,
+            "alice",
+            "2024-05-01T12:00:00+00:00",
+            "2024-05-15T12:00:00+00:00",
+        )
+    )
+    for passed in (False, True):
+        record = CheckRecord(
+            SHA, "feature/x", "dev", 1, passed, "ok", {"lint": "passed"}, "alice", "2024-05-01T12:00:00+00:00"
+        )
+        store.record_check(record)
+    store.put_artifact("graph-abc", b'{"nodes": {}}\n' * 100)
