@@ -84,6 +84,40 @@ def advance_branch(
     return BranchUpdate(branch, old, target, kind)
 
 
+def branch_head(root: Path, branch: str) -> str | None:
+    """Where `branch` points: the local branch, else the remote's copy of it as of the last
+    fetch (a CI runner's fresh clone has `origin/<branch>` and no local branch)."""
+    repo = _open(root)
+    _check_name(repo, "branch", branch)
+    local = _resolve(repo, f"refs/heads/{branch}")
+    if local is not None:
+        return local
+    remote = remote_for(root, branch)
+    return None if remote is None else _resolve(repo, f"refs/remotes/{remote}/{branch}")
+
+
+def catch_up_branch(root: Path, branch: str) -> str | None:
+    """Bring the local `branch` up to the remote's copy of it (as of the last fetch) before a
+    promotion moves it: create it there when missing, fast-forward it when behind. Raises
+    NotFastForwardError, changing nothing, when the two diverged. Returns the remote's sha
+    when the local branch moved, else None."""
+    repo = _open(root)
+    _check_name(repo, "branch", branch)
+    remote = remote_for(root, branch)
+    tracked = None if remote is None else _resolve(repo, f"refs/remotes/{remote}/{branch}")
+    local = _resolve(repo, f"refs/heads/{branch}")
+    if tracked is None or tracked == local or (local is not None and _is_ancestor(repo, tracked, local)):
+        return None  # nothing on the remote, or the local branch already holds it all
+    if local is not None and not _is_ancestor(repo, local, tracked):
+        raise NotFastForwardError(
+            f"branch {branch} ({local[:12]}) and {remote}/{branch} ({tracked[:12]}) diverged",
+            hint=f"reconcile them first (git switch {branch} && git pull), then promote again",
+        )
+    _refuse_checked_out(repo, branch)
+    _update_ref(repo, branch, tracked, local, f"releasekit: catch up with {remote}/{branch}")
+    return tracked
+
+
 def restore_branch(root: Path, update: BranchUpdate) -> None:
     """Undo `update` (say, its deploy failed): move the branch back, or delete it if the
     update created it; only if it still points where the update left it."""

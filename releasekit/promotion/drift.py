@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from releasekit.config.model import EnvironmentConfig
-from releasekit.gitops.refs import resolve
+from releasekit.gitops.refs import branch_head
 from releasekit.state.base import LedgerEntry
 from releasekit.warehouse.base import Warehouse
 
@@ -18,7 +18,7 @@ from releasekit.warehouse.base import Warehouse
 def git_drift(root: Path, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
     if env.branch is None or live is None:
         return []
-    head = resolve(root, f"refs/heads/{env.branch}")
+    head = branch_head(root, env.branch)
     deployed = live.git_sha.removesuffix("-dirty")
     if head is None:  # deployed directly, never promoted: no desired state to differ from
         return []

@@ -33,10 +33,11 @@ from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, Releasekit
 from releasekit.gitops.refs import (
     BranchUpdate,
     advance_branch,
+    branch_head,
+    catch_up_branch,
     is_ancestor,
     push,
     remote_for,
-    resolve,
     restore_branch,
     tag_release,
 )
@@ -100,6 +101,9 @@ def promote(
     # Everything that reads DST happens under its lock: a second promoter waits for (or is
     # refused by) the lock, never by what the first one is half-way through.
     with workspace.store.lock(dst.name, owner=workspace.repo.user()):
+        # A CI runner's clone has DST's branch only as the remote's copy: start from that,
+        # so a branch that moved on there is drift, not something to overwrite.
+        catch_up_branch(workspace.repo.root, branch)
         _settle(workspace, dst)
         gates = _gates(workspace, request, src_live)
         result = PromoteResult(dst.name, src.name, src_live.release_id, commit, gates, branch, "", None)
@@ -165,7 +169,7 @@ def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry)
         drift = warehouse_drift(warehouse, dst, dst_live)
     # DST's branch already at the promoted commit is no drift: a promotion of that commit
     # was interrupted after moving it, and this one finishes it.
-    if resolve(workspace.repo.root, f"refs/heads/{dst.branch}") != src_live.git_sha:
+    if dst.branch is None or branch_head(workspace.repo.root, dst.branch) != src_live.git_sha:
         drift += git_drift(workspace.repo.root, dst, dst_live)
     given = GateInputs(
         dst=dst,
@@ -192,7 +196,7 @@ def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry)
 
 def _would_move(workspace: Workspace, branch: str, commit: str) -> str:
     root = workspace.repo.root
-    head = resolve(root, f"refs/heads/{branch}")
+    head = branch_head(root, branch)
     if head is None:
         return "created"
     if is_ancestor(root, commit, head):
@@ -259,5 +263,13 @@ def _publish(
     if remote is None:
         return tag, None, ()
     refs = (f"refs/heads/{update.branch}", f"refs/tags/{tag}")
-    push(root, remote, refs)
+    try:
+        push(root, remote, refs)
+    except GitError as exc:
+        raise GitError(
+            f"{dst.name} now serves release {live.release_id} (commit {update.new_sha[:12]}), but "
+            f"pushing {update.branch} and {tag} to {remote} failed: {exc.message}",
+            hint=f"the release is recorded and tagged here; push them by hand: git push --atomic "
+            f"{remote} {' '.join(refs)}" + (f" ({exc.hint})" if exc.hint else ""),
+        ) from None
     return tag, remote, refs
