@@ -122,8 +122,7 @@ def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
     verified: set[str] = set()
     elsewhere: dict[str, tuple[str, ModelVersion]] = {}
     live = None
-    for name in store.environments():
-        entries = store.entries(name)
+    for name, entries in store.all_entries().items():
         for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
                 verified.update(version.relation for version in entry.models.values())

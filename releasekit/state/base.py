@@ -107,6 +107,10 @@ class LedgerReader(Protocol):
         """Every environment that has at least one entry, sorted."""
         ...
 
+    def all_entries(self) -> dict[str, list[LedgerEntry]]:
+        """Every environment's entries, in one read where the store can (a bucket)."""
+        ...
+
 
 class LedgerWriter(Protocol):
     def append(self, entry: LedgerEntry) -> LedgerEntry:

@@ -97,6 +97,9 @@ class LocalStore:
             return []
         return [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
 
+    def all_entries(self) -> dict[str, list[LedgerEntry]]:
+        return {env: self.entries(env) for env in self.environments()}
+
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         folder = self._folder("ledger", env_key(entry.env))
         with self._appending(folder):

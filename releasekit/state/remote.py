@@ -10,8 +10,8 @@ Layout under the store's prefix, the same names as the local folder's:
     locks/<env-key>.json             an environment's lease: holder, heartbeat, expiry
 
 Appends create the next sequence number with If-None-Match: a writer that loses the race
-re-lists and tries the next number, with jittered backoff, so entries are never lost,
-duplicated or overwritten. A lock is an object created the same way; its holder renews it
+tries the number after it at once, so entries are never lost, duplicated or overwritten,
+and no writer starves. A lock is an object created the same way; its holder renews it
 (compare-and-swap on the ETag) every quarter of its time to live from a background
 thread. A lock whose last renewal is older than its time to live, by the store's own
 clock, may be taken over. A holder checks its lease before each write it makes to its
@@ -21,6 +21,7 @@ stops before it records a switch, which comes before the warehouse changes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -63,6 +64,10 @@ from releasekit.state.objects import ObjectStore, Stored
 DEFAULT_LOCK_TTL = 60.0  # seconds a lease lives without renewal; renewed every quarter of it
 LEASE_FORMAT = "releasekit.lease/1"
 WRITE_BUDGET = 60.0  # seconds a write keeps retrying lost races before it gives up
+# S3's Last-Modified and Date have whole seconds, so a lease's age read from them can come
+# out up to a second more than it is: expiry and liveness wait that second out, or a lease
+# renewed 0.3 s ago could look a second old and be taken over before its time to live.
+CLOCK_SLACK = 1.0
 _ENTRY_NAME = re.compile(r"^[0-9]{8,}\.json$")
 _READERS = 16
 
@@ -91,6 +96,7 @@ class ObjectStateStore:
         self.lock_ttl = lock_ttl
         self._documents: dict[str, bytes] = {}  # immutable documents already read, by key
         self._held: dict[str, _Hold] = {}  # env -> the lease this process holds on it
+        self._counts: dict[str, int] = {}  # ledger folder -> its entries, while its env is held
 
     def describe(self) -> str:
         return self.objects.describe()
@@ -98,24 +104,55 @@ class ObjectStateStore:
     # --- the ledger ----------------------------------------------------------------------
 
     def environments(self) -> list[str]:
-        folders = sorted({key.split("/")[1] for key in self.objects.keys("ledger/") if key.count("/") == 2})
-        names = []
-        for folder in folders:
-            seqs = self._seqs(f"ledger/{folder}/")
-            if not seqs:
-                continue
-            first = self._immutable(f"ledger/{folder}/{_entry_name(1)}")
-            env = loads(first, where=self.objects.describe(f"ledger/{folder}/{_entry_name(1)}")).env
-            if env_key(env) != folder:
-                raise StateError(
-                    f"{self.objects.describe(f'ledger/{folder}/')}: holds entries of {env!r}", hint=KEEP_HINT
-                )
-            names.append(env)
-        return sorted(names)
+        return sorted(self._ledgers(first_only=True))
 
     def entries(self, env: str) -> list[LedgerEntry]:
         folder = f"ledger/{env_key(env)}/"
-        seqs = self._seqs(folder)
+        known = self._counts.get(folder) if env in self._held else None
+        seqs = list(range(1, known + 1)) if known is not None else self._seqs(folder)
+        if env in self._held:
+            self._counts[folder] = len(seqs)  # nobody else appends while this process holds it
+        return self._parse(folder, seqs, env)
+
+    def all_entries(self) -> dict[str, list[LedgerEntry]]:
+        return self._ledgers(first_only=False)
+
+    def append(self, entry: LedgerEntry) -> LedgerEntry:
+        self._fence(entry.env)
+        folder = f"ledger/{env_key(entry.env)}/"
+        known = self._counts.get(folder) if entry.env in self._held else None
+        start = 0 if known is None else known + 1  # 0: list the folder to find the number
+        seq = self._append(folder, lambda seq: dumps(replace(entry, seq=seq)), start=start)
+        if entry.env in self._held:
+            self._counts[folder] = seq
+        return replace(entry, seq=seq)
+
+    def _ledgers(self, *, first_only: bool) -> dict[str, list[LedgerEntry]]:
+        """Every environment's ledger (or only its first entry) from one listing of the
+        store and one parallel read of the documents this process has not read before."""
+        by_folder: dict[str, list[str]] = {}
+        for key in self.objects.keys("ledger/"):
+            parts = key.split("/")
+            if len(parts) == 3:
+                by_folder.setdefault(f"ledger/{parts[1]}/", []).append(key)
+        wanted: dict[str, list[int]] = {}
+        for folder, keys in by_folder.items():
+            seqs = _seqs_of(folder, keys, self.objects.describe)
+            if seqs:
+                wanted[folder] = seqs[:1] if first_only else seqs
+        self._immutables([folder + _entry_name(seq) for folder, seqs in wanted.items() for seq in seqs])
+        ledgers: dict[str, list[LedgerEntry]] = {}
+        for folder, seqs in sorted(wanted.items()):
+            first_key = folder + _entry_name(1)
+            first = loads(self._immutable(first_key), where=self.objects.describe(first_key))
+            if env_key(first.env) != folder.split("/")[1]:
+                raise StateError(
+                    f"{self.objects.describe(folder)}: holds entries of {first.env!r}", hint=KEEP_HINT
+                )
+            ledgers[first.env] = self._parse(folder, seqs, first.env)
+        return ledgers
+
+    def _parse(self, folder: str, seqs: list[int], env: str) -> list[LedgerEntry]:
         keys = [folder + _entry_name(seq) for seq in seqs]
         found = []
         for seq, key, data in zip(seqs, keys, self._immutables(keys), strict=True):
@@ -128,11 +165,6 @@ class ObjectStateStore:
                 )
             found.append(entry)
         return found
-
-    def append(self, entry: LedgerEntry) -> LedgerEntry:
-        self._fence(entry.env)
-        seq = self._append(f"ledger/{env_key(entry.env)}/", lambda seq: dumps(replace(entry, seq=seq)))
-        return replace(entry, seq=seq)
 
     # --- check records -------------------------------------------------------------------
 
@@ -218,13 +250,22 @@ class ObjectStateStore:
         beat.start()
         try:
             yield hold.info
-        finally:
-            hold.stop.set()
-            beat.join()
-            del self._held[env]
-            with hold.guard:
-                if not hold.lost:
-                    self.objects.delete(hold.key, hold.etag)  # False: it changed hands; leave it
+        except BaseException:
+            # What failed in the body is the error to report: a store that also fails to
+            # let go of the lease (it expires on its own) must not replace it.
+            with contextlib.suppress(StateError):
+                self._let_go(env, hold, beat)
+            raise
+        self._let_go(env, hold, beat)
+
+    def _let_go(self, env: str, hold: _Hold, beat: threading.Thread) -> None:
+        hold.stop.set()
+        beat.join()
+        self._held.pop(env, None)
+        self._counts.pop(f"ledger/{env_key(env)}/", None)
+        with hold.guard:
+            if not hold.lost:
+                self.objects.delete(hold.key, hold.etag)  # False: it changed hands; leave it
 
     def break_lock(self, env: str, lock_id: str) -> LockInfo:
         key = _lock_key(env)
@@ -291,7 +332,7 @@ class ObjectStateStore:
                 holder, ttl = self._lease(current, key)
                 if holder.id == info.id:  # our create went through, its answer was lost and retried
                     return _Hold(info, key, current.etag, self.lock_ttl, time.monotonic())
-                if self.objects.now() > current.modified + timedelta(seconds=ttl):
+                if self.objects.now() > current.modified + timedelta(seconds=ttl + CLOCK_SLACK):
                     etag = self.objects.replace(key, data, current.etag)  # take over an expired lease
                     if etag is not None:
                         return _Hold(info, key, etag, self.lock_ttl, time.monotonic())
@@ -376,14 +417,22 @@ class ObjectStateStore:
 
     # --- append-only folders -------------------------------------------------------------
 
-    def _append(self, folder: str, render: Callable[[int], bytes]) -> int:
+    def _append(self, folder: str, render: Callable[[int], bytes], *, start: int = 0) -> int:
+        seq = start  # the number to try; 0: list the folder to find it
         for attempt in _attempts(f"append to {self.objects.describe(folder)}"):
-            seq = len(self._seqs(folder)) + 1
+            seq = seq or len(self._seqs(folder)) + 1
             key, data = folder + _entry_name(seq), render(seq)
             if self.objects.create(key, data) is None:
                 current = self.objects.get(key)
-                if current is None or current.data != data:
-                    attempt.lost()  # another writer took this number: re-list, take the next
+                if current is None:  # refused, then gone: list again after a pause
+                    seq = 0
+                    attempt.lost()
+                    continue
+                if current.data != data:
+                    # Another writer took this number, so the next one is free or being raced
+                    # for now: try it at once. Backing off here starves a writer (the more it
+                    # loses, the longer it sleeps, the more it loses) until it gives up.
+                    seq += 1
                     continue
             self._documents[key] = data  # ours (a retried create whose answer was lost, too)
             return seq
@@ -450,7 +499,8 @@ def _seqs_of(folder: str, keys: list[str], describe: Callable[[str], str]) -> li
 
 def _holder_alive(info: LockInfo, age: float, ttl: float) -> bool:
     """Whether a lease's holder still runs: on this host, its process says; elsewhere, a
-    renewal within half the time to live (two missed heartbeats) says."""
+    renewal within half the time to live (two missed heartbeats, give or take the store's
+    whole-second timestamps) says."""
     if info.host == socket.gethostname():
         try:
             os.kill(info.pid, 0)
@@ -459,7 +509,7 @@ def _holder_alive(info: LockInfo, age: float, ttl: float) -> bool:
         except OSError:
             return True
         return True
-    return age < ttl / 2
+    return age < ttl / 2 + CLOCK_SLACK
 
 
 def _lock_key(env: str) -> str:

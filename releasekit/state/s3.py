@@ -210,8 +210,9 @@ class S3Objects:
         if isinstance(
             exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
         ):
+            # The endpoint botocore resolved: state.endpoint_url, AWS_ENDPOINT_URL_S3 or AWS's own.
             raise StateError(
-                f"S3 {operation} of {where}: could not reach {self.endpoint_url or 'S3'} "
+                f"S3 {operation} of {where}: could not reach {self._client.meta.endpoint_url} "
                 f"(tried {ATTEMPTS} times)",
                 hint="check the network and state.endpoint_url; nothing was written",
             ) from None
