@@ -265,7 +265,10 @@ class LocalStore:
     def register(self, record: BranchEnvironment) -> None:
         folder = self._folder("registry")
         _ensure_dir(folder)
-        _write_replacing(folder / f"{env_key(record.branch)}.json", _json_bytes(branch_to_document(record)))
+        path = folder / f"{env_key(record.branch)}.json"
+        if path.is_file():
+            _read_branch(path)  # never replace a record that does not read: StateError names it
+        _write_replacing(path, _json_bytes(branch_to_document(record)))
 
     def unregister(self, name: str) -> None:
         path = self._folder("registry", f"{env_key(name)}.json")

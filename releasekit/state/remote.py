@@ -218,6 +218,8 @@ class ObjectStateStore:
             current = self.objects.get(key)
             if current is not None and current.data == data:
                 return
+            if current is not None:
+                _branch(current, self.objects.describe(key))  # never replace what does not read
             written = (
                 self.objects.create(key, data)
                 if current is None

@@ -54,3 +54,22 @@ def test_a_corrupt_registry_record_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="registry"):
         store.branches()
     assert path.read_text() == "{not json"  # never overwritten
+
+
+def test_a_record_that_does_not_read_is_never_replaced(store: StateStore) -> None:
+    store.register(RECORD)
+    key = next(key for key in store.object_keys() if key.startswith("registry/"))
+    _overwrite(store, key, b'{"format": "releasekit.registry/9"}')
+    with pytest.raises(StateError, match="registry"):
+        store.register(dataclasses.replace(RECORD, pinned=True))
+    assert store.read_object(key) == b'{"format": "releasekit.registry/9"}'
+
+
+def _overwrite(store: StateStore, key: str, data: bytes) -> None:
+    """Damage a document behind the store's back, as a bad hand edit would."""
+    if isinstance(store, LocalStore):
+        (store.root / key).write_bytes(data)
+    else:
+        objects = store.objects  # type: ignore[attr-defined]
+        stored = objects.get(key)
+        assert objects.replace(key, data, stored.etag) is not None
