@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,15 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(repo: Path, *args: str, timeout: float = 180) -> Run:
+def run_cli(repo: Path, *args: str, timeout: float = 180, env: Mapping[str, str] | None = None) -> Run:
+    """The command in `repo`; `env` adds variables to cli_env() (RELEASEKIT_STATE_URL, AWS_*)."""
     started = time.monotonic()
     result = subprocess.run(
-        [RELEASEKIT, *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=cli_env()
+        [RELEASEKIT, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**cli_env(), **(env or {})},
     )
     return Run(result.returncode, result.stdout, result.stderr, time.monotonic() - started)

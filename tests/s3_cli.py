@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from cli_runs import RELEASEKIT, Run, cli_env
+from cli_runs import RELEASEKIT, Run, cli_env, run_cli
 from s3_support import Bucket
 
 GIVE_UP_SECONDS = 120.0  # a holder whose test died stops on its own
@@ -35,16 +35,7 @@ def s3_env(bucket: Bucket, *, state_url: bool = True) -> dict[str, str]:
 
 
 def run_s3(repo: Path, bucket: Bucket, *args: str, state_url: bool = True, timeout: float = 180) -> Run:
-    started = time.monotonic()
-    result = subprocess.run(
-        [RELEASEKIT, *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=s3_env(bucket, state_url=state_url),
-    )
-    run = Run(result.returncode, result.stdout, result.stderr, time.monotonic() - started)
+    run = run_cli(repo, *args, timeout=timeout, env=s3_env(bucket, state_url=state_url))
     print(f"releasekit {' '.join(args)} in {repo.name}: exit {run.code} in {run.seconds:.2f} s")
     assert "hit a bug" not in run.stderr, run.text()  # exit 3 with a crash log
     return run

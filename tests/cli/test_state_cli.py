@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from cli_runs import RELEASEKIT, Run, cli_env, run_cli
+from cli_runs import Run, run_cli
 from filelock import FileLock
 from projects import make_repo
 from s3_support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Bucket
@@ -26,17 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 def rk(repo: Path, *args: str, env: Mapping[str, str] | None = None) -> Run:
-    """`run_cli` with extra environment variables (RELEASEKIT_STATE_URL, which it strips)."""
-    started = time.monotonic()
-    result = subprocess.run(
-        [RELEASEKIT, *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**cli_env(), **(env or {})},
-    )
-    return Run(result.returncode, result.stdout, result.stderr, time.monotonic() - started)
+    return run_cli(repo, *args, env=env)
 
 
 def said(run: Run) -> str:
