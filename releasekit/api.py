@@ -7,15 +7,21 @@ run raises a `releasekit.errors.ReleasekitError`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from releasekit import __version__
 from releasekit.checks.codec import to_dict
 from releasekit.checks.report import CHECK_ORDER, CheckName, CheckReport, CheckResult
 from releasekit.checks.run import CheckRequest, lint_files, run_checks
+from releasekit.ci import DEFAULT_PYTHON
+from releasekit.ci.comment import CommentResult, post_comment, read_body
+from releasekit.ci.context import ci_context
+from releasekit.ci.init import CiInitResult, init_ci
 from releasekit.config.loader import find_root, load_config
 from releasekit.config.model import ProjectConfig
 from releasekit.config.scaffold import InitResult, init_project
@@ -50,6 +56,8 @@ from releasekit.workspace import Workspace
 __all__ = [
     "BranchStatus",
     "CheckReport",
+    "CiInitResult",
+    "CommentResult",
     "DeployResult",
     "DoctorReport",
     "DownResult",
@@ -66,9 +74,12 @@ __all__ = [
     "UpResult",
     "Workspace",
     "check",
+    "ci_comment",
+    "ci_init",
     "deploy",
     "doctor",
     "env_down",
+    "env_down_if_up",
     "env_gc",
     "env_list",
     "env_up",
@@ -439,3 +450,53 @@ def doctor(
         return load_config(root, environ=environ, overrides=overrides)
 
     return diagnose(load)
+
+
+# --- CI: workflow files, the pull-request comment, teardown of what may not exist --------------
+
+
+def ci_init(
+    platform: str,
+    start: Path | None = None,
+    *,
+    force: bool = False,
+    python_version: str = DEFAULT_PYTHON,
+    environ: Mapping[str, str] | None = None,
+) -> CiInitResult:
+    """Write releasekit's CI files for `platform` (github or gitlab) into the repository,
+    filled in from its configuration. Refuses, writing nothing, when any of them exists,
+    unless `force`."""
+    environ = os.environ if environ is None else environ
+    repo = GitRepo((start or Path.cwd()).resolve())
+    config = load_config(find_root((start or Path.cwd()).resolve()), environ=environ)
+    if config.root != repo.root:
+        raise ConfigError(
+            f"releasekit.yml is in {config.root}, not at the top of the repository ({repo.root}), "
+            "where CI jobs start",
+            hint="move releasekit.yml to the repository's top (its dbt.project_dir can point anywhere)",
+        )
+    context = ci_context(config, version=__version__, python_version=python_version, environ=environ)
+    return init_ci(repo.root, platform, context, force=force)
+
+
+def ci_comment(path: Path, *, environ: Mapping[str, str] | None = None) -> CommentResult:
+    """Post the Markdown in `path` as the pull (or merge) request's releasekit comment,
+    replacing the one an earlier run posted. The CI job's variables say where."""
+    return post_comment(read_body(path), os.environ if environ is None else environ)
+
+
+def env_down_if_up(
+    workspace: Workspace,
+    branch: str | None = None,
+    *,
+    wait: float = BRANCH_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+) -> DownResult | None:
+    """`env_down`, except that a branch with no environment is no error but None: a pull
+    request closed before its check brought one up. A declared environment's branch is
+    still refused."""
+    branch = workspace.current_branch() if branch is None else branch
+    _refuse_declared(workspace, branch)
+    if workspace.store.branch(branch) is None:
+        return None
+    return env_down(workspace, branch, wait=wait, on_wait=on_wait)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from releasekit.cli.session import session
+from releasekit.cli.session import CONSOLE, session
 
 
 @click.group("env")
@@ -26,13 +26,19 @@ def up(ctx: click.Context, branch: str | None, pin: bool) -> None:
 
 @env.command("down")
 @click.argument("branch", required=False)
+@click.option("--missing-ok", is_flag=True, help="No environment to drop is no error (a PR closed early).")
 @click.pass_context
-def down(ctx: click.Context, branch: str | None) -> None:
+def down(ctx: click.Context, branch: str | None, missing_ok: bool) -> None:
     """Drop BRANCH's environment (default: the current branch's). Never a declared one."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.env_down(api.env_down(workspace, branch, on_wait=reporter.waiting))
+        drop = api.env_down_if_up if missing_ok else api.env_down
+        result = drop(workspace, branch, on_wait=reporter.waiting)
+        if result is None:
+            CONSOLE.print(f"{branch or 'this branch'}: no branch environment, nothing to drop.", markup=False)
+        else:
+            reporter.env_down(result)
 
 
 @env.command("list")

@@ -14,6 +14,7 @@ import click
 from releasekit import __version__
 from releasekit.cli.check import check as check_command
 from releasekit.cli.check import lint as lint_command
+from releasekit.cli.ci import ci as ci_group
 from releasekit.cli.env import env as env_group
 from releasekit.cli.errors import Exit, handled
 from releasekit.cli.hooks import hooks as hooks_group
@@ -162,6 +163,7 @@ cli.add_command(env_group)
 cli.add_command(hooks_group)
 cli.add_command(state_group)
 cli.add_command(doctor_command)
+cli.add_command(ci_group)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,135 @@
+"""The rendered CI files: valid for GitHub and GitLab by their own schemas (check-jsonschema
+ships them, so this runs offline), and safe: untrusted text never reaches a script except
+as a quoted variable, no pull_request_target, least permissions job by job."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+from _ci_support import GITHUB_WORKFLOWS, initialised_repo, load, triggers
+
+from releasekit import api
+from releasekit.ci import comment
+from releasekit.ci.templates import render, yaml_scalar
+from releasekit.reporting import markdown
+
+CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))
+# Values a pull request's author chooses: they must never be expanded into a script.
+UNTRUSTED = re.compile(r"github\.head_ref|github\.event\.pull_request\.(title|body|head\.(ref|label))")
+GITLAB_UNTRUSTED = re.compile(
+    r"\$\{?CI_(MERGE_REQUEST_SOURCE_BRANCH_NAME|MERGE_REQUEST_TITLE|COMMIT_REF_NAME)"
+)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = initialised_repo(tmp_path_factory.mktemp("ci") / "repo")
+    api.ci_init("github", root)
+    api.ci_init("gitlab", root)
+    return root
+
+
+def workflows(repo: Path) -> list[Path]:
+    return [repo / ".github" / "workflows" / name for name in GITHUB_WORKFLOWS]
+
+
+def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", schema, *map(str, paths)], capture_output=True, text=True
+    )
+
+
+def test_every_github_workflow_validates_against_the_github_workflow_schema(repo: Path) -> None:
+    result = check_jsonschema("vendor.github-workflows", *workflows(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_gitlab_files_validate_against_the_gitlab_ci_schema(repo: Path) -> None:
+    result = check_jsonschema("vendor.gitlab-ci", repo / "releasekit.gitlab-ci.yml", repo / ".gitlab-ci.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_broken_workflow(tmp_path: Path, repo: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        (repo / ".github/workflows/releasekit-pr.yml").read_text().replace("runs-on:", "run-on:")
+    )
+    assert check_jsonschema("vendor.github-workflows", broken).returncode == 1
+
+
+@pytest.mark.parametrize("name", GITHUB_WORKFLOWS)
+def test_github_workflow_is_safe(repo: Path, name: str) -> None:
+    path = repo / ".github" / "workflows" / name
+    workflow = load(path)
+    assert "pull_request_target" not in triggers(workflow)
+    assert "pull_request_target" not in yaml.safe_dump(workflow)  # anywhere but in comments
+    assert workflow["permissions"] == {}, "no permission unless a job asks for it"
+    for job_name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"{name}: job {job_name} states its permissions"
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), f"{name}: an expression inside run: in {step}"
+    for where, text in _strings(workflow):
+        if UNTRUSTED.search(text):
+            assert where[-2] == "env", f"{name}: untrusted {text!r} at {where}, outside env:"
+
+
+def test_gitlab_scripts_use_branch_names_only_inside_double_quotes(repo: Path) -> None:
+    pipeline = load(repo / "releasekit.gitlab-ci.yml")
+    lines = [
+        line
+        for job in pipeline.values()
+        if isinstance(job, dict)
+        for key in ("before_script", "script", "after_script")
+        for entry in job.get(key, [])
+        for line in entry.splitlines()
+    ]
+    used = [line for line in lines if GITLAB_UNTRUSTED.search(line)]
+    assert len(used) >= 3  # env up, check, env down
+    for line in used:
+        assert not GITLAB_UNTRUSTED.search(re.sub(r'"[^"]*"', '""', line)), f"unquoted in {line!r}"
+
+
+def test_github_promotion_jobs_are_bound_to_environments_and_never_cancelled(repo: Path) -> None:
+    promote = load(repo / ".github/workflows/releasekit-promote.yml")
+    assert promote["concurrency"] == {
+        "group": "releasekit-deploy-${{ inputs.environment }}",
+        "cancel-in-progress": False,
+    }
+    assert promote["jobs"]["promote"]["environment"] == "${{ inputs.environment }}"
+    pr = load(repo / ".github/workflows/releasekit-pr.yml")
+    assert pr["concurrency"]["cancel-in-progress"] == "${{ github.event.action != 'closed' }}"
+
+
+def test_yaml_filter_quotes_any_value_as_one_scalar() -> None:
+    hostile = 'a": b, c]\n# d\n- e: {f}'
+    assert yaml.safe_load(f"k: [{yaml_scalar(hostile)}]") == {"k": [hostile]}
+    assert yaml.safe_load(f"k: {yaml_scalar(hostile)}") == {"k": hostile}
+
+
+def test_an_undefined_name_is_an_error_not_an_empty_string() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        render("github", {"pip_spec": "releasekit"})
+
+
+def test_the_comment_marker_is_the_one_the_markdown_report_starts_with() -> None:
+    assert comment.MARKER == markdown.MARKER
+
+
+def _strings(node: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every string in a parsed YAML document, with its path of keys."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*where, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, (*where, index))
+    elif isinstance(node, str):
+        yield where, node
