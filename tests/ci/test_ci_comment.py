@@ -5,121 +5,32 @@ issue-comments and GitLab's merge-request-notes endpoints and keeps the comments
 from __future__ import annotations
 
 import json
-import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from _ci_support import FORGE_REPOSITORY, FORGE_TOKEN, Forge, serve_forge
 from cli_runs import RELEASEKIT, cli_env
 
 from releasekit import api
 from releasekit.ci.comment import MARKER, CommentError
 from releasekit.errors import ConfigError
 
-TOKEN = "s3cr3t-t0ken-value"
-PAGE = 2  # entries per page, whatever per_page asks: a few comments make several pages
-GITHUB_LIST = re.compile(r"/repos/acme/shop/issues/(\d+)/comments")
-GITHUB_ITEM = re.compile(r"/repos/acme/shop/issues/comments/(\d+)")
-GITLAB_LIST = re.compile(r"/api/v4/projects/42/merge_requests/(\d+)/notes")
-GITLAB_ITEM = re.compile(r"/api/v4/projects/42/merge_requests/(\d+)/notes/(\d+)")
-
-
-@dataclass
-class Forge:
-    url: str
-    comments: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    refuse: int | None = None  # answer every request with this status
-    next_host: str | None = None  # send next-page links to this host instead
-
-    def seed(self, *bodies: str, system: bool = False) -> None:
-        for body in bodies:
-            self.comments.append({"id": 100 + len(self.comments), "body": body, "system": system})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    forge: Forge
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def _serve(self, method: str) -> None:
-        forge, parts = self.forge, urlsplit(self.path)
-        forge.requests.append((method, self.path))
-        github = self.headers.get("Authorization") == f"Bearer {TOKEN}"
-        if forge.refuse or not (github or self.headers.get("PRIVATE-TOKEN") == TOKEN):
-            return self._json(forge.refuse or 401, {"message": "Bad credentials"})
-        listing = GITHUB_LIST.fullmatch(parts.path) or GITLAB_LIST.fullmatch(parts.path)
-        item = GITHUB_ITEM.fullmatch(parts.path) or GITLAB_ITEM.fullmatch(parts.path)
-        if listing and method == "GET":
-            return self._page(parts.path, int(parse_qs(parts.query).get("page", ["1"])[0]))
-        if listing and method == "POST":
-            forge.seed(self._body())
-            return self._json(201, self._shown(forge.comments[-1]))
-        if item and method in ("PATCH", "PUT"):
-            found = next(c for c in forge.comments if c["id"] == int(item.groups()[-1]))
-            found["body"] = self._body()
-            return self._json(200, self._shown(found))
-        return self._json(404, {"message": "Not Found"})
-
-    def _page(self, path: str, page: int) -> None:
-        entries = self.forge.comments[(page - 1) * PAGE : page * PAGE]
-        headers = {}
-        if page * PAGE < len(self.forge.comments):
-            host = self.forge.next_host or self.headers["Host"]
-            headers["Link"] = f'<http://{host}{path}?per_page=100&page={page + 1}>; rel="next"'
-        self._json(200, [self._shown(c) for c in entries], headers)
-
-    def _shown(self, comment: dict[str, Any]) -> dict[str, Any]:
-        return {**comment, "html_url": f"{self.forge.url}/comment/{comment['id']}"}
-
-    def _body(self) -> str:
-        return str(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["body"])
-
-    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+TOKEN = FORGE_TOKEN
 
 
 @pytest.fixture
 def forge() -> Iterator[Forge]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    state = Forge(f"http://127.0.0.1:{server.server_address[1]}")
-    _Handler.forge = state
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serve_forge() as served:
+        yield served
 
 
 def github_env(forge: Forge, **extra: str) -> dict[str, str]:
     return {
         "GITHUB_ACTIONS": "true",
         "GITHUB_TOKEN": TOKEN,
-        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_REPOSITORY": FORGE_REPOSITORY,
         "GITHUB_API_URL": forge.url,
         "PR_NUMBER": "7",
         **extra,

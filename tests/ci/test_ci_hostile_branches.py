@@ -9,17 +9,13 @@ A control runs the unsafe form (the expression pasted into the script) and sees 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _ci_support import load
-from cli_runs import cli_env, run_cli
+from _ci_support import load, run_step, runner_environ
+from cli_runs import run_cli
 from projects import commit, git, make_repo
 from warehouse_reads import sql, views
 
@@ -29,56 +25,23 @@ from releasekit.warehouse.naming import branch_schema
 pytestmark = pytest.mark.integration
 
 HOSTILE = ('zzz";echo${IFS}"hello";#', "feat/$(id)", "x$(touch${IFS}pwned)")
-PR_NUMBER = "7"
-_EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-_VAR_OR_DEFAULT = re.compile(r"vars\.\w+ \|\| '([^']*)'")
-
-
-def github_value(text: str, branch: str) -> str:
-    """`text` with each `${{ }}` evaluated as GitHub would for this pull request, with no
-    repository variables or secrets set. An expression it does not know fails the test."""
-
-    def evaluate(match: re.Match[str]) -> str:
-        expression = match.group(1)
-        known = {"github.head_ref": branch, "github.event.pull_request.number": PR_NUMBER}
-        if expression in known:
-            return known[expression]
-        if default := _VAR_OR_DEFAULT.fullmatch(expression):
-            return default.group(1)
-        if re.fullmatch(r"(vars|secrets)\.\w+", expression):
-            return ""
-        raise AssertionError(f"the harness does not evaluate ${{{{ {expression} }}}}")
-
-    return _EXPRESSION.sub(evaluate, text)
-
-
-def runner_env(layers: list[Mapping[str, Any] | None], branch: str, summary: Path) -> dict[str, str]:
-    env = {**cli_env(), "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    for layer in layers:
-        env.update({key: github_value(str(value), branch) for key, value in (layer or {}).items()})
-    return env
+PR_NUMBER = 7
 
 
 def run_steps(repo: Path, workflow: dict[str, Any], job: str, branch: str) -> list[str]:
-    """Run the job's `run:` steps that read the branch, as the runner would: expressions
-    evaluated, the script in a file, `bash -e FILE`, in the checkout. Returns what each
-    printed; every one must pass (the check may find problems: exit 1)."""
+    """Run the job's `run:` steps that read the branch, as the runner would (see
+    _ci_support.run_step), in the checkout. Returns what each printed; every one must pass
+    (the check may find problems: exit 1)."""
+    context = {"github": {"head_ref": branch, "event": {"pull_request": {"number": PR_NUMBER}}}}
+    environ = runner_environ(repo.parent / "runner", repo, context["github"])
     outputs = []
     steps = [s for s in workflow["jobs"][job]["steps"] if re.search(r"PR_BRANCH|head_ref", s.get("run", ""))]
     assert steps, f"job {job} has no step that reads the branch"
     for index, step in enumerate(steps):
         script = repo.parent / f"{job}-{index}.sh"
-        script.write_text(github_value(step["run"], branch))
-        layers = [workflow.get("env"), workflow["jobs"][job].get("env"), step.get("env")]
-        env = runner_env(layers, branch, repo.parent / "summary.md")
-        done = subprocess.run(
-            ["bash", "-e", str(script)], cwd=repo, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode in (0, 1), (
-            f"{step['name']}: exit {done.returncode}\n{done.stdout}{done.stderr}"
-        )
-        outputs.append(done.stdout + done.stderr)
+        done = run_step(workflow, job, step, repo, context, environ, script)
+        assert done.code in (0, 1), f"{done.name}: exit {done.code}\n{done.output}"
+        outputs.append(done.output)
     return outputs
 
 
