@@ -7,7 +7,6 @@ nothing here writes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from collections.abc import Sequence
@@ -26,8 +25,9 @@ from releasekit.state.codec import (
     loads,
 )
 from releasekit.state.local import LocalStore
+from releasekit.state.locking import process_alive
 from releasekit.state.objects import ObjectStore
-from releasekit.state.remote import LEASE_FORMAT, ObjectStateStore
+from releasekit.state.remote import ObjectStateStore, parse_lease
 
 ENTRY_NAME = re.compile(r"^[0-9]{8,}\.json$")  # a ledger entry's or check record's file name
 _READERS = 16
@@ -142,14 +142,7 @@ def _leases(objects: ObjectStore) -> tuple[list[HeldLock], list[str]]:
         if stored is None:
             continue  # released while we looked
         try:
-            document = _json_object(stored.data, where, "lease")
-            if document.pop("lease", None) != LEASE_FORMAT:
-                raise StateError(f"{where}: not a releasekit lease this version reads")
-            ttl = document.pop("ttl_seconds", None)
-            document.pop("renewed_at", None)
-            if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
-                raise StateError(f"{where}: ttl_seconds: should be a positive number")
-            info = holder_from_document(document, where=where)
+            info, ttl = parse_lease(stored.data, where=where)
         except StateError as exc:
             problems.append(exc.message)
             continue
@@ -189,15 +182,7 @@ def _holder_files(folder: Path) -> tuple[list[HeldLock], list[str]]:
 def _process_alive(info: LockInfo) -> bool:
     """On this host its process says; a holder on another host (a shared folder) counts as
     running, since nothing here can tell."""
-    if info.host != socket.gethostname() or os.name == "nt":
-        return True
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
+    return info.host != socket.gethostname() or process_alive(info.pid)
 
 
 def lock_words(lock: HeldLock) -> str:

@@ -54,7 +54,13 @@ from releasekit.state.codec import (
     holder_to_document,
     loads,
 )
-from releasekit.state.locking import live_holder_error, locked_error, mismatch_error, not_locked_error
+from releasekit.state.locking import (
+    live_holder_error,
+    locked_error,
+    mismatch_error,
+    not_locked_error,
+    process_alive,
+)
 
 _ENTRY_NAME = re.compile(r"^[0-9]{8,}\.json$")
 _TEMP_PREFIX = ".tmp-"
@@ -451,20 +457,8 @@ def _remove_dead_writers_temps(folder: Path) -> None:
         return
     for name in names:
         match = _TEMP_NAME.fullmatch(name)
-        if match is not None and not _process_alive(int(match["pid"])):
+        if match is not None and not process_alive(int(match["pid"])):
             (folder / name).unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name == "nt" or pid == os.getpid():
-        return True  # Windows: os.kill(pid, 0) would terminate the process; leave the file
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -58,7 +58,13 @@ from releasekit.state.codec import (
     holder_to_document,
     loads,
 )
-from releasekit.state.locking import live_holder_error, locked_error, mismatch_error, not_locked_error
+from releasekit.state.locking import (
+    live_holder_error,
+    locked_error,
+    mismatch_error,
+    not_locked_error,
+    process_alive,
+)
 from releasekit.state.objects import ObjectStore, Stored
 
 DEFAULT_LOCK_TTL = 60.0  # seconds a lease lives without renewal; renewed every quarter of it
@@ -397,22 +403,7 @@ class ObjectStateStore:
         return _json_bytes(document)
 
     def _lease(self, stored: Stored, key: str) -> tuple[LockInfo, float]:
-        where = self.objects.describe(key)
-        hint = f"if no releasekit run of this environment is going on, delete {where}"
-        try:
-            document = json.loads(stored.data)
-        except ValueError as exc:
-            raise StateError(f"{where}: unreadable lock: {exc}", hint=hint) from None
-        if not isinstance(document, dict) or document.get("lease") != LEASE_FORMAT:
-            raise StateError(f"{where}: not a releasekit lock this version reads", hint=hint)
-        ttl = document.get("ttl_seconds")
-        if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
-            raise StateError(f"{where}: ttl_seconds: should be a positive number", hint=hint)
-        document = {k: v for k, v in document.items() if k not in {"lease", "ttl_seconds", "renewed_at"}}
-        try:
-            return holder_from_document(document, where=where), float(ttl)
-        except StateError as exc:
-            raise StateError(exc.message, hint=hint) from None
+        return parse_lease(stored.data, where=self.objects.describe(key))
 
     def _where(self, env: str) -> str:
         return f"lock object {self.objects.describe(_lock_key(env))}"
@@ -499,18 +490,32 @@ def _seqs_of(folder: str, keys: list[str], describe: Callable[[str], str]) -> li
     return seqs
 
 
+def parse_lease(data: bytes, *, where: str) -> tuple[LockInfo, float]:
+    """A lease document: its holder and its time to live. StateError naming `where` when it
+    does not read, or a newer releasekit wrote it."""
+    hint = f"if no releasekit run of this environment is going on, delete {where}"
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise StateError(f"{where}: unreadable lock: {exc}", hint=hint) from None
+    if not isinstance(document, dict) or document.get("lease") != LEASE_FORMAT:
+        raise StateError(f"{where}: not a releasekit lock this version reads", hint=hint)
+    ttl = document.get("ttl_seconds")
+    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
+        raise StateError(f"{where}: ttl_seconds: should be a positive number", hint=hint)
+    document = {k: v for k, v in document.items() if k not in {"lease", "ttl_seconds", "renewed_at"}}
+    try:
+        return holder_from_document(document, where=where), float(ttl)
+    except StateError as exc:
+        raise StateError(exc.message, hint=hint) from None
+
+
 def _holder_alive(info: LockInfo, age: float, ttl: float) -> bool:
     """Whether a lease's holder still runs: on this host, its process says; elsewhere, a
     renewal within half the time to live (two missed heartbeats, give or take the store's
     whole-second timestamps) says."""
     if info.host == socket.gethostname():
-        try:
-            os.kill(info.pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
-        return True
+        return process_alive(info.pid)
     return age < ttl / 2 + CLOCK_SLACK
 
 
