@@ -23,7 +23,7 @@ from releasekit.ci.comment import CommentResult, post_comment, read_body
 from releasekit.ci.context import ci_context
 from releasekit.ci.init import CiInitResult, init_ci
 from releasekit.config.loader import find_root, load_config
-from releasekit.config.model import ProjectConfig
+from releasekit.config.model import EnvironmentConfig, ProjectConfig
 from releasekit.config.scaffold import InitResult, init_project
 from releasekit.dbtcore.profile import profile_targets
 from releasekit.dbtcore.session import NodeCallback
@@ -38,7 +38,9 @@ from releasekit.environments.branches import DownResult, UpResult, bring_up, exp
 from releasekit.errors import ConfigError, NotFoundError, ProjectError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
-from releasekit.promotion.drift import git_drift, warehouse_drift
+from releasekit.promotion.drift import git_drift, missing_branch, warehouse_drift
+from releasekit.promotion.guard import fix as promotion_fix
+from releasekit.promotion.guard import guard, unpromoted
 from releasekit.promotion.promote import PromoteRequest, PromoteResult
 from releasekit.promotion.promote import promote as run_promotion
 from releasekit.promotion.sync import SyncResult
@@ -46,6 +48,7 @@ from releasekit.promotion.sync import sync as run_sync
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
 from releasekit.state.doctor import DoctorReport, diagnose
+from releasekit.state.ledger import Hold, active_hold
 from releasekit.state.migrate import MigrationResult, migrate, switch_line
 from releasekit.state.open import open_store_at
 from releasekit.state.summary import StateSummary, summarize
@@ -63,6 +66,7 @@ __all__ = [
     "DownResult",
     "EnvironmentStatus",
     "GcResult",
+    "Hold",
     "InitResult",
     "MigrationResult",
     "NodeCallback",
@@ -125,7 +129,17 @@ def _find_dbt_project(root: Path) -> Path:
 
 
 def plan(workspace: Workspace, env: str | None = None) -> Plan:
-    return plan_deploy(workspace.target(workspace.environment(env)))
+    """What a deploy of the checkout into `env` would do. Where `deploy` would refuse it (a
+    promoted environment and a commit that is not its branch head), the plan says so in
+    its warnings and still shows what the deploy would build."""
+    environment = workspace.environment(env)
+    target = workspace.target(environment)
+    planned = plan_deploy(target)
+    problem = _unpromoted(workspace, environment, target.git_sha)
+    if problem is None:
+        return planned
+    refusal = f"`releasekit deploy {environment.name}` would refuse this commit: {problem}"
+    return dataclasses.replace(planned, warnings=(refusal, promotion_fix(environment)))
 
 
 def deploy(
@@ -133,14 +147,43 @@ def deploy(
     env: str | None = None,
     *,
     allow_dirty: bool = False,
+    force: bool = False,
+    reason: str | None = None,
     on_node: NodeCallback | None = None,
 ) -> DeployResult:
+    """Deploy the checkout into `env`. An environment with `promotes_from` takes only its
+    branch head (what was promoted into it); another commit is refused with exit 2 unless
+    `force` with a `reason`, which the release records. A deploy ends a rollback's hold."""
+    _check_force(force, reason)
     environment = workspace.environment(env)
-    return engine_deploy(workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty))
+    target = workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty)
+    forced = {}
+    if _promoted(workspace, environment):
+        forced = guard(workspace.repo.root, environment, target.git_sha, reason=reason)
+    return engine_deploy(target, forced=forced)
+
+
+def _promoted(workspace: Workspace, env: EnvironmentConfig) -> bool:
+    return workspace.is_declared(env) and env.promotes_from is not None
+
+
+def _unpromoted(workspace: Workspace, env: EnvironmentConfig, commit: str) -> str | None:
+    return unpromoted(workspace.repo.root, env, commit) if _promoted(workspace, env) else None
+
+
+def _check_force(force: bool, reason: str | None) -> None:
+    if force != bool(reason):
+        raise ConfigError(
+            "--force needs --reason, and --reason goes with --force",
+            hint='for example: --force --reason "hotfix applied by hand in prod, see INC-42"',
+        )
 
 
 def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = None) -> RollbackResult:
-    return engine_rollback(workspace.light_target(workspace.environment(env)), to)
+    """Switch `env` back to a retained release, and hold it: `sync` leaves it alone until
+    its branch brings content other than what was rolled back from."""
+    target = workspace.light_target(workspace.environment(env))
+    return engine_rollback(target, to, content_of=workspace.content_of)
 
 
 def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
@@ -163,8 +206,11 @@ class EnvironmentStatus:
     releases: int
     branch: str | None = None  # the git branch holding its desired state
     branch_head: str | None = None
-    git_drift: tuple[str, ...] = ()  # the branch points elsewhere than the deployed commit
+    git_drift: tuple[str, ...] = ()  # the branch is missing or points elsewhere than the deployed commit
     warehouse_drift: tuple[str, ...] = ()  # the schema no longer serves the live release, named
+    hold: Hold | None = None  # a rollback holds it: `sync` leaves it alone
+    # The live release's `deploy --force` record (reason, branch, commit) and who forced it.
+    forced: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def drift(self) -> bool:
@@ -183,11 +229,32 @@ def status(workspace: Workspace) -> list[EnvironmentStatus]:
             found = tuple(warehouse_drift(warehouse, env, live))
         head = resolve(root, f"refs/heads/{env.branch}") if env.branch else None
         count = len(ledger.successful_release_ids(entries))
-        drift = tuple(git_drift(root, env, live))
+        moved = git_drift(root, env, live, content_of=workspace.content_of)
+        drift = (*missing_branch(root, env, live), *moved)
         result.append(
-            EnvironmentStatus(env.name, env.schema, live, marker, count, env.branch, head, drift, found)
+            EnvironmentStatus(
+                env.name,
+                env.schema,
+                live,
+                marker,
+                count,
+                env.branch,
+                head,
+                drift,
+                found,
+                hold=active_hold(entries),
+                forced=_forced_live(entries, live),
+            )
         )
     return result
+
+
+def _forced_live(entries: list[LedgerEntry], live: LedgerEntry | None) -> Mapping[str, Any]:
+    """The `deploy --force` record of the release live now (a rollback to it included)."""
+    if live is None:
+        return {}
+    made = [e for e in entries if e.kind == "deploy" and e.release_id == live.release_id and e.forced]
+    return {**made[-1].forced, "who": made[-1].who} if made else {}
 
 
 def promote(
@@ -211,11 +278,7 @@ def promote(
             f"{dst!r} has no promotes_from, so there is nothing to promote from",
             hint=f"name the source: releasekit promote {dst} --from ENV",
         )
-    if force != bool(reason):
-        raise ConfigError(
-            "--force needs --reason, and --reason goes with --force",
-            hint='for example: --force --reason "hotfix applied by hand in prod, see INC-42"',
-        )
+    _check_force(force, reason)
     request = PromoteRequest(
         dst_env,
         workspace.config.environment(source),
@@ -227,10 +290,14 @@ def promote(
     return run_promotion(workspace, request, on_node=on_node)
 
 
-def sync(workspace: Workspace, env: str, *, on_node: NodeCallback | None = None) -> SyncResult:
+def sync(
+    workspace: Workspace, env: str, *, force: bool = False, on_node: NodeCallback | None = None
+) -> SyncResult:
     """Deploy `env`'s branch head when it differs from what `env` serves (someone merged by
-    hand, a CI job pushed). A second sync of the same commit does nothing."""
-    return run_sync(workspace, workspace.config.environment(env), on_node=on_node)
+    hand, a CI job pushed). A second sync of the same commit does nothing. After a rollback,
+    the environment is held: sync leaves it alone until its branch brings content other
+    than what was rolled back from; `force` deploys the head anyway and ends the hold."""
+    return run_sync(workspace, workspace.config.environment(env), force=force, on_node=on_node)
 
 
 def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:

@@ -18,6 +18,7 @@ from releasekit.dbtcore.profile import connection
 from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
 from releasekit.engine.runtime import Target
 from releasekit.errors import DirtyWorktreeError, GitError, NotFoundError
+from releasekit.gitops.refs import tree_of
 from releasekit.gitops.repo import GitRepo
 from releasekit.state.base import BranchEnvironment, StateStore
 from releasekit.state.open import open_store
@@ -206,6 +207,11 @@ class Workspace:
             and not path.startswith(f"{state}/")
             and (not untracked or path.endswith(_DBT_SOURCE_SUFFIXES))
         ]
+
+    def content_of(self, commit: str) -> str | None:
+        """What `commit` holds of the dbt project: the git tree id of its folder (equal ids,
+        equal project, whatever the commit's sha). None when git does not have it."""
+        return tree_of(self.repo.root, commit, self._relative(self.config.dbt_project_dir))
 
     def _relative(self, path: Path) -> str:
         try:

@@ -120,3 +120,10 @@ def commit(root: Path, message: str) -> str:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", message)
     return git(root, "rev-parse", "HEAD")
+
+
+def branch_here(root: Path, branch: str = "prod") -> str:
+    """Point an environment's branch at HEAD, as a promotion would: a promoted environment
+    (one with `promotes_from`) deploys only its branch head. Returns the commit."""
+    git(root, "branch", "-f", branch, "HEAD")
+    return git(root, "rev-parse", "HEAD")

@@ -72,15 +72,29 @@ def plan(ctx: click.Context, env: str | None, vars_: tuple[str, ...]) -> None:
 @click.argument("env", required=False)
 @click.option("--var", "vars_", multiple=True, metavar="KEY=VALUE", help="Override a dbt var.")
 @click.option("--allow-dirty", is_flag=True, help="Deploy uncommitted changes (recorded as <sha>-dirty).")
+@click.option("--force", is_flag=True, help="Deploy into a promoted environment what is not its branch head.")
+@click.option("--reason", metavar="TEXT", help="Why --force: recorded in the ledger, shown by status.")
 @click.pass_context
-def deploy(ctx: click.Context, env: str | None, vars_: tuple[str, ...], allow_dirty: bool) -> None:
-    """Build what changed, test it, switch ENV atomically, record the release."""
+def deploy(
+    ctx: click.Context,
+    env: str | None,
+    vars_: tuple[str, ...],
+    allow_dirty: bool,
+    force: bool,
+    reason: str | None,
+) -> None:
+    """Build what changed, test it, switch ENV atomically, record the release.
+
+    An environment with promotes_from (staging, prod) takes only its branch head: use
+    `releasekit promote ENV` or `releasekit sync ENV`."""
     with session(ctx, vars_) as (workspace, reporter):
         from releasekit import api
 
         name = workspace.environment(env).name
         with reporter.deploying(name) as on_node:
-            result = api.deploy(workspace, name, allow_dirty=allow_dirty, on_node=on_node)
+            result = api.deploy(
+                workspace, name, allow_dirty=allow_dirty, force=force, reason=reason, on_node=on_node
+            )
         reporter.deploy(result)
         if not result.ok:
             raise Exit(EXIT_FINDINGS)

@@ -53,15 +53,19 @@ def promote(
 
 @click.command("sync")
 @click.argument("env")
+@click.option("--force", is_flag=True, help="Deploy the branch head even though a rollback holds ENV.")
 @click.pass_context
-def sync(ctx: click.Context, env: str) -> None:
-    """Deploy ENV's branch head if ENV serves another commit (GitOps reconcile)."""
+def sync(ctx: click.Context, env: str, force: bool) -> None:
+    """Deploy ENV's branch head if ENV serves another commit (GitOps reconcile).
+
+    After `releasekit rollback ENV`, ENV is held: sync leaves it alone until its branch
+    brings a dbt project other than the one rolled back from (or --force)."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
         from releasekit.reporting.promotion import PromotionReporter
 
         with reporter.deploying(env) as on_node:
-            result = api.sync(workspace, env, on_node=on_node)
+            result = api.sync(workspace, env, force=force, on_node=on_node)
         PromotionReporter(CONSOLE).sync(result)
         if result.deployed is not None and not result.deployed.ok:
             raise Exit(EXIT_FINDINGS)

@@ -66,6 +66,8 @@ def deploy(
     graph: ProjectGraph | None = None,
     promotion: Mapping[str, Any] | None = None,
     resync: bool = False,
+    cause: str = "deploy",
+    forced: Mapping[str, Any] | None = None,
 ) -> DeployResult:
     """Deploy `target`'s project to its environment.
 
@@ -76,14 +78,16 @@ def deploy(
     promotion: what a promotion records with the release (source, gates, approvals).
     resync: switch even when nothing changed, so a schema that drifted from its release
       (a view dropped by hand) serves it whole again.
+    cause: what runs this deploy (deploy, promote, sync, sync --force), recorded when it
+      ends a rollback's hold. A held environment always switches, so the end is recorded.
+    forced: what `deploy --force --reason` let past a gate, recorded with the release.
     """
+    extra = {"promotion": dict(promotion or {}), "forced": dict(forced or {}), "cause": cause}
     with contextlib.nullcontext() if locked else target.store.lock(target.name, owner=target.who):
-        return _deploy(target, graph, dict(promotion or {}), resync)
+        return _deploy(target, graph, extra, resync)
 
 
-def _deploy(
-    target: Target, graph: ProjectGraph | None, promotion: dict[str, Any], resync: bool
-) -> DeployResult:
+def _deploy(target: Target, graph: ProjectGraph | None, extra: dict[str, Any], resync: bool) -> DeployResult:
     # The warehouse first: a busy DuckDB file fails at once, not after a parse.
     with target.warehouse() as warehouse:
         target.check_grants(warehouse)
@@ -94,15 +98,16 @@ def _deploy(
             parsed = _dbt(target).parse()
             keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
             graph, plan = parsed.graph, _plan(target, parsed.graph, warehouse)
-        if plan.is_noop and not resync:
+        held = ledger.hold_of(plan.live) is not None
+        if plan.is_noop and not resync and not held:
             return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
         warehouse.drop_relations(plan.physical_schema, plan.stale)
     results = _build(target, parsed, plan) if parsed is not None else ()
     failures = _failures(results)
     if failures:
-        result = _fail(target, plan, failures, recovered)
+        result = _fail(target, plan, failures, recovered, extra["forced"])
     else:
-        result = _switch(target, plan, recovered, promotion)
+        result = _switch(target, plan, recovered, extra)
     return dataclasses.replace(result, results=results, graph=graph)
 
 
@@ -145,7 +150,11 @@ def _failures(results: Sequence[NodeResult]) -> tuple[Failure, ...]:
 
 
 def _fail(
-    target: Target, plan: Plan, failures: tuple[Failure, ...], recovered: LedgerEntry | None
+    target: Target,
+    plan: Plan,
+    failures: tuple[Failure, ...],
+    recovered: LedgerEntry | None,
+    forced: dict[str, Any],
 ) -> DeployResult:
     """Nothing switches; what this attempt built is dropped so it is never reused untested."""
     with target.warehouse() as warehouse:
@@ -161,13 +170,12 @@ def _fail(
         reused=tuple(s.unique_id for s in plan.reuses),
         failures=tuple(f"{f.unique_id}: {f.status}: {f.message}" for f in failures),
         previous_release=plan.live.release_id if plan.live else None,
+        forced=forced,
     )
     return DeployResult(plan, "failed", release_id, failures, recovered)
 
 
-def _switch(
-    target: Target, plan: Plan, recovered: LedgerEntry | None, promotion: dict[str, Any]
-) -> DeployResult:
+def _switch(target: Target, plan: Plan, recovered: LedgerEntry | None, extra: dict[str, Any]) -> DeployResult:
     release_id = _next_id(target)
     fields = dict(
         params=plan.params,
@@ -175,7 +183,9 @@ def _switch(
         built=tuple(s.unique_id for s in plan.builds),
         reused=tuple(s.unique_id for s in plan.reuses),
         previous_release=plan.live.release_id if plan.live else None,
-        promotion=promotion,
+        promotion=extra["promotion"],
+        forced=extra["forced"],
+        hold=_lift(plan.live, extra["cause"]),
     )
     target.record("deploy", "switching", release_id, **fields)
     with target.warehouse() as warehouse:
@@ -183,6 +193,21 @@ def _switch(
         switch(target, warehouse, plan.models, previous, release_id, target.git_sha)
     target.record("deploy", "succeeded", release_id, **fields)
     return DeployResult(plan, "succeeded", release_id, recovered=recovered)
+
+
+def _lift(live: LedgerEntry | None, cause: str) -> dict[str, Any]:
+    """The record that this release ends the hold the live rollback set, if it set one."""
+    hold = ledger.hold_of(live)
+    if hold is None:
+        return {}
+    return {
+        "action": "lift",
+        "by": cause,
+        "held_release": hold.to_release,
+        "held_by": hold.who,
+        "held_at": hold.at,
+        "from_release": hold.from_release,
+    }
 
 
 def _next_id(target: Target) -> int:

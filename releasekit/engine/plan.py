@@ -53,6 +53,8 @@ class Plan:
     views_added: tuple[str, ...] = ()
     views_switched: tuple[str, ...] = ()
     views_dropped: tuple[str, ...] = field(default=())
+    # What a deploy of this plan would meet before building (a gate that refuses it).
+    warnings: tuple[str, ...] = ()
 
     @property
     def builds(self) -> tuple[ModelStep, ...]:

@@ -1,8 +1,16 @@
-"""rollback ENV: switch back to a retained earlier release. Nothing is built."""
+"""rollback ENV: switch back to a retained earlier release. Nothing is built.
+
+A rollback holds the environment: the rollback entry records what it rolled back from (the
+commit and its content), and `sync` leaves the environment alone while its branch brings
+nothing else, so the next sync does not redeploy what was just rolled back. A rollback of a
+held environment keeps what the hold already covered. The next deploy ends the hold.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from releasekit.engine.runtime import Target, live_entry, reconcile, switch
 from releasekit.errors import NotFoundError
@@ -17,9 +25,16 @@ class RollbackResult:
     to_release: int
     git_sha: str
     views: int
+    hold: ledger.Hold | None = None
 
 
-def rollback(target: Target, to: int | None = None) -> RollbackResult:
+Content = Callable[[str], str | None]  # a commit's content (its dbt project's git tree), if known
+
+
+def rollback(target: Target, to: int | None = None, *, content_of: Content | None = None) -> RollbackResult:
+    """Switch `target` back to release `to` (default: the one before live). `content_of`
+    tells the hold what the rolled-back commit holds; without it, the hold covers the
+    commit alone."""
     with target.store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
         target.check_grants(warehouse)
         reconcile(target, warehouse)
@@ -39,11 +54,36 @@ def rollback(target: Target, to: int | None = None) -> RollbackResult:
                 f"{len(missing)} physical relation(s) are gone (e.g. {sorted(missing)[0]})",
                 hint="pick a more recent release with `releasekit releases`, or redeploy its commit",
             )
-        fields = dict(params=release.params, models=release.models, previous_release=live.release_id)
+        hold = _hold(entries, live, content_of)
+        fields = dict(
+            params=release.params, models=release.models, previous_release=live.release_id, hold=hold
+        )
         target.record("rollback", "switching", wanted, git_sha=release.git_sha, **fields)
         switch(target, warehouse, release.models, live.models, wanted, release.git_sha)
-        target.record("rollback", "succeeded", wanted, git_sha=release.git_sha, **fields)
-        return RollbackResult(target.name, live.release_id, wanted, release.git_sha, len(release.models))
+        done = target.record("rollback", "succeeded", wanted, git_sha=release.git_sha, **fields)
+        return RollbackResult(
+            target.name, live.release_id, wanted, release.git_sha, len(release.models), ledger.hold_of(done)
+        )
+
+
+def _hold(entries: list[LedgerEntry], live: LedgerEntry, content_of: Content | None) -> dict[str, Any]:
+    """What the rollback holds the environment against: the commit it rolls back from and
+    its content, plus whatever an earlier hold still in force covered. A commit deployed
+    with uncommitted changes has no known content: only its sha is held."""
+    earlier = ledger.active_hold(entries)
+    commits = list(earlier.commits) if earlier else []
+    contents = list(earlier.contents) if earlier else []
+    commit = live.git_sha
+    content = None if content_of is None or commit.endswith("-dirty") else content_of(commit)
+    commits += [commit] if commit not in commits else []
+    contents += [content] if content is not None and content not in contents else []
+    return {
+        "action": "hold",
+        "from_release": live.release_id,
+        "from_commit": commit,
+        "commits": commits,
+        "contents": contents,
+    }
 
 
 def _release_entry(entries: list[LedgerEntry], release_id: int) -> LedgerEntry:

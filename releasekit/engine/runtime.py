@@ -153,6 +153,8 @@ def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
         reused=pending.reused,
         previous_release=pending.previous_release,
         promotion=pending.promotion,
+        forced=pending.forced,
+        hold=pending.hold,
         note="recovered after an interrupted run: the switch had "
         + ("committed" if committed else "not committed"),
     )

@@ -7,24 +7,45 @@ or a view was dropped, repointed or added by hand.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from releasekit.config.model import EnvironmentConfig
 from releasekit.gitops.refs import branch_head
 from releasekit.state.base import LedgerEntry
+from releasekit.state.ledger import hold_of
 from releasekit.warehouse.base import Warehouse
 
+Content = Callable[[str], str | None]  # a commit's content (its dbt project's git tree)
 
-def git_drift(root: Path, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
+
+def git_drift(
+    root: Path, env: EnvironmentConfig, live: LedgerEntry | None, *, content_of: Content | None = None
+) -> list[str]:
+    """The branch points elsewhere than the commit the live release serves. A rollback's
+    hold explains a branch still at (the content of) what was rolled back from: no drift.
+    A missing branch is no drift here (a promotion creates it): see `missing_branch`."""
     if env.branch is None or live is None:
         return []
     head = branch_head(root, env.branch)
     deployed = live.git_sha.removesuffix("-dirty")
-    if head is None:  # deployed directly, never promoted: no desired state to differ from
+    if head is None or head == deployed:
         return []
-    if head != deployed:
-        return [f"branch {env.branch} is at {head[:12]}, release {live.release_id} serves {deployed[:12]}"]
-    return []
+    hold = hold_of(live)
+    if hold is not None and hold.covers(head, content_of(head) if content_of else None):
+        return []
+    return [f"branch {env.branch} is at {head[:12]}, release {live.release_id} serves {deployed[:12]}"]
+
+
+def missing_branch(root: Path, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
+    """The environment serves a release while its branch (its desired state) does not
+    exist, here or as the remote's copy: what it serves was never promoted."""
+    if env.branch is None or live is None or branch_head(root, env.branch) is not None:
+        return []
+    return [
+        f"branch {env.branch} does not exist, release {live.release_id} serves {live.git_sha[:12]}"
+        " (deployed without a promotion)"
+    ]
 
 
 def warehouse_drift(warehouse: Warehouse, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:

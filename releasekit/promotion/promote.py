@@ -170,7 +170,7 @@ def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry)
     # DST's branch already at the promoted commit is no drift: a promotion of that commit
     # was interrupted after moving it, and this one finishes it.
     if dst.branch is None or branch_head(workspace.repo.root, dst.branch) != src_live.git_sha:
-        drift += git_drift(workspace.repo.root, dst, dst_live)
+        drift += git_drift(workspace.repo.root, dst, dst_live, content_of=workspace.content_of)
     given = GateInputs(
         dst=dst,
         src=request.src,
@@ -235,7 +235,7 @@ def _deploy(
         target = workspace.target_at(dst, tree, commit, on_node=on_node)
         graph = stored_graph(workspace.store, commit, dst.target, dst.vars)
         # Forced past drift: switch even if nothing changed, so DST serves its release whole again.
-        return deploy(target, locked=True, graph=graph, promotion=record, resync=resync)
+        return deploy(target, locked=True, graph=graph, promotion=record, resync=resync, cause="promote")
 
 
 def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> Plan:

@@ -2,6 +2,11 @@
 its head differs from the commit ENV serves (someone merged by hand, a CI job pushed),
 deploy the head, from a temporary worktree, under ENV's lock. Idempotent: a second sync of
 the same commit finds nothing to do.
+
+A rollback holds ENV (like GitOps controllers that suspend automatic sync after a manual
+rollback): while the branch head brings only what was rolled back from (the same commit,
+or another with the same dbt project tree: an empty commit, a rebase), sync leaves ENV
+alone and says so. A head with different content, or `--force`, deploys and ends the hold.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from releasekit.config.model import EnvironmentConfig
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.graphs import stored_graph
-from releasekit.engine.runtime import live_entry
+from releasekit.engine.runtime import live_entry, reconcile
 from releasekit.errors import GitError, ReleasekitError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.worktree import worktree_at
+from releasekit.state.ledger import Hold, hold_of, pending_switch
 from releasekit.workspace import Workspace
 
 
@@ -25,14 +31,18 @@ class SyncResult:
     branch: str
     head: str
     deployed_before: str | None  # the commit the environment served before
-    deployed: DeployResult | None  # None: it already served the head
+    deployed: DeployResult | None  # None: it already served the head, or a hold kept it
+    hold: Hold | None = None  # the rollback's hold in force when sync looked
+    held: bool = False  # the hold kept sync from deploying the head
 
     @property
     def changed(self) -> bool:
         return self.deployed is not None and self.deployed.release_id is not None
 
 
-def sync(workspace: Workspace, env: EnvironmentConfig, *, on_node: NodeCallback | None = None) -> SyncResult:
+def sync(
+    workspace: Workspace, env: EnvironmentConfig, *, force: bool = False, on_node: NodeCallback | None = None
+) -> SyncResult:
     if env.branch is None:
         raise ReleasekitError(
             f"environment {env.name!r} names no git branch to sync from",
@@ -45,11 +55,30 @@ def sync(workspace: Workspace, env: EnvironmentConfig, *, on_node: NodeCallback 
             f"branch {env.branch!r} of environment {env.name!r} does not exist in this clone",
             hint=f"fetch it (git fetch origin {env.branch}:{env.branch}) or promote into {env.name} first",
         )
-    live = live_entry(workspace.store.entries(env.name))
-    before = live.git_sha if live else None
-    if before == head:
-        return SyncResult(env.name, env.branch, head, before, None)
-    with worktree_at(root, head) as tree:
-        target = workspace.target_at(env, tree, head, on_node=on_node)
-        graph = stored_graph(workspace.store, head, env.target, env.vars)
-        return SyncResult(env.name, env.branch, head, before, deploy(target, graph=graph))
+    # Deciding and deploying under one hold of the lock: a rollback cannot slip in between.
+    with workspace.store.lock(env.name, owner=workspace.repo.user()):
+        _settle(workspace, env)
+        live = live_entry(workspace.store.entries(env.name))
+        before = live.git_sha if live else None
+        hold = hold_of(live)
+        result = SyncResult(env.name, env.branch, head, before, None, hold)
+        if hold is not None and not force and hold.covers(head, workspace.content_of(head)):
+            return SyncResult(env.name, env.branch, head, before, None, hold, held=True)
+        if before == head and (hold is None or not force):
+            return result
+        cause = "sync --force" if force and hold is not None else "sync"
+        with worktree_at(root, head) as tree:
+            target = workspace.target_at(env, tree, head, on_node=on_node)
+            graph = stored_graph(workspace.store, head, env.target, env.vars)
+            deployed = deploy(target, locked=True, graph=graph, cause=cause)
+        return SyncResult(env.name, env.branch, head, before, deployed, hold)
+
+
+def _settle(workspace: Workspace, env: EnvironmentConfig) -> None:
+    """Settle a switch a killed run announced (a rollback's, say) before reading the hold.
+    Only then is the warehouse opened: a sync with nothing to do never touches it."""
+    if pending_switch(workspace.store.entries(env.name)) is None:
+        return
+    target = workspace.light_target(env)
+    with target.warehouse() as warehouse:
+        reconcile(target, warehouse)

@@ -18,7 +18,7 @@ from releasekit.gitops.repo import GitRepo
 from releasekit.quickstart.demo import DEMO_CHANGE, DEMO_VAR, DemoProject, write_demo_project
 
 FEATURE_BRANCH = "feature/revenue-on-placement"
-# prod leaves the shop's test accounts out of its numbers; dev and staging keep them.
+# staging and prod leave the shop's test accounts out of their numbers; dev keeps them.
 ENV_VARS = {"dev": "true", "staging": "false", "prod": "false"}
 
 
@@ -55,14 +55,16 @@ def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
         "Deploy dev",
         "Every model is built once into rk__physical, tested, then dev's views switch to it.",
     )
-    _deploy(
+    _promote(
         workspace,
-        "prod",
+        "staging",
         narrator,
         3,
-        "Deploy prod",
-        f"prod sets {DEMO_VAR}=false. Models that don't read it have the fingerprints dev built: "
-        "reused, not rebuilt. Only the var's readers and their descendants are built.",
+        "Promote dev's release to staging",
+        f"`releasekit promote staging` moves the commit dev serves into staging's branch and deploys "
+        f"it with staging's parameters: staging sets {DEMO_VAR}=false. Models that don't read it have "
+        "the fingerprints dev built: reused, not rebuilt. Only the var's readers and their "
+        "descendants are built. (prod takes only what is promoted into it, from staging.)",
     )
     _change_on_branch(repo, root, narrator)
     narrator.chapter(
@@ -81,7 +83,7 @@ def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
         6,
         "Deploy the change to dev",
         "dev takes the tables the check built and tested in the branch environment: their "
-        "fingerprints are equal, so nothing is built twice. prod is untouched.",
+        "fingerprints are equal, so nothing is built twice. staging and prod are untouched.",
     )
     narrator.plan(api.plan(workspace, "dev"))
     changed = api.deploy(workspace, "dev")
@@ -138,6 +140,17 @@ def _deploy(
     narrator.deploy(result)
     if not result.ok:
         raise ReleasekitError(f"the quickstart's deploy of {env} failed; see the failures above")
+    return result
+
+
+def _promote(
+    workspace: api.Workspace, env: str, narrator: Narrator, number: int, title: str, text: str
+) -> api.DeployResult:
+    narrator.chapter(number, title, text)
+    result = api.promote(workspace, env).deployed
+    if result is None or not result.ok:
+        raise ReleasekitError(f"the quickstart's promotion to {env} failed; see the failures above")
+    narrator.deploy(result)
     return result
 
 

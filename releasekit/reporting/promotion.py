@@ -43,6 +43,17 @@ class PromotionReporter:
             self.console.print("no remote configured (or --no-push): nothing pushed", style="dim")
 
     def sync(self, result: SyncResult) -> None:
+        hold = result.hold
+        if result.held and hold is not None:
+            self.console.print(
+                f"[yellow]{result.env} is held:[/] rolled back from release {hold.from_release} "
+                f"({short(hold.from_commit)}) to {hold.to_release} by {hold.who.split(' <')[0]} at "
+                f"{hold.at.replace('T', ' ')[:16]}; {result.branch}'s head {short(result.head)} brings no "
+                f"other dbt project, so nothing was deployed. `releasekit sync {result.env} --force` "
+                "deploys it anyway.",
+                highlight=False,
+            )
+            return
         if result.deployed is None:
             self.console.print(
                 f"[green]{result.env} is in sync:[/] it serves {result.branch}'s head {short(result.head)}.",
@@ -55,3 +66,5 @@ class PromotionReporter:
             highlight=False,
         )
         self.terminal.deploy(result.deployed)
+        if hold is not None and result.deployed.outcome == "succeeded":
+            self.console.print(f"{result.env}'s hold (rollback to release {hold.to_release}) has ended.")

@@ -47,6 +47,8 @@ class TerminalReporter:
             + (f"{len(plan.retests)} to test again, " if plan.retests else "")
             + f"{len(plan.reuses) - len(plan.retests)} to reuse"
         )
+        for warning in plan.warnings:
+            self.console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         self.console.print(self._steps_table(plan))
         self._views(plan)
 
@@ -134,6 +136,14 @@ class TerminalReporter:
             f"release {result.to_release} (commit {short(result.git_sha)}): "
             f"{result.views} views switched, nothing built."
         )
+        if result.hold is not None:
+            self.console.print(
+                f"{result.env} is held: `releasekit sync {result.env}` leaves it alone until its branch "
+                f"brings a dbt project other than commit {short(result.hold.from_commit)}'s "
+                f"(`sync {result.env} --force` to deploy it anyway); a deploy or promotion of "
+                f"{result.env} ends the hold.",
+                highlight=False,
+            )
 
     def releases(self, env: str, entries: Sequence[LedgerEntry]) -> None:
         if not entries:
@@ -187,13 +197,13 @@ class TerminalReporter:
                 short(live.git_sha) if live else "-",
                 live.at.replace("T", " ")[:16] if live else "-",
                 branch,
-                "[yellow]drift[/]" if s.git_drift else "[green]in sync[/]",
+                _git_cell(s),
                 "[red]drift[/]" if s.warehouse_drift else "[green]in sync[/]",
             )
         self.console.print(table)
         for s in statuses:
-            for found in (*s.git_drift, *s.warehouse_drift):
-                self.console.print(f"  {s.env}: {found}", highlight=False)
+            for found in (*s.git_drift, *s.warehouse_drift, *_notes(s)):
+                self.console.print(f"  {s.env}: {escape(found)}", highlight=False)
 
     def gc(self, results: Sequence[GcResult]) -> None:
         for r in results:
@@ -281,19 +291,20 @@ class TerminalReporter:
             f"{len(result.feature_built)} model(s) ({', '.join(result.feature_built)}); everything "
             f"else was reused, and dev reused the check's tables ({len(result.dev_built)} built).\n"
             f"  project:   {root}\n"
-            f"  warehouse: {result.demo.database_path} (schemas dev, prod: views; rk__physical: tables)\n"
+            f"  warehouse: {result.demo.database_path} (schemas dev, staging: views; rk__physical: tables)\n"
             f"  ledger:    {result.state_path}\n\n"
             "Try next:\n"
             f"  cd {root}\n"
             "  releasekit releases dev        # the ledger: deploys, the rollback\n"
+            "  releasekit status              # dev is held: sync leaves a rollback alone\n"
             "  releasekit env list            # the branch environment the check brought up\n"
             "  git switch feature/revenue-on-placement && releasekit check --markdown check.md\n"
             "  releasekit rollback dev --to 2 # back to the change, in one atomic switch\n"
-            "  releasekit promote staging     # dev's release into staging, reusing tested tables\n"
-            "  releasekit plan prod           # what a deploy of the branch to prod would build\n"
+            "  releasekit promote prod        # staging's release into prod: same parameters, nothing built\n"
+            "  releasekit promote staging --dry-run  # staging's gates, and what promoting dev would build\n"
             "  releasekit gc --dry-run        # physical tables no retained release needs\n"
             "  python -c \"import duckdb; print(duckdb.connect('warehouse.duckdb')"
-            ".sql('select * from prod.revenue_daily limit 5'))\""
+            ".sql('select * from staging.revenue_daily limit 5'))\""
         )
 
     def init(self, result: InitResult) -> None:
@@ -302,6 +313,31 @@ class TerminalReporter:
         self.console.print(
             "Next: commit these files, then run `releasekit plan dev` and `releasekit deploy dev`."
         )
+
+
+def _git_cell(status: EnvironmentStatus) -> str:
+    if status.git_drift:
+        return "[yellow]drift[/]"
+    return "[yellow]held[/]" if status.hold else "[green]in sync[/]"
+
+
+def _notes(status: EnvironmentStatus) -> list[str]:
+    """What the live release owes to a forced deploy, and a rollback's hold."""
+    notes = []
+    forced = status.forced
+    if forced:
+        who = str(forced.get("who", "?")).split(" <")[0]
+        commit = short(str(forced.get("commit", "")))
+        notes.append(f"forced deploy of {commit} by {who}: {forced.get('reason')}")
+    hold = status.hold
+    if hold is not None:
+        notes.append(
+            f"held since {hold.at.replace('T', ' ')[:16]} by {hold.who.split(' <')[0]}: rolled back from "
+            f"release {hold.from_release} ({short(hold.from_commit)}) to release {hold.to_release}; "
+            f"`releasekit sync {status.env}` leaves it alone until {status.branch or 'its branch'} brings "
+            f"another dbt project (or --force); a deploy or promotion ends the hold"
+        )
+    return notes
 
 
 def _settled(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:

@@ -52,6 +52,12 @@ class LedgerEntry:
     # A promotion's record: source environment and release, gates passed, approvals,
     # the git branch update and tag. Empty for a plain deploy.
     promotion: Mapping[str, Any] = field(default_factory=dict)
+    # A deploy let past a promoted environment's gate by `deploy --force --reason`: the
+    # reason, the environment's branch and where it pointed. Empty otherwise.
+    forced: Mapping[str, Any] = field(default_factory=dict)
+    # A rollback holds the environment against `sync` ({"action": "hold", ...}); the deploy
+    # that ends a hold says so ({"action": "lift", ...}). Empty otherwise.
+    hold: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the environment's ledger; assigned by the store on append
 
 

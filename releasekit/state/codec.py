@@ -35,6 +35,7 @@ KEEP_HINT = "restore it from a backup or move it aside; releasekit never overwri
 _ENTRY_KEYS = frozenset(
     {"format", "env", "seq", "release_id", "kind", "outcome", "git_sha", "who", "at", "params"}
     | {"models", "built", "reused", "failures", "previous_release", "physical_schema", "note", "promotion"}
+    | {"forced", "hold"}
 )
 _MODEL_KEYS = frozenset({"unique_id", "name", "fingerprint", "relation", "inputs"})
 
@@ -80,6 +81,8 @@ def entry_to_document(entry: LedgerEntry) -> dict[str, Any]:
         "note": entry.note,
         # Written only when present, so a plain deploy's document reads as before.
         **({"promotion": dict(entry.promotion)} if entry.promotion else {}),
+        **({"forced": dict(entry.forced)} if entry.forced else {}),
+        **({"hold": dict(entry.hold)} if entry.hold else {}),
     }
 
 
@@ -105,6 +108,8 @@ def entry_from_document(document: Mapping[str, Any], *, where: str) -> LedgerEnt
         physical_schema=fields.get("physical_schema", str),
         note=fields.get("note", str),
         promotion=fields.get("promotion", dict) if "promotion" in document else {},
+        forced=fields.get("forced", dict) if "forced" in document else {},
+        hold=fields.get("hold", dict) if "hold" in document else {},
     )
 
 

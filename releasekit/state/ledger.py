@@ -157,3 +157,50 @@ def _no_target(entries: Sequence[LedgerEntry], problem: str, targets: list[int])
 
 def _env_label(entries: Sequence[LedgerEntry]) -> str:
     return f"environment {entries[0].env!r}" if entries else "the environment (empty ledger)"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A rollback's hold on its environment: `sync` leaves the environment alone while its
+    branch brings only content already rolled back from. The live rollback entry holds it;
+    the next successful deploy of the environment ends it."""
+
+    env: str
+    who: str
+    at: str  # ISO 8601, UTC
+    from_release: int  # live when the rollback ran
+    from_commit: str
+    to_release: int  # what the rollback switched to
+    to_commit: str
+    commits: tuple[str, ...]  # commits rolled back from while the hold lasted
+    contents: tuple[str, ...]  # their content (git tree of the dbt project), where known
+
+    def covers(self, commit: str, content: str | None) -> bool:
+        """`commit` (whose content is `content`) brings nothing new: it was rolled back from."""
+        return commit in self.commits or (content is not None and content in self.contents)
+
+
+def active_hold(entries: Sequence[LedgerEntry]) -> Hold | None:
+    """The hold of the rollback that made the live release live, if it set one."""
+    for entry in reversed(entries):
+        if entry.outcome == "succeeded":
+            return hold_of(entry)
+    return None
+
+
+def hold_of(entry: LedgerEntry | None) -> Hold | None:
+    """The hold `entry` set: a rollback entry's, else None."""
+    if entry is None or entry.kind != "rollback" or entry.hold.get("action") != "hold":
+        return None
+    record = entry.hold
+    return Hold(
+        env=entry.env,
+        who=entry.who,
+        at=entry.at,
+        from_release=int(record.get("from_release", entry.previous_release or 0)),
+        from_commit=str(record.get("from_commit", "")),
+        to_release=entry.release_id,
+        to_commit=entry.git_sha,
+        commits=tuple(str(c) for c in record.get("commits", ())),
+        contents=tuple(str(c) for c in record.get("contents", ())),
+    )

@@ -137,12 +137,13 @@ def test_deploy_branch_promote_rollback_over_s3_from_two_clones(tmp_path: Path, 
     assert (
         live
         == {
-            "dev": ("1", first[:7], f"main {second[:7]}", "drift", "in sync"),  # main moved on
+            "dev": ("1", first[:7], f"main {second[:7]}", "held", "in sync"),  # rolled back: held
             "staging": ("1", first[:7], f"staging {first[:7]}", "in sync", "in sync"),
             "prod": ("-", "-", "prod", "in sync", "in sync"),
         }
     ), status.stdout
-    assert f"dev: branch main is at {second[:12]}, release 1 serves {first[:12]}" in status.stdout
+    assert "dev: held since" in status.stdout
+    assert f"rolled back from release 2 ({second[:7]})" in status.stdout
 
     # Nothing of the state is local: only dbt's caches and logs.
     assert local_state(job1) <= LOCAL_ONLY and local_state(job2) <= LOCAL_ONLY

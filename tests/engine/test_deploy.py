@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from deploy_support import Ran, deploy, names
-from projects import BASE_FILES, commit, make_repo, write_files
+from projects import BASE_FILES, branch_here, commit, make_repo, write_files
 from warehouse_reads import marker, physical, relations, sql, views
 
 from releasekit import api
@@ -54,6 +54,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     workspace = Workspace.open(repo)
     dev, dev_ran = deploy(workspace, "dev")
     dev_views = views(repo, "dev")
+    branch_here(repo, "prod")
     prod, prod_ran = deploy(workspace, "prod")
     sha = workspace.repo.head_sha()
     return Shop(repo, workspace, sha, dev, dev_ran, prod, prod_ran, dev_views, views(repo, "prod"))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, git, write_files
+from projects import BASE_FILES, branch_here, commit, git, write_files
 
 from releasekit import api
 from releasekit.errors import ConfigError
@@ -33,6 +33,7 @@ def test_init_then_deploy_works_with_a_single_target_profile(tmp_path: Path) -> 
     assert {"releasekit.yml", "dev.yml", "staging.yml", "prod.yml", ".gitignore"} <= names
     assert ".releasekit/" in (root / ".gitignore").read_text()
     commit(root, "releasekit config")
+    branch_here(root, "prod")  # prod deploys only its branch head (promotes_from: staging)
     deployed = subprocess.run([RELEASEKIT, "deploy", "prod"], cwd=root, capture_output=True, text=True)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "prod is now release 1" in deployed.stdout

@@ -28,7 +28,7 @@ import psycopg2.extensions
 import pytest
 from deploy_support import Ran, deploy, names
 from postgres_support import PHYSICAL, Pg, connect, fresh_database, postgres_profile
-from projects import BASE_FILES, ENV_FILES, commit, git, make_repo, write_files
+from projects import BASE_FILES, ENV_FILES, branch_here, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
@@ -122,6 +122,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         workspace = at.workspace()
         dev, dev_ran = deploy(workspace, "dev")
         dev_views = at.pg.views("dev")
+        branch_here(at.repo, "prod")
         prod, prod_ran = deploy(workspace, "prod")
         sha = workspace.repo.head_sha()
         yield Shop(at, sha, dev, dev_ran, prod, prod_ran, dev_views, at.pg.views("prod"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, ENV_FILES, commit, make_repo, write_files
+from projects import BASE_FILES, ENV_FILES, branch_here, commit, make_repo, write_files
 from warehouse_reads import every_view_selects, marker, physical, sql, views
 
 from releasekit import api
@@ -217,6 +217,7 @@ def retention_1(tmp_path_factory: pytest.TempPathFactory) -> Released:
     dev_views = {}
     assert api.deploy(workspace, "dev").release_id == 1
     dev_views[1] = views(repo, "dev")
+    branch_here(repo, "prod")
     assert api.deploy(workspace, "prod").release_id == 1
     for release_id, name in ((2, "rob"), (3, "tom")):
         shas[release_id] = rename_customer(repo, name)

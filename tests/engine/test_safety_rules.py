@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, make_repo, write_files
+from projects import BASE_FILES, branch_here, commit, make_repo, write_files
 from warehouse_reads import physical
 
 from releasekit import api
@@ -42,6 +42,7 @@ def test_gc_refuses_to_run_on_an_empty_ledger(deployed: Path) -> None:
 
 def test_gc_keeps_releases_of_an_environment_no_longer_declared(deployed: Path) -> None:
     workspace = api.Workspace.open(deployed)
+    branch_here(deployed, "prod")
     assert api.deploy(workspace, "prod").ok
     prod_relations = {v.relation for v in api.releases(workspace, "prod")[-1].models.values()}
     (deployed / "environments" / "prod.yml").unlink()

@@ -40,10 +40,10 @@ def test_the_promotion_it_suggests_works_and_builds_nothing(
     demo: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     root, result = demo
-    assert "releasekit promote staging" in result.stdout
-    promoted = subprocess.run([RELEASEKIT, "promote", "staging"], cwd=root, capture_output=True, text=True)
+    assert "releasekit promote prod" in result.stdout
+    promoted = subprocess.run([RELEASEKIT, "promote", "prod"], cwd=root, capture_output=True, text=True)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-    assert "staging is now release 1" in promoted.stdout and "built 0" in promoted.stdout
+    assert "prod is now release 1" in promoted.stdout and "built 0" in promoted.stdout
 
 
 def test_the_check_built_only_the_change_and_dev_reused_what_it_built(
@@ -67,13 +67,14 @@ def test_the_check_built_only_the_change_and_dev_reused_what_it_built(
     assert "PASSED" in result.stdout and "revenue_is_paid_for" not in result.stdout
 
 
-def test_prod_reused_what_its_parameters_do_not_change(
+def test_staging_reused_what_its_parameters_do_not_change(
     demo: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     root, _ = demo
-    prod = [e for e in LocalStore(root / ".releasekit").entries("prod") if e.outcome == "succeeded"]
-    assert len(prod) == 1 and prod[0].reused and prod[0].built
-    built = {prod[0].models[uid].name for uid in prod[0].built}
+    staging = [e for e in LocalStore(root / ".releasekit").entries("staging") if e.outcome == "succeeded"]
+    assert len(staging) == 1 and staging[0].reused and staging[0].built
+    assert staging[0].promotion["from"] == "dev"
+    built = {staging[0].models[uid].name for uid in staging[0].built}
     assert built == {"customers", "revenue_daily"}  # the var's readers
 
 
@@ -85,7 +86,7 @@ def test_dev_was_rolled_back_and_serves_release_one(
     assert entries[-1].kind == "rollback" and entries[-1].outcome == "succeeded"
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         marker = con.execute("select release_id from dev._releasekit_release").fetchone()
-        orders = con.execute("select count(*) from prod.orders").fetchone()
+        orders = con.execute("select count(*) from staging.orders").fetchone()
     assert marker == (1,)
     assert orders is not None and orders[0] > 0
 

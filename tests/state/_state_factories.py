@@ -64,6 +64,8 @@ def full_entry(env: str = "prod") -> LedgerEntry:
         previous_release=6,
         physical_schema="rk__physical",
         note="rolled back: late data — ünïcode ok",
+        forced={"reason": "hotfix, INC-42", "branch": "prod", "branch_head": None, "commit": "b" * 40},
+        hold={"action": "hold", "from_release": 6, "from_commit": "d" * 40, "commits": ["d" * 40]},
     )
 
 

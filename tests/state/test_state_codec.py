@@ -44,6 +44,17 @@ def test_round_trip_of_defaults() -> None:
     assert loads(dumps(entry), where=WHERE) == entry
 
 
+def test_forced_and_hold_are_written_only_when_set_and_older_documents_read() -> None:
+    plain = entry_to_document(make_entry())
+    assert "forced" not in plain and "hold" not in plain  # a plain deploy's document as before
+    entry = loads(json.dumps(plain).encode(), where=WHERE)
+    assert entry.forced == {} and entry.hold == {}
+    doc = entry_to_document(full_entry())
+    assert doc["forced"]["reason"] == "hotfix, INC-42" and doc["hold"]["action"] == "hold"
+    with pytest.raises(StateError, match="hold: should be dict"):
+        load(document(hold=["held"]))
+
+
 def test_document_names_its_format_and_environment() -> None:
     doc = json.loads(dumps(full_entry(env="feature/x")))
     assert doc["format"] == LEDGER_FORMAT == "releasekit.ledger/1"
@@ -80,7 +91,10 @@ def test_unknown_format() -> None:
         load(document(format="something/1"))
 
 
-@pytest.mark.parametrize("field", sorted(set(document()) - {"format"}))
+OPTIONAL = {"promotion", "forced", "hold"}  # written only when set: documents without them read
+
+
+@pytest.mark.parametrize("field", sorted(set(document()) - {"format"} - OPTIONAL))
 def test_missing_field_names_file_and_field(field: str) -> None:
     doc = document()
     del doc[field]
