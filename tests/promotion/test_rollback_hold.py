@@ -99,6 +99,14 @@ def test_an_explicit_deploy_ends_the_hold(held: Path) -> None:
     assert [s.hold for s in api.status(Workspace.open(held)) if s.env == "dev"] == [None]
 
 
+def test_a_deploy_of_what_the_held_environment_serves_switches_to_record_the_end(held: Path) -> None:
+    git(held, "switch", "-q", "--detach", "main~1")  # the commit dev was rolled back to
+    deployed = api.deploy(Workspace.open(held), "dev")
+    assert deployed.plan.is_noop and deployed.outcome == "succeeded" and deployed.release_id == 3
+    assert entries(held)[-1].hold["by"] == "deploy"
+    assert api.deploy(Workspace.open(held), "dev").outcome == "noop"  # no hold: nothing to record
+
+
 def test_a_promotion_into_a_held_environment_goes_through_and_ends_the_hold(held: Path) -> None:
     bad = git(held, "rev-parse", "main")
     assert api.promote(Workspace.open(held), "staging").commit != bad  # staging: dev's release 1
@@ -116,3 +124,14 @@ def test_a_promotion_into_a_held_environment_goes_through_and_ends_the_hold(held
     assert drift.passed and not drift.forced
     last = entries(held, "staging")[-1]
     assert (last.git_sha, last.hold["action"], last.hold["by"]) == (new, "lift", "promote")
+
+
+def test_a_second_rollback_keeps_holding_against_what_the_first_rolled_back_from(held: Path) -> None:
+    assert api.sync(Workspace.open(held), "dev", force=True).changed  # release 3: the bad commit again
+    worse = change_revenue(held, "worse")
+    assert api.sync(Workspace.open(held), "dev").changed  # release 4
+    api.rollback(Workspace.open(held), "dev")  # to 3, held against "worse"
+    api.rollback(Workspace.open(held), "dev", to=2)  # from 3 ("bad"), still held against "worse"
+    synced = api.sync(Workspace.open(held), "dev")
+    assert synced.held and synced.head == worse and synced.hold is not None
+    assert synced.hold.commits[-2:] == (worse, git(held, "rev-parse", "main~1"))
