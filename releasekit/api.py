@@ -139,7 +139,7 @@ def plan(workspace: Workspace, env: str | None = None) -> Plan:
     if problem is None:
         return planned
     refusal = f"`releasekit deploy {environment.name}` would refuse this commit: {problem}"
-    return dataclasses.replace(planned, warnings=(refusal, promotion_fix(environment)))
+    return dataclasses.replace(planned, warnings=(f"{refusal}\n  hint: {promotion_fix(environment)}",))
 
 
 def deploy(
