@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_runs import run_cli
-from projects import BASE_FILES, commit, git, make_repo, write_files
+from projects import BASE_FILES, branch_here, commit, git, make_repo, write_files
 from test_promote import FILES
 
 from releasekit import api
@@ -84,3 +84,18 @@ def test_force_needs_a_reason_and_the_forced_deploy_is_recorded_and_shown(repo: 
     said = " ".join(status.stdout.split())
     assert f"forced deploy of {sha[:7]} by Test User: hotfix for INC-9" in said
     assert "branch prod does not exist" in said
+
+
+def test_a_clone_with_only_the_remotes_copy_of_the_branch_takes_its_head(tmp_path: Path) -> None:
+    origin = make_repo(tmp_path / "origin", FILES)
+    promoted = branch_here(origin, "prod")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))  # a CI runner: main, and origin/prod
+    assert git(clone, "branch", "--list", "prod") == ""
+    git(clone, "config", "user.name", "CI")
+    git(clone, "config", "user.email", "ci@example.com")
+    prod = Workspace.open(clone).config.environment("prod")
+    assert unpromoted(clone, prod, promoted) is None
+    write_files(clone, {"models/revenue.sql": BASE_FILES["models/revenue.sql"] + "-- v2\n"})
+    problem = unpromoted(clone, prod, commit(clone, "v2"))
+    assert problem is not None and f"branch prod is at {promoted[:12]}" in problem
