@@ -150,7 +150,7 @@ class TerminalReporter:
             self.console.print(f"No releases recorded for {env} yet.")
             return
         table = Table(title=f"Ledger of {env}", header_style="bold")
-        for column in ("#", "release", "kind", "outcome", "at", "commit", "built", "reused", "who"):
+        for column in ("#", "release", "kind", "outcome", "at", "commit", "built", "reused", "who", "notes"):
             table.add_column(column)
         for e in _settled(entries):
             colour = {"succeeded": "green", "failed": "red"}.get(e.outcome, "yellow")
@@ -164,6 +164,7 @@ class TerminalReporter:
                 str(len(e.built)),
                 str(len(e.reused)),
                 e.who.split(" <")[0],
+                escape(_entry_notes(e)),
             )
         self.console.print(table)
 
@@ -313,6 +314,17 @@ class TerminalReporter:
         self.console.print(
             "Next: commit these files, then run `releasekit plan dev` and `releasekit deploy dev`."
         )
+
+
+def _entry_notes(entry: LedgerEntry) -> str:
+    """A forced deploy, a rollback's hold, or the deploy that ended one."""
+    notes = ["forced"] if entry.forced else []
+    action = entry.hold.get("action")
+    if action == "hold":
+        notes.append("holds sync")
+    elif action == "lift":
+        notes.append(f"ends hold ({entry.hold.get('by')})")
+    return ", ".join(notes)
 
 
 def _git_cell(status: EnvironmentStatus) -> str:

@@ -60,6 +60,7 @@ def test_sync_after_a_rollback_leaves_the_environment_alone_and_says_so(held: Pa
     assert dev.git_drift == ()  # the hold explains why main is ahead of what dev serves
     status = " ".join(run_cli(held, "status").stdout.split())
     assert "held since" in status and "rolled back from release 2" in status
+    assert "holds sync" in run_cli(held, "releases", "dev").stdout
 
 
 def test_a_commit_with_the_same_project_does_not_lift_the_hold(held: Path) -> None:
