@@ -38,9 +38,12 @@ def git_drift(
 
 
 def missing_branch(root: Path, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
-    """The environment serves a release while its branch (its desired state) does not
-    exist, here or as the remote's copy: what it serves was never promoted."""
-    if env.branch is None or live is None or branch_head(root, env.branch) is not None:
+    """A promoted environment (one with `promotes_from`) serves a release while its branch
+    (its desired state) does not exist, here or as the remote's copy: what it serves was
+    never promoted. (A branch environment whose branch is gone is `env gc`'s business.)"""
+    if env.promotes_from is None or env.branch is None or live is None:
+        return []
+    if branch_head(root, env.branch) is not None:
         return []
     return [
         f"branch {env.branch} does not exist, release {live.release_id} serves {live.git_sha[:12]}"
