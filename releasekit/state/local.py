@@ -9,6 +9,8 @@ Layout under the root:
                                      holder that was killed; the next holder replaces it)
     registry/<env-key>.json          a branch environment's record, replaced atomically
     checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
+    contents/<tree-key>/00000001.json  the same records again, by the content they verified
+                                     (the dbt project's git tree id), for promotion gates
     artifacts/<name-key>             files releases leave for later runs (parsed graphs)
 
 An entry is written to a temp file, fsynced, then hard-linked to its final name: `link`
@@ -111,10 +113,16 @@ class LocalStore:
         with self._appending(folder):
             return _append_locked(folder, entry)
 
-    # --- check records: checks/<sha-key>/<seq>.json, append-only like the ledger
+    # --- check records: checks/<sha-key>/<seq>.json and contents/<tree-key>/<seq>.json,
+    # append-only like the ledger
 
     def record_check(self, record: CheckRecord) -> CheckRecord:
-        folder = self._folder("checks", env_key(record.git_sha))
+        stored = self._append_check(self._folder("checks", env_key(record.git_sha)), record)
+        if record.content is not None:  # after the commit's own: an index never names a lost record
+            self._append_check(self._folder("contents", env_key(record.content)), record)
+        return stored
+
+    def _append_check(self, folder: Path, record: CheckRecord) -> CheckRecord:
         with self._appending(folder):
             _remove_temp_files(folder)
             stored = replace(record, seq=len(_entry_seqs(folder)) + 1)
@@ -122,7 +130,12 @@ class LocalStore:
             return stored
 
     def checks(self, git_sha: str) -> list[CheckRecord]:
-        folder = self._folder("checks", env_key(git_sha))
+        return self._read_checks(self._folder("checks", env_key(git_sha)))
+
+    def checks_with_content(self, content: str) -> list[CheckRecord]:
+        return self._read_checks(self._folder("contents", env_key(content)))
+
+    def _read_checks(self, folder: Path) -> list[CheckRecord]:
         if not folder.is_dir():
             return []
         records = []
