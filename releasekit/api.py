@@ -338,7 +338,8 @@ def check(
     """Lint, build and test, logic tests, impact and diff of a branch (default: the current
     one) in its branch environment, which is brought up first if it is not; against `base`
     (default: the environment the branch environment came from). The outcome is recorded
-    in the state store against the commit, for promotion gates."""
+    in the state store against the commit, with what it covered and the content it verified
+    (the dbt project's git tree), for promotion gates."""
     branch = workspace.current_branch() if env is None else env
     _refuse_declared(workspace, branch)
     record = workspace.store.branch(branch)
@@ -346,7 +347,8 @@ def check(
         record = env_up(workspace, branch, on_wait=on_wait).record
     base_env = workspace.config.environment(base or record.base)
     request = CheckRequest(workspace.branch_environment(record), base_env, frozenset(only), lint_all)
-    report = run_checks(workspace, request, on_node=on_node, on_step=on_step)
+    run = run_checks(workspace, request, on_node=on_node, on_step=on_step)
+    report = run.report
     workspace.store.record_check(
         CheckRecord(
             git_sha=report.git_sha,
@@ -359,6 +361,9 @@ def check(
             who=workspace.repo.user(),
             at=report.started_at,
             report=to_dict(report),
+            ran=run.ran,
+            skipped={name: str(reason) for name, reason in run.skipped.items()},
+            content=run.content,
         )
     )
     return report

@@ -122,6 +122,15 @@ def load_config(
     return _project_config(root, settings, environments)
 
 
+def environments_folder(root: Path) -> Path:
+    """Where releasekit.yml under `root` keeps the environment files (its `environments_dir`,
+    else the default). An unreadable releasekit.yml gives the default: `load_config` then
+    reports what is wrong with it."""
+    problems: list[Problem] = []
+    document = _read_document(root / CONFIG_FILE, root, "releasekit", problems) or {}
+    return _resolve(root, document.get("environments_dir", DEFAULT_ENVIRONMENTS_DIR))
+
+
 # --- reading and validating files -------------------------------------------------------
 
 
