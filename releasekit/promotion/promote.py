@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from releasekit.config.model import EnvironmentConfig
+from releasekit.config.model import EnvironmentConfig, PromotionPolicy
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
 from releasekit.engine.graphs import stored_graph
@@ -167,19 +167,30 @@ def _promotable(workspace: Workspace, src: EnvironmentConfig) -> LedgerEntry:
     return live
 
 
-def _rules(workspace: Workspace, dst: EnvironmentConfig, src_live: LedgerEntry) -> EnvironmentConfig:
+@dataclass(frozen=True)
+class _Rules:
+    dst: EnvironmentConfig  # DST with each promotion rule at its strictest
+    read_from: tuple[str, ...]  # where they were read, for a refusal
+
+    @property
+    def promotion(self) -> PromotionPolicy:
+        return self.dst.promotion
+
+
+def _rules(workspace: Workspace, dst: EnvironmentConfig, src_live: LedgerEntry) -> _Rules:
     """DST with its promotion rules at their strictest over the checked-out configuration,
     DST's deployed commit and the promoted commit."""
     dst_live = live_entry(workspace.store.entries(dst.name))
     commits = [(f"{dst.name}'s deployed commit", dst_live.git_sha)] if dst_live is not None else []
     commits.append(("the promoted commit", src_live.git_sha))
     declared = declared_at(workspace.repo.root, workspace.config.root, dst.name, commits)
-    return strictest(dst, declared)
+    return _Rules(strictest(dst, declared), ("your checkout", *(d.where for d in declared)))
 
 
 def _gates(
-    workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry, dst: EnvironmentConfig
+    workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry, rules: _Rules
 ) -> tuple[Gate, ...]:
+    dst = rules.dst
     dst_live = live_entry(workspace.store.entries(dst.name))
     with workspace.light_target(dst).warehouse() as warehouse:
         drift = warehouse_drift(warehouse, dst, dst_live)
@@ -208,7 +219,10 @@ def _gates(
     if refused:
         reasons = "\n  ".join(f"{g.name}: {g.detail}" for g in refused)
         what = f"promotion of {request.src.name} release {src_live.release_id} to {dst.name}"
-        raise PromotionRefused(f"{what} refused; nothing changed:\n  {reasons}")
+        where = ", ".join(rules.read_from)
+        raise PromotionRefused(
+            f"{what} refused; nothing changed:\n  {reasons}\n  ({dst.name}'s rules: the strictest of {where})"
+        )
     return gates
 
 

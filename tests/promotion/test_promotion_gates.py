@@ -124,6 +124,10 @@ def test_a_promoted_commit_cannot_lower_the_destinations_gates(tmp_path: Path) -
     message = str(refused.value)
     assert "staging needs 1 approval(s), has 0" in message
     assert "requires a passing `releasekit check`" in message
+    assert (
+        f"staging's rules: the strictest of your checkout, staging's deployed commit {first.commit[:12]}"
+        in message
+    )
 
 
 def test_the_promoted_commits_stricter_gates_apply_whatever_the_checkout_says(tmp_path: Path) -> None:
