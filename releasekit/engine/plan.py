@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from releasekit.engine.fingerprint import Fingerprint, tests_digest
+from releasekit.engine.names import check_view_names
 from releasekit.graph import Node, ProjectGraph
 from releasekit.state.base import LedgerEntry, ModelVersion
 from releasekit.warehouse.naming import physical_name
@@ -106,6 +107,7 @@ class PlanInputs:
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
     material = [node for node in graph.in_dag_order() if node.is_material]
+    check_view_names(material, project=graph.project_name)  # before anything is built
     steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
     models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
     stale = tuple(s.relation for s in steps if s.action == "build" and s.relation in given.existing)
