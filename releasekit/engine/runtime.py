@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -165,9 +165,12 @@ def switch(
     previous: Mapping[str, ModelVersion],
     release_id: int,
     git_sha: str,
+    *,
+    also_drop: Collection[str] = (),
 ) -> None:
+    """`also_drop`: views of releasekit's kind the schema holds and no release has (drift)."""
     views = {version.name: version.relation for version in models.values()}
-    dropped = {version.name for version in previous.values()} - set(views)
+    dropped = ({version.name for version in previous.values()} | set(also_drop)) - set(views)
     warehouse.switch(
         target.env.schema,
         views,
