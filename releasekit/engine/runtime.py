@@ -11,6 +11,7 @@ from typing import Any
 
 from releasekit.config.model import Connection, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject
+from releasekit.engine.drift import warehouse_drift
 from releasekit.errors import ConfigError, WarehouseBusyError
 from releasekit.state import ledger
 from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome, StateStore
@@ -142,6 +143,8 @@ def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
         return None
     marker = warehouse.read_marker(target.env.schema)
     committed = marker is not None and marker.release_id == pending.release_id
+    if committed and pending.kind == "repair":  # its release was live before: the marker alone cannot tell
+        committed = not warehouse_drift(warehouse, target.env, pending)
     return target.record(
         pending.kind,
         "succeeded" if committed else "abandoned",

@@ -8,6 +8,7 @@ dev is deployed once per module into a template repository; each test works on a
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -135,3 +136,23 @@ def test_status_and_doctor_look_at_branch_environments_too(repo: Path) -> None:
     assert "repaired" in ok(repo, "deploy", BRANCH)
     assert "revenue" in views(repo, schema)
     assert "in sync" in ok(repo, "status")
+
+
+def test_a_repair_killed_before_its_switch_is_settled_as_abandoned_and_done_again(repo: Path) -> None:
+    sql(repo, "drop view dev.orders")
+    store = Workspace.open(repo).store
+    live = api.releases(Workspace.open(repo), "dev")[-1]
+    # What a repair killed between its announcement and its switch leaves in the ledger;
+    # the marker already named release 1, so only the views can tell it never committed.
+    store.append(dataclasses.replace(live, kind="repair", outcome="switching", note="repaired: ..."))
+
+    out = ok(repo, "deploy", "dev")
+    assert "dev repaired: release 1" in out
+    kinds = [(e.kind, e.outcome) for e in api.releases(Workspace.open(repo), "dev")[-4:]]
+    assert kinds == [
+        ("repair", "switching"),
+        ("repair", "abandoned"),
+        ("repair", "switching"),
+        ("repair", "succeeded"),
+    ]
+    assert "orders" in views(repo, "dev")
