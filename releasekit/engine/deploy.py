@@ -65,7 +65,8 @@ def plan_deploy(target: Target, *, graph: ProjectGraph | None = None) -> Plan:
     `graph`: an earlier parse of this commit with these parameters (see `deploy`)."""
     graph = graph if graph is not None else _dbt(target).parse().graph
     with target.warehouse() as warehouse:
-        return _plan(target, graph, warehouse)
+        plan = _plan(target, graph, warehouse)
+        return dataclasses.replace(plan, repairs=warehouse_drift(warehouse, target.env, plan.live).problems)
 
 
 def deploy(

@@ -54,6 +54,7 @@ class Plan:
     views_added: tuple[str, ...] = ()
     views_switched: tuple[str, ...] = ()
     views_dropped: tuple[str, ...] = field(default=())
+    repairs: tuple[str, ...] = ()  # how the schema drifted from the live release: a deploy repairs it
 
     @property
     def builds(self) -> tuple[ModelStep, ...]:

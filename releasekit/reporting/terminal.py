@@ -77,6 +77,8 @@ class TerminalReporter:
             if names
         ]
         self.console.print(f"Views in [cyan]{plan.schema}[/]: " + ("; ".join(said) or "unchanged"))
+        for problem in plan.repairs:
+            self.console.print(f"  [yellow]to repair[/] {escape(problem)}", highlight=False)
 
     def deploying(self, env: str) -> AbstractContextManager[NodeCallback]:
         """A live status line while releasekit parses and dbt builds and tests."""

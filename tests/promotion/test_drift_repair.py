@@ -75,6 +75,7 @@ def test_a_view_dropped_by_hand_is_reported_and_deploy_puts_it_back(repo: Path) 
     doctor = said(failing(repo, "doctor"))
     assert "✘ warehouse dev: schema dev no longer serves its live release whole" in doctor
     assert "missing view(s) in dev: orders" in doctor and "releasekit deploy dev" in doctor
+    assert "to repair missing view(s) in dev: orders" in ok(repo, "plan", "dev")
 
     out = ok(repo, "deploy", "dev")
     assert "dev repaired: release 1 switched in again whole" in out and "nothing built" in out
