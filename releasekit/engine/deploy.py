@@ -113,8 +113,7 @@ def _deploy(
         repair_only = plan.is_noop and not resync
         if repair_only and not drift:
             return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
-        if not repair_only:
-            warehouse.drop_relations(plan.physical_schema, plan.stale)
+        warehouse.drop_relations(plan.physical_schema, plan.stale)
     if repair_only:
         return dataclasses.replace(_repair(target, plan, drift, recovered), graph=graph)
     results = _build(target, parsed, plan) if parsed is not None else ()
@@ -145,6 +144,7 @@ def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
         existing=warehouse.relations(target.physical_schema),
         verified=ledger_view.verified,
         elsewhere=ledger_view.elsewhere,
+        max_name_bytes=warehouse.capabilities.max_identifier_bytes,
     )
     return make_plan(graph, prints, inputs)
 

@@ -7,7 +7,9 @@ Refused at plan time, before anything is built or recorded:
   apart, but releasekit refuses them on every warehouse, so a project serves the same
   views wherever it runs;
 - releasekit's own names in an environment's schema: its release marker view
-  `_releasekit_release`, and every name starting with `_releasekit` (kept for it).
+  `_releasekit_release`, and every name starting with `_releasekit` (kept for it);
+- names longer than the warehouse keeps (PostgreSQL cuts identifiers at 63 bytes, so the
+  view would silently get another name, perhaps another view's).
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ from releasekit.warehouse.base import MARKER_VIEW
 RESERVED_PREFIX = "_releasekit"  # the marker view's, and any view releasekit may add
 
 
-def check_view_names(nodes: Iterable[Node], *, project: str = "") -> None:
-    """ProjectError naming the first clash or reserved name among the served nodes
-    (`project`: the root package, left unnamed in messages)."""
+def check_view_names(nodes: Iterable[Node], *, project: str = "", max_bytes: int | None = None) -> None:
+    """ProjectError naming the first clash, reserved or too long name among the served
+    nodes (`project`: the root package, left unnamed in messages; `max_bytes`: the
+    warehouse's identifier limit, None for none)."""
     seen: dict[str, Node] = {}
     for node in nodes:
         key = node.name.lower()
+        size = len(node.name.encode())
+        if max_bytes is not None and size > max_bytes:
+            raise ProjectError(
+                f"{_describe(node, project)}: its view name is {size} bytes, and the warehouse cuts "
+                f"names at {max_bytes} bytes, so the view would silently get another name",
+                hint=f"rename the {node.resource_type} to at most {max_bytes} bytes",
+            )
         if key.startswith(RESERVED_PREFIX):
             raise ProjectError(
                 f"{_describe(node, project)}: names starting with {RESERVED_PREFIX!r} are releasekit's "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_runs import run_cli
+from postgres_support import Pg, fresh_database, postgres_profile
 from projects import commit, make_repo, write_files
 from warehouse_reads import relations
 
@@ -58,3 +59,34 @@ def test_a_model_named_like_releasekit_s_own_views_is_refused_before_building(
     (repo / "models" / f"{name}.sql").rename(repo / "models" / "release_notes.sql")
     commit(repo, "renamed")
     assert run_cli(repo, "deploy", "dev").code == 0
+
+
+LONG = "daily_revenue_by_customer_segment_and_region_with_rolling_windows"  # 65 bytes
+
+
+def test_a_view_name_longer_than_postgresql_keeps_is_refused_there_before_building(
+    tmp_path: Path,
+) -> None:
+    assert len(LONG.encode()) == 65
+    with fresh_database() as database:
+        repo = make_repo(
+            tmp_path / "repo", {f"models/{LONG}.sql": "select 1 as id\n"}, profile=postgres_profile(database)
+        )
+        run = run_cli(repo, "deploy", "dev")
+        assert run.code == 2, run.text()
+        error = " ".join(run.stderr.split())
+        assert f"model {LONG!r} (models/{LONG}.sql): its view name is 65 bytes" in error, run.text()
+        assert "cuts names at 63 bytes" in error and "at most 63 bytes" in error, run.text()
+        nothing_done(repo)
+        pg = Pg(database)
+        try:
+            assert "rk__physical" not in pg.schemas()
+        finally:
+            pg.close()
+
+
+def test_duckdb_keeps_long_view_names(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {f"models/{LONG}.sql": "select 1 as id\n"})
+    run = run_cli(repo, "plan", "dev")
+    assert run.code == 0, run.text()
+    assert LONG in run.stdout
