@@ -35,17 +35,17 @@ from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
-from releasekit.errors import ConfigError, NotFoundError, ProjectError
+from releasekit.errors import ConfigError, NotFoundError, ProjectError, ReleasekitError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
-from releasekit.promotion.drift import git_drift, warehouse_drift
+from releasekit.promotion.drift import drift_checks, every_environment, git_drift, warehouse_drift
 from releasekit.promotion.promote import PromoteRequest, PromoteResult
 from releasekit.promotion.promote import promote as run_promotion
 from releasekit.promotion.sync import SyncResult
 from releasekit.promotion.sync import sync as run_sync
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
-from releasekit.state.doctor import DoctorReport, diagnose
+from releasekit.state.doctor import Check, DoctorReport, diagnose
 from releasekit.state.migrate import MigrationResult, migrate, switch_line
 from releasekit.state.open import open_store_at
 from releasekit.state.summary import StateSummary, summarize
@@ -165,6 +165,7 @@ class EnvironmentStatus:
     branch_head: str | None = None
     git_drift: tuple[str, ...] = ()  # the branch points elsewhere than the deployed commit
     warehouse_drift: tuple[str, ...] = ()  # the schema no longer serves the live release, named
+    branch_environment: bool = False
 
     @property
     def drift(self) -> bool:
@@ -172,9 +173,11 @@ class EnvironmentStatus:
 
 
 def status(workspace: Workspace) -> list[EnvironmentStatus]:
+    """Every declared and branch environment: its live release, and whether its warehouse
+    serves it whole (marker, views, and the physical relations they read)."""
     result = []
     root = workspace.repo.root
-    for env in workspace.config.environments.values():
+    for env in every_environment(workspace):
         target = workspace.light_target(env)
         entries = workspace.store.entries(env.name)
         live = live_entry(entries)
@@ -184,8 +187,11 @@ def status(workspace: Workspace) -> list[EnvironmentStatus]:
         head = resolve(root, f"refs/heads/{env.branch}") if env.branch else None
         count = len(ledger.successful_release_ids(entries))
         drift = tuple(git_drift(root, env, live))
+        branch_env = not workspace.is_declared(env)
         result.append(
-            EnvironmentStatus(env.name, env.schema, live, marker, count, env.branch, head, drift, found)
+            EnvironmentStatus(
+                env.name, env.schema, live, marker, count, env.branch, head, drift, found, branch_env
+            )
         )
     return result
 
@@ -448,13 +454,21 @@ def doctor(
     environ: Mapping[str, str] | None = None,
 ) -> DoctorReport:
     """Check the config loads, the state store is reachable, honours conditional writes and
-    deletes, every document in it reads, and which locks are held. Changes no state."""
+    deletes, every document in it reads, and which locks are held; then that every
+    environment's warehouse serves its live release whole. Changes nothing."""
 
     def load() -> ProjectConfig:
         root = find_root((start or Path.cwd()).resolve())
         return load_config(root, environ=environ, overrides=overrides)
 
-    return diagnose(load)
+    report = diagnose(load)
+    if not report.passed:  # the warehouses are read through the config and the store
+        return report
+    try:
+        checks = drift_checks(Workspace.open(start, overrides=overrides, environ=environ))
+    except ReleasekitError as exc:
+        checks = [Check("warehouse", False, exc.message, exc.hint or "")]
+    return dataclasses.replace(report, checks=(*report.checks, *checks))
 
 
 # --- CI: workflow files, the pull-request comment, teardown of what may not exist --------------

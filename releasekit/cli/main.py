@@ -125,11 +125,18 @@ def unlock(ctx: click.Context, env: str, lock_id: str) -> None:
 @cli.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show every environment's live release and whether the warehouse agrees."""
+    """Show every environment's live release and whether the warehouse agrees.
+
+    Declared and branch environments; the warehouse agrees when the marker names the live
+    release, every view is there and reads it, and every physical relation they read
+    exists. Exit 1 when a warehouse drifted (`releasekit deploy ENV` repairs it)."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.status(api.status(workspace))
+        statuses = api.status(workspace)
+        reporter.status(statuses)
+        if any(s.drift for s in statuses):
+            raise Exit(EXIT_FINDINGS)
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from releasekit.engine.fingerprint import Fingerprint, tests_digest
+from releasekit.engine.names import check_view_names
 from releasekit.graph import Node, ProjectGraph
 from releasekit.state.base import LedgerEntry, ModelVersion
 from releasekit.warehouse.naming import physical_name
@@ -53,6 +54,7 @@ class Plan:
     views_added: tuple[str, ...] = ()
     views_switched: tuple[str, ...] = ()
     views_dropped: tuple[str, ...] = field(default=())
+    repairs: tuple[str, ...] = ()  # how the schema drifted from the live release: a deploy repairs it
 
     @property
     def builds(self) -> tuple[ModelStep, ...]:
@@ -102,10 +104,12 @@ class PlanInputs:
     verified: Set[str]  # relations some recorded release tested and switched to
     # Other environments' live versions, to explain a first build ("var x differs from dev").
     elsewhere: Mapping[str, tuple[str, ModelVersion]] = field(default_factory=dict)
+    max_name_bytes: int | None = None  # the warehouse cuts longer view names (None: no limit)
 
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
     material = [node for node in graph.in_dag_order() if node.is_material]
+    check_view_names(material, project=graph.project_name, max_bytes=given.max_name_bytes)
     steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
     models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
     stale = tuple(s.relation for s in steps if s.action == "build" and s.relation in given.existing)

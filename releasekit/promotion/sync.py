@@ -1,7 +1,8 @@
 """`releasekit sync ENV`: reconcile the GitOps way. ENV's branch is its desired state; when
 its head differs from the commit ENV serves (someone merged by hand, a CI job pushed),
 deploy the head, from a temporary worktree, under ENV's lock. Idempotent: a second sync of
-the same commit finds nothing to do.
+the same commit finds nothing to do, unless ENV's warehouse drifted from its release (a
+view, the marker or a physical relation dropped by hand): then the deploy repairs it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 from releasekit.config.model import EnvironmentConfig
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
+from releasekit.engine.drift import warehouse_drift
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.runtime import live_entry
 from releasekit.errors import GitError, ReleasekitError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.worktree import worktree_at
+from releasekit.state.base import LedgerEntry
 from releasekit.workspace import Workspace
 
 
@@ -47,9 +50,15 @@ def sync(workspace: Workspace, env: EnvironmentConfig, *, on_node: NodeCallback 
         )
     live = live_entry(workspace.store.entries(env.name))
     before = live.git_sha if live else None
-    if before == head:
+    if before == head and not _drifted(workspace, env, live):
         return SyncResult(env.name, env.branch, head, before, None)
     with worktree_at(root, head) as tree:
         target = workspace.target_at(env, tree, head, on_node=on_node)
         graph = stored_graph(workspace.store, head, env.target, env.vars)
         return SyncResult(env.name, env.branch, head, before, deploy(target, graph=graph))
+
+
+def _drifted(workspace: Workspace, env: EnvironmentConfig, live: LedgerEntry | None) -> bool:
+    """The warehouse no longer serves the live release whole: the deploy repairs it."""
+    with workspace.light_target(env).warehouse() as warehouse:
+        return bool(warehouse_drift(warehouse, env, live))

@@ -17,7 +17,8 @@ from typing import Any, Literal, Protocol
 # should fail at once, naming the holder (the whole command within 5 seconds), not queue.
 DEFAULT_LOCK_TIMEOUT = 2.0
 
-Kind = Literal["deploy", "rollback", "teardown"]
+# repair: the live release switched in again, whole, over a schema that drifted from it.
+Kind = Literal["deploy", "rollback", "teardown", "repair"]
 Outcome = Literal["switching", "succeeded", "failed", "abandoned"]
 
 
