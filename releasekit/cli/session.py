@@ -37,12 +37,12 @@ def session(ctx: click.Context, vars_: tuple[str, ...] = ()) -> Iterator[tuple[W
 
 
 def parse_vars(values: tuple[str, ...]) -> dict[str, Any]:
-    import yaml
+    from releasekit.config.safe_yaml import load_yaml
 
     parsed: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--var {item!r} is not KEY=VALUE", hint="for example: --var region=eu")
-        parsed[key] = yaml.safe_load(raw) if raw else ""
+        parsed[key] = load_yaml(raw) if raw else ""
     return parsed

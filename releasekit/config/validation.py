@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
+from releasekit.config.safe_yaml import AliasExpansionError, DuplicateKeyError
 from releasekit.errors import ConfigError
 
 SUPPORTED_VERSION = 1
@@ -47,7 +48,15 @@ def yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
     mark = getattr(exc, "problem_mark", None)
     what = getattr(exc, "problem", None) or str(exc)
     where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
-    return Problem(source, None, f"invalid YAML{where}: {what}", hint="fix the YAML syntax there")
+    return Problem(source, None, f"invalid YAML{where}: {what}", hint=_yaml_hint(exc))
+
+
+def _yaml_hint(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, DuplicateKeyError):
+        return "keep one of the two keys"
+    if isinstance(exc, AliasExpansionError):
+        return "write the values out, or nest fewer aliases"
+    return "fix the YAML syntax there"
 
 
 _TYPE_NAMES = {

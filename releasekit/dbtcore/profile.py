@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from releasekit.config.model import Connection
+from releasekit.config.safe_yaml import load_yaml
 from releasekit.dbtcore.session import DbtSettings
 from releasekit.errors import ProjectError
 
@@ -165,6 +166,6 @@ def _default_profiles_dir(project_dir: Path) -> Path:
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
-            return dict(yaml.safe_load(handle) or {})
+            return dict(load_yaml(handle) or {})
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"cannot read {path}: {exc}") from exc

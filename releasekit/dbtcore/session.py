@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from releasekit.config.safe_yaml import load_yaml
 from releasekit.dbtcore.translate import to_graph
 from releasekit.errors import ProjectError
 from releasekit.graph import ProjectGraph
@@ -208,7 +209,7 @@ def _why(result: Any) -> str:
 def _project_vars(project_dir: Path) -> dict[str, Any]:
     try:
         with open(project_dir / "dbt_project.yml", encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
+            data = load_yaml(handle) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"cannot read {project_dir / 'dbt_project.yml'}: {exc}") from exc
     return dict(data.get("vars") or {})
