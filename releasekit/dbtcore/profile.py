@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,6 +151,19 @@ def profile_targets(project_dir: Path, profiles_dir: Path | None) -> ProfileTarg
     if not outputs:
         raise ProjectError(f"profile {name!r} has no targets in profiles.yml", hint="add an `outputs:` block")
     return ProfileTargets(profile=name, default=str(entry.get("target") or outputs[0]), names=outputs)
+
+
+_ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+
+
+def profile_env_var_names(settings: DbtSettings) -> frozenset[str]:
+    """The env vars profiles.yml reads (passwords, hosts...), for redaction; none when it
+    cannot be read (dbt says why when it runs)."""
+    try:
+        text = (_profiles_dir(settings) / "profiles.yml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(_ENV_VAR_CALL.findall(text))
 
 
 def _profiles_dir(settings: DbtSettings) -> Path:

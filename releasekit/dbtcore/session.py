@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from releasekit.config.safe_yaml import load_yaml
+from releasekit.config.secrets import Redactor
 from releasekit.dbtcore.translate import to_graph
 from releasekit.errors import ProjectError
 from releasekit.graph import ProjectGraph
@@ -83,11 +84,20 @@ class DbtProject:
         self.settings = settings
         self._on_node = on_node
 
+    def redactor(self, graph: ProjectGraph | None = None) -> Redactor:
+        """Hides the values of the env vars the project (`graph`) and its profile read, as
+        dbt saw them, from dbt's messages: a failure can quote rendered SQL."""
+        from releasekit.dbtcore.profile import profile_env_var_names  # profile imports this module
+
+        names = profile_env_var_names(self.settings) | (graph.env_var_names() if graph else frozenset())
+        return Redactor.of(names, os.environ)
+
     def parse(self) -> ParsedProject:
         result = self._invoke(["parse"])
         if not result.success or result.result is None:
             raise ProjectError(
-                f"dbt could not parse the project in {self.settings.project_dir}: {_why(result)}",
+                f"dbt could not parse the project in {self.settings.project_dir}: "
+                f"{self.redactor()(_why(result))}",
                 hint=f"run `dbt parse` in {self.settings.project_dir} to see dbt's full message",
             )
         project_vars = _project_vars(self.settings.project_dir)
@@ -115,9 +125,10 @@ class DbtProject:
             _place(manifest.nodes[unique_id], placement)
         selectors = [_selector(manifest.nodes[uid]) for uid in select]
         result = self._invoke([command, "--select", *selectors], manifest=manifest)
+        redact = self.redactor(parsed.graph)
         if result.result is None:
-            raise ProjectError(f"dbt {command} could not start: {_why(result)}")
-        return [_node_result(r) for r in result.result.results]
+            raise ProjectError(f"dbt {command} could not start: {redact(_why(result))}")
+        return [_node_result(r, redact) for r in result.result.results]
 
     def _invoke(self, args: list[str], manifest: Any = None) -> Any:
         from dbt.cli.main import dbtRunner
@@ -189,12 +200,12 @@ def _selector(node: Any) -> str:
     return "fqn:" + ".".join(node.fqn)
 
 
-def _node_result(result: Any) -> NodeResult:
+def _node_result(result: Any, redact: Redactor) -> NodeResult:
     return NodeResult(
         unique_id=result.node.unique_id,
         resource_type=str(result.node.resource_type),
         status=str(result.status),
-        message=str(result.message or ""),
+        message=redact(str(result.message or "")),
         failures=result.failures,
         seconds=float(result.execution_time or 0.0),
         path=str(getattr(result.node, "original_file_path", "") or ""),
