@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from releasekit.config.secrets import redact_urls
 from releasekit.errors import EXIT_BUG, EXIT_INTERRUPTED, ReleasekitError
 
 
@@ -26,9 +27,9 @@ def handled(console: Console) -> Iterator[None]:
     except Exit:
         raise
     except ReleasekitError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        console.print(f"[bold red]error:[/] {redact_urls(exc.message)}", highlight=False)
         if exc.hint:
-            console.print(f"  [yellow]hint:[/] {exc.hint}", highlight=False)
+            console.print(f"  [yellow]hint:[/] {redact_urls(exc.hint)}", highlight=False)
         raise Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -11,7 +11,8 @@
   wrongly reused).
 - **Messages** (dbt's failures, which can quote rendered SQL) have every such value
   replaced by a marker naming the variable before they are stored or shown (`Redactor`).
-- **URLs** shown to the user lose their password (`redact_url`).
+- **URLs** shown to the user (an `endpoint_url` in an error, `state show`, `doctor`) lose
+  the secret part of their userinfo (`redact_urls`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from releasekit.errors import ConfigError
 
@@ -139,22 +139,20 @@ NO_REDACTION = Redactor({})
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password in its userinfo replaced (`http://user:***@host:9000`);
-    other text unchanged."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _USERINFO.sub(r"\1***@", url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}"))
+    """`url` with the secret part of its userinfo replaced: `http://user:***@host:9000`
+    (a password), `http://***@host` (a token alone); a URL without userinfo is unchanged."""
+    return redact_urls(url)
 
 
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^/@\s]*@", re.IGNORECASE)
+# scheme://userinfo@ (userinfo: no "/", "@" or whitespace; a URL's host part follows).
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/@\s'\"]+)@", re.IGNORECASE)
 
 
 def redact_urls(text: str) -> str:
-    """Every URL's password in free text (an error message quoting an endpoint) replaced."""
-    return _USERINFO.sub(r"\1***@", text)
+    """Every URL's userinfo secret in free text (an error quoting an endpoint) replaced."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match.group(2).partition(":")
+        return f"{match.group(1)}{user}:***@" if colon else f"{match.group(1)}***@"
+
+    return _USERINFO.sub(hide, text)

@@ -18,6 +18,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
 from releasekit.config.safe_yaml import AliasExpansionError, DuplicateKeyError
+from releasekit.config.secrets import redact_urls
 from releasekit.errors import ConfigError
 
 SUPPORTED_VERSION = 1
@@ -34,8 +35,8 @@ class Problem:
 
     def render(self) -> str:
         where = ":".join(part for part in (self.source, self.key) if part)
-        line = f"{where}: {self.message}"
-        return line if self.hint is None else f"{line}\n    hint: {self.hint}"
+        line = redact_urls(f"{where}: {self.message}")  # a bad endpoint_url may hold a password
+        return line if self.hint is None else f"{line}\n    hint: {redact_urls(self.hint)}"
 
 
 @cache
