@@ -95,6 +95,7 @@ class DbtProject:
     def parse(self) -> ParsedProject:
         result = self._invoke(["parse"])
         if not result.success or result.result is None:
+            _refuse_unwritable(result)
             raise ProjectError(
                 f"dbt could not parse the project in {self.settings.project_dir}: "
                 f"{self.redactor()(_why(result))}",
@@ -127,6 +128,7 @@ class DbtProject:
         result = self._invoke([command, "--select", *selectors], manifest=manifest)
         redact = self.redactor(parsed.graph)
         if result.result is None:
+            _refuse_unwritable(result)
             raise ProjectError(f"dbt {command} could not start: {redact(_why(result))}")
         return [_node_result(r, redact) for r in result.result.results]
 
@@ -210,6 +212,19 @@ def _node_result(result: Any, redact: Redactor) -> NodeResult:
         seconds=float(result.execution_time or 0.0),
         path=str(getattr(result.node, "original_file_path", "") or ""),
     )
+
+
+def _refuse_unwritable(result: Any) -> None:
+    """dbt writes its logs and target folder under releasekit's state folder; a path there
+    it cannot write is a setup problem with a fix, not a project error."""
+    exception = getattr(result, "exception", None)
+    if isinstance(exception, OSError) and exception.filename:
+        path = Path(exception.filename)
+        raise ProjectError(
+            f"dbt cannot write {path}: {exception.strerror or exception}",
+            hint=f"make {path.parent} writable by this user, or point the state elsewhere "
+            "(state.path in releasekit.yml, RELEASEKIT_STATE_PATH or --state-path)",
+        )
 
 
 def _why(result: Any) -> str:
