@@ -98,6 +98,14 @@ def keyed_hasher(environ: Mapping[str, str]) -> Callable[[str], str]:
 
 # --- messages ----------------------------------------------------------------------------
 
+_ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+
+
+def env_var_names_in(text: str) -> frozenset[str]:
+    """The names of the env vars Jinja `text` reads with a constant name."""
+    return frozenset(_ENV_VAR_CALL.findall(text))
+
+
 # Shorter values (a "1", "dev", "eu") are left alone: replacing them would mangle every
 # message, and a secret that short is no secret.
 MIN_REDACTED_LENGTH = 4

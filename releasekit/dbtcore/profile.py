@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import yaml
 
 from releasekit.config.model import Connection
 from releasekit.config.safe_yaml import load_yaml
+from releasekit.config.secrets import env_var_names_in
 from releasekit.dbtcore.session import DbtSettings
 from releasekit.errors import ProjectError
 
@@ -153,9 +153,6 @@ def profile_targets(project_dir: Path, profiles_dir: Path | None) -> ProfileTarg
     return ProfileTargets(profile=name, default=str(entry.get("target") or outputs[0]), names=outputs)
 
 
-_ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
-
-
 def profile_env_var_names(settings: DbtSettings) -> frozenset[str]:
     """The env vars profiles.yml reads (passwords, hosts...), for redaction; none when it
     cannot be read (dbt says why when it runs)."""
@@ -163,7 +160,7 @@ def profile_env_var_names(settings: DbtSettings) -> frozenset[str]:
         text = (_profiles_dir(settings) / "profiles.yml").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return frozenset()
-    return frozenset(_ENV_VAR_CALL.findall(text))
+    return env_var_names_in(text)
 
 
 def _profiles_dir(settings: DbtSettings) -> Path:
