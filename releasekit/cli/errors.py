@@ -66,5 +66,5 @@ def _write_crash_log(now: Callable[[], datetime] = lambda: datetime.now(UTC)) ->
     folder = Path(tempfile.gettempdir()) / "releasekit"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"crash-{now():%Y%m%dT%H%M%S}.log"
-    path.write_text(traceback.format_exc(), encoding="utf-8")
+    path.write_text(redact_urls(traceback.format_exc()), encoding="utf-8")
     return path

@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -578,5 +579,5 @@ def _guarded_lock(method: Callable[..., AbstractContextManager[LockInfo]]) -> Ca
 for _name, _method in list(vars(LocalStore).items()):
     if _name == "lock":
         setattr(LocalStore, _name, _guarded_lock(_method))
-    elif not _name.startswith("_") and callable(_method) and _name != "describe":
+    elif not _name.startswith("_") and isinstance(_method, FunctionType) and _name != "describe":
         setattr(LocalStore, _name, _guarded(_method))
