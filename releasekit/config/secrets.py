@@ -136,20 +136,8 @@ class Redactor:
         pattern = "|".join(re.escape(v) for v in sorted(self.values, key=len, reverse=True))
         return re.sub(pattern, lambda m: f"<redacted env_var {self.values[m.group(0)]}>", text)
 
-    def merged(self, other: Redactor) -> Redactor:
-        return Redactor({**other.values, **self.values})
-
-
-NO_REDACTION = Redactor({})
-
 
 # --- URLs --------------------------------------------------------------------------------
-
-
-def redact_url(url: str) -> str:
-    """`url` with the secret part of its userinfo replaced: `http://user:***@host:9000`
-    (a password), `http://***@host` (a token alone); a URL without userinfo is unchanged."""
-    return redact_urls(url)
 
 
 # scheme://userinfo@ (userinfo: no "/", "@" or whitespace; a URL's host part follows).
@@ -157,7 +145,8 @@ _USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/@\s'\"]+)@", re.IGNORECASE)
 
 
 def redact_urls(text: str) -> str:
-    """Every URL's userinfo secret in free text (an error quoting an endpoint) replaced."""
+    """`text` with the secret part of every URL's userinfo replaced: `http://user:***@host`
+    (a password), `http://***@host` (a token alone). Other text is unchanged."""
 
     def hide(match: re.Match[str]) -> str:
         user, colon, _ = match.group(2).partition(":")

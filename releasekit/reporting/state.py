@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from releasekit.config.secrets import redact_url, redact_urls
+from releasekit.config.secrets import redact_urls
 from releasekit.state.doctor import DoctorReport
 from releasekit.state.documents import HeldLock, lock_words
 from releasekit.state.migrate import MigrationResult
@@ -118,7 +118,7 @@ def _kind(summary: StateSummary) -> str:
         f"{label} {value}"
         for label, value in (
             ("region", location.region),
-            ("endpoint", location.endpoint_url and redact_url(location.endpoint_url)),
+            ("endpoint", location.endpoint_url and redact_urls(location.endpoint_url)),
             ("profile", location.profile),
         )
         if value
