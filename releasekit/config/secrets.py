@@ -83,17 +83,29 @@ def _file_key(path: Path) -> bytes:
     return key.encode("utf-8")
 
 
+KEYED_PREFIX = "hmac-sha256:"
+
+
 def keyed_hasher(environ: Mapping[str, str]) -> Callable[[str], str]:
-    """HMAC-SHA256 of a value under the fingerprint key, the key read on first use only (a
-    project whose models read no env var never needs one)."""
+    """`hmac-sha256:KEY_ID:DIGEST` of a value under the fingerprint key, the key read on
+    first use only (a project whose models read no env var never needs one). KEY_ID, a
+    keyed hash of a constant, tells two keys apart without saying anything of either."""
     key: list[bytes] = []
 
     def hash_value(value: str) -> str:
         if not key:
             key.append(fingerprint_key(environ))
-        return "hmac-sha256:" + hmac.new(key[0], value.encode("utf-8"), hashlib.sha256).hexdigest()
+        key_id = hmac.new(key[0], b"releasekit fingerprint key id", hashlib.sha256).hexdigest()[:8]
+        keyed = hmac.new(key[0], value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"{KEYED_PREFIX}{key_id}:{keyed}"
 
     return hash_value
+
+
+def other_key(new: str | None, old: str | None) -> bool:
+    """Whether two keyed digests were made with different fingerprint keys."""
+    ids = [v.split(":")[1] for v in (new, old) if v and v.startswith(KEYED_PREFIX) and v.count(":") == 2]
+    return len(ids) == 2 and ids[0] != ids[1]
 
 
 # --- messages ----------------------------------------------------------------------------

@@ -105,6 +105,9 @@ def test_another_key_rebuilds_readers_and_nothing_else(team: tuple[Path, Path, P
     environ = _environ(state.parent)
     steps = _plan(b, state, environ)
     assert {name for name, (action, _) in steps.items() if action == "build"} == READERS
+    assert steps["secret_region"][1] == (
+        "env var SHOP_SECRET hashed with another fingerprint key (set RELEASEKIT_FINGERPRINT_KEY)",
+    )
     path = key_file(environ)
     assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert fingerprint_key(environ) == path.read_text().strip().encode()  # kept, not regenerated
