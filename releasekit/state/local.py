@@ -533,7 +533,7 @@ def _os_error(root: Path, exc: OSError) -> StateError:
         path = path.parent  # name the folder, not the temp file releasekit tried to make
     return StateError(
         f"cannot use the state folder: {path}: {exc.strerror or exc}",
-        hint=f"make {root} and everything in it writable by this user, or point the state "
+        hint=f"make {root} and everything in it readable and writable by this user, or point the state "
         "elsewhere (state.path in releasekit.yml, RELEASEKIT_STATE_PATH or --state-path)",
     )
 
