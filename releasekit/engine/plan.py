@@ -9,6 +9,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from releasekit.config.secrets import other_key
 from releasekit.engine.fingerprint import Fingerprint, tests_digest
 from releasekit.engine.names import check_view_names
 from releasekit.graph import Node, ProjectGraph
@@ -190,9 +191,21 @@ def explain(
     node = graph.nodes.get(live.unique_id)
     seed = node is not None and node.resource_type == "seed"
     reasons = tuple(
-        dict.fromkeys("seed data changed" if seed and k == "sql" else _reason(k, graph) for k in changed)
+        dict.fromkeys(
+            "seed data changed"
+            if seed and k == "sql"
+            else _other_key_reason(k)
+            if other_key(fingerprint.inputs.get(k), live.inputs.get(k))
+            else _reason(k, graph)
+            for k in changed
+        )
     )
     return reasons or ("fingerprint changed",)
+
+
+def _other_key_reason(key: str) -> str:
+    name = key.partition(":")[2]
+    return f"env var {name} hashed with another fingerprint key (set RELEASEKIT_FINGERPRINT_KEY)"
 
 
 def _reason(key: str, graph: ProjectGraph) -> str:

@@ -22,16 +22,19 @@ temp file that reads ignore and the next append removes).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FunctionType
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -527,3 +530,67 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise StateError(f"could not read {path}: {exc.strerror}") from None
+
+
+# --- a folder releasekit cannot write (read-only, another user's, a file in its place) ----
+#
+# Every public method turns an OSError into a one-line StateError naming the path and the
+# fix (exit 2), and `lock` also proves the environment's ledger folder writable before it
+# returns: every deploy, promotion, rollback and gc takes the lock before building or
+# changing anything, so a read-only ledger stops it there, not after a build.
+
+
+def _os_error(root: Path, exc: OSError) -> StateError:
+    path = Path(exc.filename) if exc.filename else root
+    if path.name.startswith(_TEMP_PREFIX):
+        path = path.parent  # name the folder, not the temp file releasekit tried to make
+    return StateError(
+        f"cannot use the state folder: {path}: {exc.strerror or exc}",
+        hint=f"make {root} and everything in it readable and writable by this user, or point the state "
+        "elsewhere (state.path in releasekit.yml, RELEASEKIT_STATE_PATH or --state-path)",
+    )
+
+
+@contextmanager
+def _translated(root: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _os_error(root, exc) from exc
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and delete a file in `folder` (a temp name: readers ignore it)."""
+    _ensure_dir(folder)
+    probe = _temp_path(folder / "write-probe")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    probe.unlink()
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: LocalStore, *args: Any, **kwargs: Any) -> Any:
+        with _translated(self.root):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def _guarded_lock(method: Callable[..., AbstractContextManager[LockInfo]]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    @contextmanager
+    def call(self: LocalStore, env: str, **kwargs: Any) -> Iterator[LockInfo]:
+        with contextlib.ExitStack() as stack:
+            with _translated(self.root):
+                info = stack.enter_context(method(self, env, **kwargs))
+                _probe_writable(self._folder("ledger", env_key(env)))
+            yield info  # errors of the caller's block pass through untranslated
+
+    return call
+
+
+for _name, _method in list(vars(LocalStore).items()):
+    if _name == "lock":
+        setattr(LocalStore, _name, _guarded_lock(_method))
+    elif not _name.startswith("_") and isinstance(_method, FunctionType) and _name != "describe":
+        setattr(LocalStore, _name, _guarded(_method))
