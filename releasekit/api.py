@@ -35,10 +35,16 @@ from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
-from releasekit.errors import ConfigError, NotFoundError, ProjectError
+from releasekit.errors import ConfigError, NotFoundError, ProjectError, ReleasekitError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
-from releasekit.promotion.drift import git_drift, missing_branch, warehouse_drift
+from releasekit.promotion.drift import (
+    drift_checks,
+    every_environment,
+    git_drift,
+    missing_branch,
+    warehouse_drift,
+)
 from releasekit.promotion.guard import fix as promotion_fix
 from releasekit.promotion.guard import guard, unpromoted
 from releasekit.promotion.promote import PromoteRequest, PromoteResult
@@ -47,7 +53,7 @@ from releasekit.promotion.sync import SyncResult
 from releasekit.promotion.sync import sync as run_sync
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
-from releasekit.state.doctor import DoctorReport, diagnose
+from releasekit.state.doctor import Check, DoctorReport, diagnose
 from releasekit.state.ledger import Hold, active_hold
 from releasekit.state.migrate import MigrationResult, migrate, switch_line
 from releasekit.state.open import open_store_at
@@ -211,6 +217,7 @@ class EnvironmentStatus:
     hold: Hold | None = None  # a rollback holds it: `sync` leaves it alone
     # The live release's `deploy --force` record (reason, branch, commit) and who forced it.
     forced: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    branch_environment: bool = False
 
     @property
     def drift(self) -> bool:
@@ -218,9 +225,11 @@ class EnvironmentStatus:
 
 
 def status(workspace: Workspace) -> list[EnvironmentStatus]:
+    """Every declared and branch environment: its live release, and whether its warehouse
+    serves it whole (marker, views, and the physical relations they read)."""
     result = []
     root = workspace.repo.root
-    for env in workspace.config.environments.values():
+    for env in every_environment(workspace):
         target = workspace.light_target(env)
         entries = workspace.store.entries(env.name)
         live = live_entry(entries)
@@ -244,6 +253,7 @@ def status(workspace: Workspace) -> list[EnvironmentStatus]:
                 found,
                 hold=active_hold(entries),
                 forced=_forced_live(entries, live),
+                branch_environment=not workspace.is_declared(env),
             )
         )
     return result
@@ -405,7 +415,8 @@ def check(
     """Lint, build and test, logic tests, impact and diff of a branch (default: the current
     one) in its branch environment, which is brought up first if it is not; against `base`
     (default: the environment the branch environment came from). The outcome is recorded
-    in the state store against the commit, for promotion gates."""
+    in the state store against the commit, with what it covered and the content it verified
+    (the dbt project's git tree), for promotion gates."""
     branch = workspace.current_branch() if env is None else env
     _refuse_declared(workspace, branch)
     record = workspace.store.branch(branch)
@@ -413,7 +424,8 @@ def check(
         record = env_up(workspace, branch, on_wait=on_wait).record
     base_env = workspace.config.environment(base or record.base)
     request = CheckRequest(workspace.branch_environment(record), base_env, frozenset(only), lint_all)
-    report = run_checks(workspace, request, on_node=on_node, on_step=on_step)
+    run = run_checks(workspace, request, on_node=on_node, on_step=on_step)
+    report = run.report
     workspace.store.record_check(
         CheckRecord(
             git_sha=report.git_sha,
@@ -426,6 +438,9 @@ def check(
             who=workspace.repo.user(),
             at=report.started_at,
             report=to_dict(report),
+            ran=run.ran,
+            skipped={name: str(reason) for name, reason in run.skipped.items()},
+            content=run.content,
         )
     )
     return report
@@ -510,13 +525,21 @@ def doctor(
     environ: Mapping[str, str] | None = None,
 ) -> DoctorReport:
     """Check the config loads, the state store is reachable, honours conditional writes and
-    deletes, every document in it reads, and which locks are held. Changes no state."""
+    deletes, every document in it reads, and which locks are held; then that every
+    environment's warehouse serves its live release whole. Changes nothing."""
 
     def load() -> ProjectConfig:
         root = find_root((start or Path.cwd()).resolve())
         return load_config(root, environ=environ, overrides=overrides)
 
-    return diagnose(load)
+    report = diagnose(load)
+    if not report.passed:  # the warehouses are read through the config and the store
+        return report
+    try:
+        checks = drift_checks(Workspace.open(start, overrides=overrides, environ=environ))
+    except ReleasekitError as exc:
+        checks = [Check("warehouse", False, exc.message, exc.hint or "")]
+    return dataclasses.replace(report, checks=(*report.checks, *checks))
 
 
 # --- CI: workflow files, the pull-request comment, teardown of what may not exist --------------

@@ -100,6 +100,11 @@ class ProjectGraph:
                 return layer[name]
         return UNSET
 
+    def env_var_names(self) -> frozenset[str]:
+        """Every env var a node or macro of the project reads."""
+        reads = [n.reads for n in self.nodes.values()] + [m.reads for m in self.macros.values()]
+        return frozenset(name for r in reads for name in r.env_vars)
+
     def all_var_names(self) -> frozenset[str]:
         scoped = (name for layer in self.package_vars.values() for name in layer)
         return frozenset((*self.cli_vars, *self.vars, *scoped))

@@ -17,8 +17,8 @@ from releasekit.config.model import Connection, EnvironmentConfig, ProjectConfig
 from releasekit.dbtcore.profile import connection
 from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
 from releasekit.engine.runtime import Target
+from releasekit.environments.policy import project_content
 from releasekit.errors import DirtyWorktreeError, GitError, NotFoundError
-from releasekit.gitops.refs import tree_of
 from releasekit.gitops.repo import GitRepo
 from releasekit.state.base import BranchEnvironment, StateStore
 from releasekit.state.open import open_store
@@ -210,8 +210,8 @@ class Workspace:
 
     def content_of(self, commit: str) -> str | None:
         """What `commit` holds of the dbt project: the git tree id of its folder (equal ids,
-        equal project, whatever the commit's sha). None when git does not have it."""
-        return tree_of(self.repo.root, commit, self._relative(self.config.dbt_project_dir))
+        equal project, whatever the commit's sha). None for a dirty tree's `<sha>-dirty`."""
+        return project_content(self.repo.root, self.config.dbt_project_dir, commit)
 
     def _relative(self, path: Path) -> str:
         try:

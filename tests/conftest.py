@@ -14,6 +14,15 @@ from s3_support import Bucket, aws_environment, new_bucket, start_server
 set_hypothesis_home_dir(Path(__file__).resolve().parents[1] / ".cache" / "hypothesis")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _user_config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user's config folder (where releasekit keeps its generated fingerprint key) is a
+    temp folder shared by the session's tests, never the real one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 in server mode on loopback, for the whole session (one per xdist worker)."""

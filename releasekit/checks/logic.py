@@ -53,6 +53,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from releasekit.checks.report import Severity
+from releasekit.config.safe_yaml import load_yaml
 from releasekit.errors import ProjectError, WarehouseError
 from releasekit.warehouse.base import Warehouse
 from releasekit.warehouse.inspection import describe_row
@@ -266,7 +267,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ProjectError(f"{path}: cannot read it: {exc}") from exc
     return data if isinstance(data, dict) else {}

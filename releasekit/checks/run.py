@@ -1,6 +1,11 @@
 """`releasekit check`: lint -> build and test -> logic tests -> impact and diff, in a branch
 environment, against its base environment.
 
+The rules come from the base, not the branch: the `checks:` policy that judges the branch
+is the base environment's as its deployed commit declares it (what was reviewed and is
+live), read from git. A branch that changes a policy is told so in its report (a note per
+key); the change applies once it is merged and deployed.
+
 Each step does only the work the change calls for: lint reads the SQL files the branch
 changed since it forked from the base's deployed commit; the build is a deploy of the
 branch environment (changed models and their descendants built, everything else reused);
@@ -14,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from releasekit.checks import logic
 from releasekit.checks.changes import detect_changes
@@ -33,12 +39,13 @@ from releasekit.checks.report import (
     Severity,
 )
 from releasekit.checks.results import build_result, judged, lint_result, logic_result, skipped
-from releasekit.config.model import EnvironmentConfig
+from releasekit.config.model import CheckPolicy, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject, NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph, stored_graph
 from releasekit.engine.runtime import live_entry
+from releasekit.environments.policy import committed, config_at, policy_changes, project_content
 from releasekit.errors import NotFoundError
 from releasekit.gitops.worktree import worktree_at
 from releasekit.graph import ProjectGraph
@@ -59,6 +66,25 @@ class CheckRequest:
 
 StepCallback = Callable[[str], None]  # told the name of each step as it starts
 
+# Why a check did not run: --only left it out, the base's policy turns it off, or a failed
+# build left nothing for it to read.
+SkipReason = Literal["only", "off", "blocked"]
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """A check's report, and what a promotion gate needs to know of it."""
+
+    report: CheckReport
+    ran: tuple[CheckName, ...]
+    skipped: Mapping[CheckName, SkipReason]
+    content: str | None  # the git tree of the dbt project checked; None for a dirty tree
+
+    @property
+    def full(self) -> bool:
+        """Every check the policy does not turn off ran."""
+        return all(reason == "off" for reason in self.skipped.values())
+
 
 def run_checks(
     workspace: Workspace,
@@ -66,11 +92,11 @@ def run_checks(
     *,
     on_node: NodeCallback | None = None,
     on_step: StepCallback | None = None,
-) -> CheckReport:
+) -> CheckRun:
     started, clock = datetime.now(UTC), time.perf_counter()
     run = _Run(workspace, request, on_node, on_step or (lambda step: None))
     checks = run.all_steps()
-    return CheckReport(
+    report = CheckReport(
         version=REPORT_VERSION,
         env=request.env.name,
         base=request.base.name,
@@ -84,6 +110,8 @@ def run_checks(
         changed_files=tuple(run.changed),
         notes=tuple(run.notes),
     )
+    content = project_content(workspace.repo.root, workspace.config.dbt_project_dir, run.git_sha)
+    return CheckRun(report, tuple(run.ran), dict(run.skips), content)
 
 
 class _Run:
@@ -94,15 +122,40 @@ class _Run:
         self.target = workspace.target(request.env, on_node=on_node)
         self.git_sha = self.target.git_sha
         self.base_live = _base_release(workspace, request.base)
-        base_commit = self.base_live.git_sha.removesuffix("-dirty")
+        base_commit = committed(self.base_live.git_sha)
         self.changed = [f.path for f in workspace.repo.changed_since(base_commit) if not f.deleted]
         self.impacts: tuple[ModelImpact, ...] = ()
         self.notes: list[str] = []
         self.deployed: DeployResult | None = None
+        self.ran: list[CheckName] = []
+        self.skips: dict[CheckName, SkipReason] = {}
+        self.base_policy = self._base_policy(base_commit)
+
+    def _base_policy(self, commit: str) -> CheckPolicy:
+        """The base's `checks:` as its deployed commit declares them; the branch's own
+        changes to any policy are noted, not applied."""
+        base, config = self.request.base.name, self.workspace.config
+        declared = config_at(self.workspace.repo.root, config.root, commit)
+        where = f"{base}'s deployed commit {commit[:12]}"
+        if declared is None:
+            self.notes.append(
+                f"{where} has no releasekit configuration: the checks ran with the default policy "
+                "(every check at error)"
+            )
+        elif base not in declared.environments:
+            self.notes.append(f"{where} does not declare {base}: the checks ran with the default policy")
+        changes = policy_changes(declared, config)
+        self.notes += [
+            f"this branch changes a policy, which applies once merged and deployed; the checks "
+            f"ran with {where}'s: {change}"
+            for change in changes
+        ]
+        env = declared.environments.get(base) if declared is not None else None
+        return env.checks if env is not None else CheckPolicy()
 
     def policy(self, name: CheckName) -> Severity | None:
-        """The base's policy for a check; None: turned off."""
-        level = self.request.base.checks.severity(name)
+        """The base's policy for a check, from its deployed commit; None: turned off."""
+        level = self.base_policy.severity(name)
         return None if level == "off" else ("warn" if level == "warn" else "error")
 
     def all_steps(self) -> list[CheckResult]:
@@ -116,14 +169,18 @@ class _Run:
         for name in CHECK_ORDER:
             level = self.policy(name)
             if level is None:
+                self.skips[name] = "off"
                 results.append(
                     skipped(name, "warn", f"turned off in {self.request.base.name}'s check policy")
                 )
             elif name not in self.request.only:
+                self.skips[name] = "only"
                 results.append(skipped(name, level, "not asked for (--only)"))
             elif blocked := self._blocked(name):
+                self.skips[name] = "blocked"
                 results.append(skipped(name, level, blocked))
             else:
+                self.ran.append(name)
                 self.on_step(name)
                 start = time.perf_counter()
                 result = steps[name](level)

@@ -20,6 +20,7 @@ import yaml
 
 from releasekit.ci import DEFAULT_PYTHON
 from releasekit.config.model import EnvironmentConfig, ProjectConfig
+from releasekit.config.safe_yaml import load_yaml
 from releasekit.errors import ConfigError
 
 _PYTHON = re.compile(r"3\.\d{1,2}")
@@ -145,7 +146,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     return dict(loaded) if isinstance(loaded, Mapping) else {}

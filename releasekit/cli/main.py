@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.utils import PacifyFlushWrapper
 
 from releasekit import __version__
 from releasekit.cli.check import check as check_command
@@ -20,7 +21,7 @@ from releasekit.cli.errors import Exit, handled
 from releasekit.cli.hooks import hooks as hooks_group
 from releasekit.cli.promote import promote as promote_command
 from releasekit.cli.promote import sync as sync_command
-from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session
+from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session, silence
 from releasekit.cli.state import doctor as doctor_command
 from releasekit.cli.state import state as state_group
 from releasekit.errors import EXIT_FINDINGS, EXIT_OK
@@ -139,11 +140,18 @@ def unlock(ctx: click.Context, env: str, lock_id: str) -> None:
 @cli.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show every environment's live release and whether the warehouse agrees."""
+    """Show every environment's live release and whether the warehouse agrees.
+
+    Declared and branch environments; the warehouse agrees when the marker names the live
+    release, every view is there and reads it, and every physical relation they read
+    exists. Exit 1 when a warehouse drifted (`releasekit deploy ENV` repairs it)."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.status(api.status(workspace))
+        statuses = api.status(workspace)
+        reporter.status(statuses)
+        if any(s.drift for s in statuses):
+            raise Exit(EXIT_FINDINGS)
 
 
 @cli.command()
@@ -191,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
+    except SystemExit as exc:  # click's answer to a closed pipe under --help or --version
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            silence(sys.stdout)
+            return EXIT_OK
+        raise exc
     return code if isinstance(code, int) else EXIT_OK
 
 

@@ -7,7 +7,7 @@ import click
 
 from releasekit.cli.errors import Exit, handled
 from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session
-from releasekit.errors import EXIT_USAGE
+from releasekit.errors import EXIT_FINDINGS, EXIT_USAGE
 
 
 @click.group("state")
@@ -70,8 +70,10 @@ def doctor(ctx: click.Context) -> None:
 
     The config loads; the state store answers a list, refuses a second create of a probe
     (If-None-Match) and a replace with a stale ETag (If-Match), and deletes it; every
-    state document parses; locks held or left behind are listed. Changes no state. Exit 0
-    when every check passes, 2 when one fails."""
+    state document parses; locks held or left behind are listed; every environment's
+    warehouse serves its live release whole (marker, views, the physical relations they
+    read). Changes nothing. Exit 0 when every check passes, 1 when only environments
+    drifted, 2 when another check fails."""
     with handled(ERR_CONSOLE):
         from releasekit import api
         from releasekit.reporting.state import StateReporter
@@ -80,4 +82,4 @@ def doctor(ctx: click.Context) -> None:
         report = api.doctor(ctx.obj["project_root"], overrides=overrides)
         StateReporter(CONSOLE).doctor(report)
         if not report.passed:
-            raise Exit(EXIT_USAGE)
+            raise Exit(EXIT_FINDINGS if report.only_findings else EXIT_USAGE)

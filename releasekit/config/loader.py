@@ -49,6 +49,7 @@ from releasekit.config.model import (
     PromotionPolicy,
     StateLocation,
 )
+from releasekit.config.safe_yaml import load_yaml
 from releasekit.config.validation import (
     Problem,
     config_error,
@@ -122,6 +123,15 @@ def load_config(
     return _project_config(root, settings, environments)
 
 
+def environments_folder(root: Path) -> Path:
+    """Where releasekit.yml under `root` keeps the environment files (its `environments_dir`,
+    else the default). An unreadable releasekit.yml gives the default: `load_config` then
+    reports what is wrong with it."""
+    problems: list[Problem] = []
+    document = _read_document(root / CONFIG_FILE, root, "releasekit", problems) or {}
+    return _resolve(root, document.get("environments_dir", DEFAULT_ENVIRONMENTS_DIR))
+
+
 # --- reading and validating files -------------------------------------------------------
 
 
@@ -129,7 +139,7 @@ def _read_document(path: Path, root: Path, schema: str, problems: list[Problem])
     """The file's YAML if it parses and validates, else None (its problems appended)."""
     source = _label(path, root)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         problems.append(yaml_problem(exc, source))
         return None
@@ -219,7 +229,7 @@ def _plain(key: str, value: Any) -> Any:
 
 def _parse_vars(text: str, source: str, problems: list[Problem]) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         problems.append(yaml_problem(exc, source))
         return None

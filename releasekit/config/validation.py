@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
+from releasekit.config.safe_yaml import AliasExpansionError, DuplicateKeyError
+from releasekit.config.secrets import redact_urls
 from releasekit.errors import ConfigError
 
 SUPPORTED_VERSION = 1
@@ -33,8 +35,8 @@ class Problem:
 
     def render(self) -> str:
         where = ":".join(part for part in (self.source, self.key) if part)
-        line = f"{where}: {self.message}"
-        return line if self.hint is None else f"{line}\n    hint: {self.hint}"
+        line = redact_urls(f"{where}: {self.message}")  # a bad endpoint_url may hold a password
+        return line if self.hint is None else f"{line}\n    hint: {redact_urls(self.hint)}"
 
 
 @cache
@@ -47,7 +49,15 @@ def yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
     mark = getattr(exc, "problem_mark", None)
     what = getattr(exc, "problem", None) or str(exc)
     where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
-    return Problem(source, None, f"invalid YAML{where}: {what}", hint="fix the YAML syntax there")
+    return Problem(source, None, f"invalid YAML{where}: {what}", hint=_yaml_hint(exc))
+
+
+def _yaml_hint(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, DuplicateKeyError):
+        return "keep one of the two keys"
+    if isinstance(exc, AliasExpansionError):
+        return "write the values out, or nest fewer aliases"
+    return "fix the YAML syntax there"
 
 
 _TYPE_NAMES = {

@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 
 from releasekit.config.model import Connection
+from releasekit.config.safe_yaml import load_yaml
+from releasekit.config.secrets import env_var_names_in
 from releasekit.dbtcore.session import DbtSettings
 from releasekit.errors import ProjectError
 
@@ -151,6 +153,16 @@ def profile_targets(project_dir: Path, profiles_dir: Path | None) -> ProfileTarg
     return ProfileTargets(profile=name, default=str(entry.get("target") or outputs[0]), names=outputs)
 
 
+def profile_env_var_names(settings: DbtSettings) -> frozenset[str]:
+    """The env vars profiles.yml reads (passwords, hosts...), for redaction; none when it
+    cannot be read (dbt says why when it runs)."""
+    try:
+        text = (_profiles_dir(settings) / "profiles.yml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    return env_var_names_in(text)
+
+
 def _profiles_dir(settings: DbtSettings) -> Path:
     return settings.profiles_dir or _default_profiles_dir(settings.project_dir)
 
@@ -165,6 +177,6 @@ def _default_profiles_dir(project_dir: Path) -> Path:
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
-            return dict(yaml.safe_load(handle) or {})
+            return dict(load_yaml(handle) or {})
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"cannot read {path}: {exc}") from exc

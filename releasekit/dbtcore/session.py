@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from releasekit.config.safe_yaml import load_yaml
+from releasekit.config.secrets import Redactor
 from releasekit.dbtcore.translate import to_graph
 from releasekit.errors import ProjectError
 from releasekit.graph import ProjectGraph
@@ -82,11 +84,21 @@ class DbtProject:
         self.settings = settings
         self._on_node = on_node
 
+    def redactor(self, graph: ProjectGraph | None = None) -> Redactor:
+        """Hides the values of the env vars the project (`graph`) and its profile read, as
+        dbt saw them, from dbt's messages: a failure can quote rendered SQL."""
+        from releasekit.dbtcore.profile import profile_env_var_names  # profile imports this module
+
+        names = profile_env_var_names(self.settings) | (graph.env_var_names() if graph else frozenset())
+        return Redactor.of(names, os.environ)
+
     def parse(self) -> ParsedProject:
         result = self._invoke(["parse"])
         if not result.success or result.result is None:
+            _refuse_unwritable(result)
             raise ProjectError(
-                f"dbt could not parse the project in {self.settings.project_dir}: {_why(result)}",
+                f"dbt could not parse the project in {self.settings.project_dir}: "
+                f"{self.redactor()(_why(result))}",
                 hint=f"run `dbt parse` in {self.settings.project_dir} to see dbt's full message",
             )
         project_vars = _project_vars(self.settings.project_dir)
@@ -114,9 +126,11 @@ class DbtProject:
             _place(manifest.nodes[unique_id], placement)
         selectors = [_selector(manifest.nodes[uid]) for uid in select]
         result = self._invoke([command, "--select", *selectors], manifest=manifest)
+        redact = self.redactor(parsed.graph)
         if result.result is None:
-            raise ProjectError(f"dbt {command} could not start: {_why(result)}")
-        return [_node_result(r) for r in result.result.results]
+            _refuse_unwritable(result)
+            raise ProjectError(f"dbt {command} could not start: {redact(_why(result))}")
+        return [_node_result(r, redact) for r in result.result.results]
 
     def _invoke(self, args: list[str], manifest: Any = None) -> Any:
         from dbt.cli.main import dbtRunner
@@ -188,16 +202,29 @@ def _selector(node: Any) -> str:
     return "fqn:" + ".".join(node.fqn)
 
 
-def _node_result(result: Any) -> NodeResult:
+def _node_result(result: Any, redact: Redactor) -> NodeResult:
     return NodeResult(
         unique_id=result.node.unique_id,
         resource_type=str(result.node.resource_type),
         status=str(result.status),
-        message=str(result.message or ""),
+        message=redact(str(result.message or "")),
         failures=result.failures,
         seconds=float(result.execution_time or 0.0),
         path=str(getattr(result.node, "original_file_path", "") or ""),
     )
+
+
+def _refuse_unwritable(result: Any) -> None:
+    """dbt writes its logs and target folder under releasekit's state folder; a path there
+    it cannot write is a setup problem with a fix, not a project error."""
+    exception = getattr(result, "exception", None)
+    if isinstance(exception, OSError) and exception.filename:
+        path = Path(exception.filename)
+        raise ProjectError(
+            f"dbt cannot write {path}: {exception.strerror or exception}",
+            hint=f"make {path.parent} writable by this user, or point the state elsewhere "
+            "(state.path in releasekit.yml, RELEASEKIT_STATE_PATH or --state-path)",
+        )
 
 
 def _why(result: Any) -> str:
@@ -208,7 +235,7 @@ def _why(result: Any) -> str:
 def _project_vars(project_dir: Path) -> dict[str, Any]:
     try:
         with open(project_dir / "dbt_project.yml", encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
+            data = load_yaml(handle) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"cannot read {project_dir / 'dbt_project.yml'}: {exc}") from exc
     return dict(data.get("vars") or {})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
+from releasekit.engine.drift import Drift, repair_note, warehouse_drift
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
@@ -41,6 +42,8 @@ class DeployResult:
     release_id: int | None
     failures: tuple[Failure, ...] = ()
     recovered: LedgerEntry | None = None
+    # How the warehouse had drifted from the live release, now repaired (engine.drift).
+    repaired: tuple[str, ...] = ()
     # What dbt ran (models, seeds, snapshots, data and unit tests), passed or not, and the
     # project graph the deploy parsed: `releasekit check` reports both.
     results: tuple[NodeResult, ...] = ()
@@ -50,13 +53,20 @@ class DeployResult:
     def ok(self) -> bool:
         return self.outcome != "failed"
 
+    @property
+    def repaired_in_place(self) -> bool:
+        """The live release was switched in again over a drifted schema; no new release."""
+        live = self.plan.live
+        return bool(self.repaired) and live is not None and self.release_id == live.release_id
+
 
 def plan_deploy(target: Target, *, graph: ProjectGraph | None = None) -> Plan:
     """What a deploy would do now. Changes nothing (no lock, no ledger entry, no DDL).
     `graph`: an earlier parse of this commit with these parameters (see `deploy`)."""
     graph = graph if graph is not None else _dbt(target).parse().graph
     with target.warehouse() as warehouse:
-        return _plan(target, graph, warehouse)
+        plan = _plan(target, graph, warehouse)
+        return dataclasses.replace(plan, repairs=warehouse_drift(warehouse, target.env, plan.live).problems)
 
 
 def deploy(
@@ -77,10 +87,15 @@ def deploy(
       dbt is never started, else the project is parsed as usual.
     promotion: what a promotion records with the release (source, gates, approvals).
     resync: switch even when nothing changed, so a schema that drifted from its release
-      (a view dropped by hand) serves it whole again.
+      (a view dropped by hand) serves it whole again, as a new release.
     cause: what runs this deploy (deploy, promote, sync, sync --force), recorded when it
       ends a rollback's hold. A held environment always switches, so the end is recorded.
     forced: what `deploy --force --reason` let past a gate, recorded with the release.
+
+    A schema that drifted from its live release is repaired: with nothing else to do, the
+    live release is switched in again (a `repair` entry under its id); else the new
+    release's switch puts everything back. A physical relation dropped by hand is rebuilt,
+    as the plan builds every version that has no relation.
     """
     extra = {"promotion": dict(promotion or {}), "forced": dict(forced or {}), "cause": cause}
     with contextlib.nullcontext() if locked else target.store.lock(target.name, owner=target.who):
@@ -99,15 +114,19 @@ def _deploy(target: Target, graph: ProjectGraph | None, extra: dict[str, Any], r
             keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
             graph, plan = parsed.graph, _plan(target, parsed.graph, warehouse)
         held = ledger.hold_of(plan.live) is not None
-        if plan.is_noop and not resync and not held:
+        drift = warehouse_drift(warehouse, target.env, plan.live)
+        repair_only = plan.is_noop and not resync and not held
+        if repair_only and not drift:
             return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
         warehouse.drop_relations(plan.physical_schema, plan.stale)
+    if repair_only:
+        return dataclasses.replace(_repair(target, plan, drift, recovered), graph=graph)
     results = _build(target, parsed, plan) if parsed is not None else ()
     failures = _failures(results)
     if failures:
         result = _fail(target, plan, failures, recovered, extra["forced"])
     else:
-        result = _switch(target, plan, recovered, extra)
+        result = _switch(target, plan, recovered, extra, drift)
     return dataclasses.replace(result, results=results, graph=graph)
 
 
@@ -130,6 +149,7 @@ def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
         existing=warehouse.relations(target.physical_schema),
         verified=ledger_view.verified,
         elsewhere=ledger_view.elsewhere,
+        max_name_bytes=warehouse.capabilities.max_identifier_bytes,
     )
     return make_plan(graph, prints, inputs)
 
@@ -175,7 +195,9 @@ def _fail(
     return DeployResult(plan, "failed", release_id, failures, recovered)
 
 
-def _switch(target: Target, plan: Plan, recovered: LedgerEntry | None, extra: dict[str, Any]) -> DeployResult:
+def _switch(
+    target: Target, plan: Plan, recovered: LedgerEntry | None, extra: dict[str, Any], drift: Drift
+) -> DeployResult:
     release_id = _next_id(target)
     fields = dict(
         params=plan.params,
@@ -186,13 +208,36 @@ def _switch(target: Target, plan: Plan, recovered: LedgerEntry | None, extra: di
         promotion=extra["promotion"],
         forced=extra["forced"],
         hold=_lift(plan.live, extra["cause"]),
+        note=repair_note(drift),
     )
     target.record("deploy", "switching", release_id, **fields)
     with target.warehouse() as warehouse:
         previous = plan.live.models if plan.live else {}
-        switch(target, warehouse, plan.models, previous, release_id, target.git_sha)
+        stray = drift.extra_views
+        switch(target, warehouse, plan.models, previous, release_id, target.git_sha, also_drop=stray)
     target.record("deploy", "succeeded", release_id, **fields)
-    return DeployResult(plan, "succeeded", release_id, recovered=recovered)
+    return DeployResult(plan, "succeeded", release_id, recovered=recovered, repaired=drift.problems)
+
+
+def _repair(target: Target, plan: Plan, drift: Drift, recovered: LedgerEntry | None) -> DeployResult:
+    """Switch the live release in again, whole: its views, the marker, and no view it lacks.
+    Nothing is built (every relation it reads exists: the plan built nothing)."""
+    live = plan.live
+    if live is None:  # a plan with no live release is never a noop
+        raise ValueError("only a live release can be repaired")
+    fields = dict(
+        git_sha=live.git_sha,
+        params=live.params,
+        models=live.models,
+        previous_release=live.release_id,
+        note=repair_note(drift),
+    )
+    target.record("repair", "switching", live.release_id, **fields)
+    with target.warehouse() as warehouse:
+        models = live.models
+        switch(target, warehouse, models, models, live.release_id, live.git_sha, also_drop=drift.extra_views)
+    target.record("repair", "succeeded", live.release_id, **fields)
+    return DeployResult(plan, "succeeded", live.release_id, recovered=recovered, repaired=drift.problems)
 
 
 def _lift(live: LedgerEntry | None, cause: str) -> dict[str, Any]:

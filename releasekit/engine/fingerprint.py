@@ -6,6 +6,8 @@ config (placement and metadata keys excluded), the source of every project or pa
 macro it calls (transitively; dbt's and the adapter's own macros are versioned with the
 tool and left out), the values of exactly the vars and env vars it reads (directly or
 through those macros), the adapter, and its parents' fingerprints (a Merkle DAG).
+An env var's value is hashed with a keyed hash (config.secrets) that no state document
+holds, so neither `inputs` nor the digest lets anyone test guesses of a secret.
 
 Each component is kept as a separate digest in `inputs`, so a plan can say *why* a
 model must be rebuilt.
@@ -13,9 +15,10 @@ model must be rebuilt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from releasekit.config.secrets import keyed_hasher
 from releasekit.graph import UNSET, Node, ProjectGraph, Reads, digest
 
 VERSION = "releasekit-fingerprint/1"
@@ -30,9 +33,10 @@ class Fingerprint:
 def fingerprint_graph(graph: ProjectGraph, environ: Mapping[str, str]) -> dict[str, Fingerprint]:
     """Fingerprints of every node in the graph, parents before children."""
     closures = _MacroClosures(graph)
+    hash_value = keyed_hasher(environ)
     prints: dict[str, Fingerprint] = {}
     for node in graph.in_dag_order():
-        inputs = _inputs(node, graph, closures, environ, prints)
+        inputs = _inputs(node, graph, closures, _EnvVars(environ, hash_value), prints)
         prints[node.unique_id] = Fingerprint(digest(f"{VERSION}\n{digest(inputs)}"), inputs)
     return prints
 
@@ -41,7 +45,7 @@ def _inputs(
     node: Node,
     graph: ProjectGraph,
     closures: _MacroClosures,
-    environ: Mapping[str, str],
+    env_vars: _EnvVars,
     prints: Mapping[str, Fingerprint],
 ) -> dict[str, str]:
     if node.resource_type == "source":
@@ -52,9 +56,18 @@ def _inputs(
     reads = _merge([node.reads, *(graph.macros[uid].reads for uid in macros)])
     var_names = graph.all_var_names() if reads.dynamic_vars else reads.vars
     inputs |= {f"var:{name}": digest(graph.var_value(name, node.package)) for name in sorted(var_names)}
-    inputs |= {f"env_var:{name}": digest(environ.get(name, UNSET)) for name in sorted(reads.env_vars)}
+    inputs |= {f"env_var:{name}": env_vars.digest(name) for name in sorted(reads.env_vars)}
     inputs |= {f"parent:{uid}": prints[uid].digest for uid in sorted(node.parents) if uid in prints}
     return inputs
+
+
+@dataclass(frozen=True)
+class _EnvVars:
+    environ: Mapping[str, str]
+    hash_value: Callable[[str], str]
+
+    def digest(self, name: str) -> str:
+        return self.hash_value(self.environ.get(name, UNSET))
 
 
 def _merge(reads: list[Reads]) -> Reads:

@@ -9,7 +9,9 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from releasekit.config.secrets import other_key
 from releasekit.engine.fingerprint import Fingerprint, tests_digest
+from releasekit.engine.names import check_view_names
 from releasekit.graph import Node, ProjectGraph
 from releasekit.state.base import LedgerEntry, ModelVersion
 from releasekit.warehouse.naming import physical_name
@@ -55,6 +57,7 @@ class Plan:
     views_dropped: tuple[str, ...] = field(default=())
     # What a deploy of this plan would meet before building (a gate that refuses it).
     warnings: tuple[str, ...] = ()
+    repairs: tuple[str, ...] = ()  # how the schema drifted from the live release: a deploy repairs it
 
     @property
     def builds(self) -> tuple[ModelStep, ...]:
@@ -104,10 +107,12 @@ class PlanInputs:
     verified: Set[str]  # relations some recorded release tested and switched to
     # Other environments' live versions, to explain a first build ("var x differs from dev").
     elsewhere: Mapping[str, tuple[str, ModelVersion]] = field(default_factory=dict)
+    max_name_bytes: int | None = None  # the warehouse cuts longer view names (None: no limit)
 
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
     material = [node for node in graph.in_dag_order() if node.is_material]
+    check_view_names(material, project=graph.project_name, max_bytes=given.max_name_bytes)
     steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
     models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
     stale = tuple(s.relation for s in steps if s.action == "build" and s.relation in given.existing)
@@ -188,9 +193,21 @@ def explain(
     node = graph.nodes.get(live.unique_id)
     seed = node is not None and node.resource_type == "seed"
     reasons = tuple(
-        dict.fromkeys("seed data changed" if seed and k == "sql" else _reason(k, graph) for k in changed)
+        dict.fromkeys(
+            "seed data changed"
+            if seed and k == "sql"
+            else _other_key_reason(k)
+            if other_key(fingerprint.inputs.get(k), live.inputs.get(k))
+            else _reason(k, graph)
+            for k in changed
+        )
     )
     return reasons or ("fingerprint changed",)
+
+
+def _other_key_reason(key: str) -> str:
+    name = key.partition(":")[2]
+    return f"env var {name} hashed with another fingerprint key (set RELEASEKIT_FINGERPRINT_KEY)"
 
 
 def _reason(key: str, graph: ProjectGraph) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +11,7 @@ from typing import Any
 
 from releasekit.config.model import Connection, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject
+from releasekit.engine.drift import warehouse_drift
 from releasekit.errors import ConfigError, WarehouseBusyError
 from releasekit.state import ledger
 from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome, StateStore
@@ -142,6 +143,8 @@ def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
         return None
     marker = warehouse.read_marker(target.env.schema)
     committed = marker is not None and marker.release_id == pending.release_id
+    if committed and pending.kind == "repair":  # its release was live before: the marker alone cannot tell
+        committed = not warehouse_drift(warehouse, target.env, pending)
     return target.record(
         pending.kind,
         "succeeded" if committed else "abandoned",
@@ -167,9 +170,12 @@ def switch(
     previous: Mapping[str, ModelVersion],
     release_id: int,
     git_sha: str,
+    *,
+    also_drop: Collection[str] = (),
 ) -> None:
+    """`also_drop`: views of releasekit's kind the schema holds and no release has (drift)."""
     views = {version.name: version.relation for version in models.values()}
-    dropped = {version.name for version in previous.values()} - set(views)
+    dropped = ({version.name for version in previous.values()} | set(also_drop)) - set(views)
     warehouse.switch(
         target.env.schema,
         views,

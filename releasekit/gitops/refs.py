@@ -194,20 +194,6 @@ def resolve(root: Path, rev: str) -> str | None:
     return _resolve(_open(root), rev)
 
 
-def tree_of(root: Path, commit: str, folder: str) -> str | None:
-    """The id of the git tree at `folder` (repository-relative, POSIX; "" or "." for the
-    top) in `commit`: equal ids, equal content, whatever the commit. None when the commit or
-    the folder is not there."""
-    repo = _open(root)
-    sha = _resolve(repo, commit)
-    if sha is None:
-        return None
-    path = folder.strip("/")
-    rev = f"{sha}^{{tree}}" if path in ("", ".") else f"{sha}:{path}"
-    status, out, _ = _run(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", rev)
-    return out.strip() if status == 0 else None
-
-
 def _check_name(repo: git.Repo, kind: Literal["branch", "tag"], name: str) -> None:
     if not name.startswith("-") and name != "HEAD":  # git must never read a name as an option
         if kind == "branch":  # --branch expands @{-1}: only a literal name is valid

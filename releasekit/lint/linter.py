@@ -14,6 +14,8 @@ state and its open DuckDB database never outlive the run.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -23,10 +25,11 @@ from typing import Any
 
 from sqlfluff.core.linter.discovery import paths_from_path
 
+from releasekit.config.secrets import Redactor, env_var_names_in
 from releasekit.lint.configuration import DbtOptions, LintSettings
 from releasekit.lint.isolation import lint_isolated
 from releasekit.lint.pool import Job, lint_parallel, start_method
-from releasekit.lint.project import read_dbt_project
+from releasekit.lint.project import DbtProject, read_dbt_project
 from releasekit.lint.results import FileLint, FileOutcome, LintRun, SkippedFile
 from releasekit.lint.session import LintSession
 
@@ -86,6 +89,8 @@ def lint(
     root = (relative_to or project.directory).resolve()
     jobs, skipped = _select(session, _absolute(project.directory, files), root)
     outcomes, workers = _lint_jobs(session, jobs, processes)
+    redact = _redactor(project, [path for path, _ in jobs], settings.environ)
+    outcomes = [_redacted(outcome, redact) for outcome in outcomes]
     config = session.config_for(project.directory)
     return LintRun(
         files=tuple(o for o in outcomes if isinstance(o, FileLint)),
@@ -95,6 +100,25 @@ def lint(
         dialect=str(config.get("dialect")),
         templater=session.linter.templater.name,
     )
+
+
+def _redactor(project: DbtProject, files: Sequence[Path], environ: Mapping[str, str]) -> Redactor:
+    """sqlfluff's messages can quote rendered SQL (an unparsable section): the values of
+    the env vars that the linted files and the project's macros read are hidden."""
+    macros = [path for folder in project.macro_dirs for path in folder.rglob("*.sql")]
+    names: set[str] = set()
+    for path in [*files, *macros]:
+        with contextlib.suppress(OSError):
+            names |= env_var_names_in(path.read_text(encoding="utf-8", errors="replace"))
+    return Redactor.of(names, environ)
+
+
+def _redacted(outcome: FileOutcome, redact: Redactor) -> FileOutcome:
+    if not isinstance(outcome, FileLint) or not redact.values:
+        return outcome
+    violations = tuple(dataclasses.replace(v, message=redact(v.message)) for v in outcome.violations)
+    error = redact(outcome.error) if outcome.error else outcome.error
+    return dataclasses.replace(outcome, violations=violations, error=error)
 
 
 def _absolute(project_dir: Path, files: Sequence[Path | str]) -> list[Path]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from releasekit.config.safe_yaml import load_yaml
 from releasekit.errors import ProjectError
 
 DEFAULT_MACRO_PATHS = ("macros",)
@@ -51,7 +52,7 @@ def project_vars(raw: Any, project_name: str) -> dict[str, Any]:
 
 def _load(path: Path) -> Mapping[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ProjectError(
             f"no dbt_project.yml in {path.parent}",

@@ -2,19 +2,26 @@
 
 In git, its branch (the desired state) points elsewhere than the commit it serves; in the
 warehouse, its schema no longer serves its live release: the marker names another release,
-or a view was dropped, repointed or added by hand.
+or a view was dropped, repointed or added by hand, or a physical relation a view reads is
+gone (engine.drift).
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 from releasekit.config.model import EnvironmentConfig
+from releasekit.engine.drift import warehouse_drift as schema_drift
+from releasekit.engine.runtime import live_entry
+from releasekit.errors import ReleasekitError
 from releasekit.gitops.refs import branch_head
 from releasekit.state.base import LedgerEntry
+from releasekit.state.doctor import Check
 from releasekit.state.ledger import hold_of
 from releasekit.warehouse.base import Warehouse
+from releasekit.workspace import Workspace
 
 Content = Callable[[str], str | None]  # a commit's content (its dbt project's git tree)
 
@@ -52,20 +59,42 @@ def missing_branch(root: Path, env: EnvironmentConfig, live: LedgerEntry | None)
 
 
 def warehouse_drift(warehouse: Warehouse, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
-    marker = warehouse.read_marker(env.schema)
+    """How `env`'s schema differs from its live release, in words (engine.drift)."""
+    return list(schema_drift(warehouse, env, live).problems)
+
+
+def every_environment(workspace: Workspace) -> list[EnvironmentConfig]:
+    """The declared environments, then the branch environments releasekit made."""
+    branches = [workspace.branch_environment(record) for record in workspace.store.branches()]
+    return [*workspace.config.environments.values(), *branches]
+
+
+def drift_checks(workspace: Workspace) -> list[Check]:
+    """doctor's warehouse checks: one per environment with a live release or a marker."""
+    return [_drift_check(workspace, env) for env in every_environment(workspace)]
+
+
+def _drift_check(workspace: Workspace, env: EnvironmentConfig) -> Check:
+    name = f"warehouse {env.name}"
+    try:
+        live = live_entry(workspace.store.entries(env.name))
+        with workspace.light_target(env).warehouse() as warehouse:
+            found = schema_drift(warehouse, env, live)
+    except ReleasekitError as exc:
+        return Check(name, False, exc.message, exc.hint or "")
+    if found:
+        what = f"schema {env.schema} no longer serves its live release whole"
+        hint = _repair_hint(env, workspace.is_declared(env))
+        return Check(name, False, what, hint, found.problems, finding=True)
     if live is None:
-        return [f"schema {env.schema} holds release {marker.release_id}, the ledger none"] if marker else []
-    if marker is None:
-        return [f"schema {env.schema} has no release marker (release {live.release_id} expected)"]
-    found: list[str] = []
-    if marker.release_id != live.release_id:
-        found.append(f"schema {env.schema} serves release {marker.release_id}, the ledger {live.release_id}")
-    wanted = {version.name: version.relation for version in live.models.values()}
-    views = warehouse.view_targets(env.schema)
-    missing = sorted(set(wanted) - set(views))
-    moved = sorted(name for name in set(wanted) & set(views) if views[name] != wanted[name])
-    extra = sorted(set(views) - set(wanted))
-    for label, names in (("missing", missing), ("repointed", moved), ("not in the release", extra)):
-        if names:
-            found.append(f"{label} view(s) in {env.schema}: {', '.join(names[:10])}")
-    return found
+        return Check(name, True, f"{env.schema}: nothing deployed")
+    views = len(live.models)
+    return Check(name, True, f"{env.schema} serves release {live.release_id} whole ({views} views)")
+
+
+def _repair_hint(env: EnvironmentConfig, declared: bool) -> str:
+    sync = f" (or `releasekit sync {env.name}`)" if declared and env.branch else ""
+    return (
+        f"`releasekit deploy {shlex.quote(env.name)}`{sync} puts back what is missing, rebuilding a "
+        "dropped physical relation; `releasekit status` shows every environment"
+    )

@@ -2,7 +2,9 @@
 
 1. Take the commit SRC's live release was deployed from (the ledger, not SRC's branch head,
    which may have moved on since).
-2. Check DST's gates; a refusal changes nothing and says what to do.
+2. Check DST's gates, with DST's rules at their strictest over its deployed commit, the
+   promoted commit and the checked-out configuration (`policy`); a refusal changes nothing
+   and says what to do.
 3. Under DST's lock: move DST's branch to that commit (fast-forward only, or a merge commit
    when DST's policy allows it), without touching the user's checkout.
 4. Deploy DST from that commit in a temporary worktree, with DST's parameters. Models whose
@@ -23,12 +25,13 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from releasekit.config.model import EnvironmentConfig
+from releasekit.config.model import EnvironmentConfig, PromotionPolicy
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.plan import Plan
 from releasekit.engine.runtime import live_entry, reconcile
+from releasekit.environments.policy import project_content
 from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, ReleasekitError
 from releasekit.gitops.refs import (
     BranchUpdate,
@@ -44,7 +47,8 @@ from releasekit.gitops.refs import (
 from releasekit.gitops.worktree import worktree_at
 from releasekit.promotion.drift import git_drift, warehouse_drift
 from releasekit.promotion.gates import Gate, GateInputs, evaluate
-from releasekit.state.base import LedgerEntry
+from releasekit.promotion.policy import declared_at, strictest
+from releasekit.state.base import CheckRecord, LedgerEntry
 from releasekit.workspace import Workspace
 
 
@@ -92,7 +96,7 @@ def promote(
     src_live = _promotable(workspace, src)
     commit = src_live.git_sha
     if request.dry_run:
-        gates = _gates(workspace, request, src_live)
+        gates = _gates(workspace, request, src_live, _rules(workspace, dst, src_live))
         planned = _plan(workspace, dst, commit)
         moved = _would_move(workspace, branch, commit)
         return PromoteResult(
@@ -105,13 +109,14 @@ def promote(
         # so a branch that moved on there is drift, not something to overwrite.
         catch_up_branch(workspace.repo.root, branch)
         _settle(workspace, dst)
-        gates = _gates(workspace, request, src_live)
+        rules = _rules(workspace, dst, src_live)
+        gates = _gates(workspace, request, src_live, rules)
         result = PromoteResult(dst.name, src.name, src_live.release_id, commit, gates, branch, "", None)
         update = advance_branch(
             workspace.repo.root,
             branch,
             commit,
-            mode="merge" if dst.promotion.merge == "merge" else "ff-only",
+            mode="merge" if rules.promotion.merge == "merge" else "ff-only",
             message=f"releasekit: promote {src.name} release {src_live.release_id} to {dst.name}",
         )
         result = dataclasses.replace(result, branch_update=update.kind)
@@ -162,8 +167,30 @@ def _promotable(workspace: Workspace, src: EnvironmentConfig) -> LedgerEntry:
     return live
 
 
-def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry) -> tuple[Gate, ...]:
-    dst = request.dst
+@dataclass(frozen=True)
+class _Rules:
+    dst: EnvironmentConfig  # DST with each promotion rule at its strictest
+    read_from: tuple[str, ...]  # where they were read, for a refusal
+
+    @property
+    def promotion(self) -> PromotionPolicy:
+        return self.dst.promotion
+
+
+def _rules(workspace: Workspace, dst: EnvironmentConfig, src_live: LedgerEntry) -> _Rules:
+    """DST with its promotion rules at their strictest over the checked-out configuration,
+    DST's deployed commit and the promoted commit."""
+    dst_live = live_entry(workspace.store.entries(dst.name))
+    commits = [(f"{dst.name}'s deployed commit", dst_live.git_sha)] if dst_live is not None else []
+    commits.append(("the promoted commit", src_live.git_sha))
+    declared = declared_at(workspace.repo.root, workspace.config.root, dst.name, commits)
+    return _Rules(strictest(dst, declared), ("your checkout", *(d.where for d in declared)))
+
+
+def _gates(
+    workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry, rules: _Rules
+) -> tuple[Gate, ...]:
+    dst = rules.dst
     dst_live = live_entry(workspace.store.entries(dst.name))
     with workspace.light_target(dst).warehouse() as warehouse:
         drift = warehouse_drift(warehouse, dst, dst_live)
@@ -171,14 +198,16 @@ def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry)
     # was interrupted after moving it, and this one finishes it.
     if dst.branch is None or branch_head(workspace.repo.root, dst.branch) != src_live.git_sha:
         drift += git_drift(workspace.repo.root, dst, dst_live, content_of=workspace.content_of)
+    content = project_content(workspace.repo.root, workspace.config.dbt_project_dir, src_live.git_sha)
     given = GateInputs(
         dst=dst,
         src=request.src,
         src_live=src_live,
-        checks=workspace.store.checks(src_live.git_sha),
+        checks=_recorded_checks(workspace, src_live.git_sha, content),
         approvals=request.approvals,
         who=workspace.repo.user(),
         drift=drift,
+        content=content,
     )
     gates = evaluate(given)
     if request.force_reason:
@@ -190,8 +219,20 @@ def _gates(workspace: Workspace, request: PromoteRequest, src_live: LedgerEntry)
     if refused:
         reasons = "\n  ".join(f"{g.name}: {g.detail}" for g in refused)
         what = f"promotion of {request.src.name} release {src_live.release_id} to {dst.name}"
-        raise PromotionRefused(f"{what} refused; nothing changed:\n  {reasons}")
+        where = ", ".join(rules.read_from)
+        raise PromotionRefused(
+            f"{what} refused; nothing changed:\n  {reasons}\n  ({dst.name}'s rules: the strictest of {where})"
+        )
     return gates
+
+
+def _recorded_checks(workspace: Workspace, sha: str, content: str | None) -> list[CheckRecord]:
+    """Checks of the commit, then checks of other commits whose dbt project is the same (a
+    squash or merge commit lands content that was checked on its branch's head)."""
+    found = workspace.store.checks(sha)
+    if content is not None:
+        found += [r for r in workspace.store.checks_with_content(content) if r.git_sha != sha]
+    return found
 
 
 def _would_move(workspace: Workspace, branch: str, commit: str) -> str:

@@ -1,7 +1,8 @@
 """`releasekit sync ENV`: reconcile the GitOps way. ENV's branch is its desired state; when
 its head differs from the commit ENV serves (someone merged by hand, a CI job pushed),
 deploy the head, from a temporary worktree, under ENV's lock. Idempotent: a second sync of
-the same commit finds nothing to do.
+the same commit finds nothing to do, unless ENV's warehouse drifted from its release (a
+view, the marker or a physical relation dropped by hand): then the deploy repairs it.
 
 A rollback holds ENV (like GitOps controllers that suspend automatic sync after a manual
 rollback): while the branch head brings only what was rolled back from (the same commit,
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from releasekit.config.model import EnvironmentConfig
 from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
+from releasekit.engine.drift import warehouse_drift
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.runtime import live_entry, reconcile
 from releasekit.errors import GitError, ReleasekitError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.worktree import worktree_at
+from releasekit.state.base import LedgerEntry
 from releasekit.state.ledger import Hold, hold_of, pending_switch
 from releasekit.workspace import Workspace
 
@@ -64,7 +67,7 @@ def sync(
         result = SyncResult(env.name, env.branch, head, before, None, hold)
         if hold is not None and not force and hold.covers(head, workspace.content_of(head)):
             return SyncResult(env.name, env.branch, head, before, None, hold, held=True)
-        if before == head and (hold is None or not force):
+        if before == head and (hold is None or not force) and not _drifted(workspace, env, live):
             return result
         cause = "sync --force" if force and hold is not None else "sync"
         with worktree_at(root, head) as tree:
@@ -72,6 +75,12 @@ def sync(
             graph = stored_graph(workspace.store, head, env.target, env.vars)
             deployed = deploy(target, locked=True, graph=graph, cause=cause)
         return SyncResult(env.name, env.branch, head, before, deployed, hold)
+
+
+def _drifted(workspace: Workspace, env: EnvironmentConfig, live: LedgerEntry | None) -> bool:
+    """The warehouse no longer serves the live release whole: the deploy repairs it."""
+    with workspace.light_target(env).warehouse() as warehouse:
+        return bool(warehouse_drift(warehouse, env, live))
 
 
 def _settle(workspace: Workspace, env: EnvironmentConfig) -> None:

@@ -61,10 +61,12 @@ class PromotionReporter:
             )
             return
         before = short(result.deployed_before) if result.deployed_before else "nothing"
-        self.console.print(
-            f"{result.env}: {result.branch} is at {short(result.head)}, {result.env} served {before}.",
-            highlight=False,
-        )
+        if result.deployed_before == result.head:
+            head = short(result.head)
+            said = f"{result.env} serves {result.branch}'s head {head}, but its warehouse drifted."
+        else:
+            said = f"{result.env}: {result.branch} is at {short(result.head)}, {result.env} served {before}."
+        self.console.print(said, highlight=False)
         self.terminal.deploy(result.deployed)
         if hold is not None and result.deployed.outcome == "succeeded":
             self.console.print(f"{result.env}'s hold (rollback to release {hold.to_release}) has ended.")

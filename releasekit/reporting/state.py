@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from releasekit.config.secrets import redact_urls
 from releasekit.state.doctor import DoctorReport
 from releasekit.state.documents import HeldLock, lock_words
 from releasekit.state.migrate import MigrationResult
@@ -25,7 +26,8 @@ class StateReporter:
 
     def show(self, summary: StateSummary, *, as_json: bool = False) -> None:
         if as_json:
-            self.console.out(json.dumps(dataclasses.asdict(summary), indent=2), highlight=False)
+            text = json.dumps(dataclasses.asdict(summary), indent=2)
+            self.console.out(redact_urls(text), highlight=False)
             return
         self.console.print(f"[bold]State:[/] {escape(summary.where)} ({_kind(summary)})")
         self._environments(summary)
@@ -84,7 +86,7 @@ class StateReporter:
             highlight=False,
         )
         self.console.print("The source was only read. To use the new state, put this in releasekit.yml:")
-        self.console.print(f"    {escape(result.switch_line)}", highlight=False, soft_wrap=True)
+        self.console.print(f"    {escape(redact_urls(result.switch_line))}", highlight=False, soft_wrap=True)
         self.console.print(
             "(RELEASEKIT_STATE_URL, when set, wins over releasekit.yml: change or unset it too.)", style="dim"
         )
@@ -96,11 +98,11 @@ class StateReporter:
             self.console.print(f"[bold]Doctor:[/] {escape(report.where)}")
         for check in report.checks:
             mark = "[green]✔[/]" if check.passed else "[red]✘[/]"
-            self.console.print(f"{mark} {check.name}: {escape(check.detail)}", highlight=False)
+            self.console.print(f"{mark} {check.name}: {escape(redact_urls(check.detail))}", highlight=False)
             for item in check.items:
-                self.console.print(f"    {escape(item)}", highlight=False)
+                self.console.print(f"    {escape(redact_urls(item))}", highlight=False)
             if check.hint and not check.passed:
-                self.console.print(f"  [yellow]hint:[/] {escape(check.hint)}", highlight=False)
+                self.console.print(f"  [yellow]hint:[/] {escape(redact_urls(check.hint))}", highlight=False)
         failed = [check.name for check in report.checks if not check.passed]
         if failed:
             self.console.print(f"[bold red]{len(failed)} check(s) failed:[/] {', '.join(failed)}")
@@ -116,7 +118,7 @@ def _kind(summary: StateSummary) -> str:
         f"{label} {value}"
         for label, value in (
             ("region", location.region),
-            ("endpoint", location.endpoint_url),
+            ("endpoint", location.endpoint_url and redact_urls(location.endpoint_url)),
             ("profile", location.profile),
         )
         if value

@@ -79,6 +79,8 @@ class TerminalReporter:
             if names
         ]
         self.console.print(f"Views in [cyan]{plan.schema}[/]: " + ("; ".join(said) or "unchanged"))
+        for problem in plan.repairs:
+            self.console.print(f"  [yellow]to repair[/] {escape(problem)}", highlight=False)
 
     def deploying(self, env: str) -> AbstractContextManager[NodeCallback]:
         """A live status line while releasekit parses and dbt builds and tests."""
@@ -91,6 +93,13 @@ class TerminalReporter:
             self.console.print(
                 f"[green]Nothing changed:[/] {plan.env} stays on release {live}; nothing built."
             )
+        elif result.repaired_in_place:
+            self.console.print(
+                f"[bold green]✔ {plan.env} repaired:[/] release {result.release_id} switched in again "
+                f"whole ({len(plan.views)} views and the marker); nothing built.",
+                highlight=False,
+            )
+            self._repaired(result)
         elif result.outcome == "succeeded":
             self.console.print(
                 f"[bold green]✔ {plan.env} is now release {result.release_id}[/] "
@@ -100,8 +109,13 @@ class TerminalReporter:
                 f"{len(plan.views)} views switched atomically."
             )
             self._built(plan)
+            self._repaired(result)
         else:
             self._failed(result)
+
+    def _repaired(self, result: DeployResult) -> None:
+        for problem in result.repaired:
+            self.console.print(f"  [yellow]repaired[/] {escape(problem)}", highlight=False)
 
     def _built(self, plan: Plan) -> None:
         """One line per build, or one per reason when many builds share it."""

@@ -17,7 +17,8 @@ from typing import Any, Literal, Protocol
 # should fail at once, naming the holder (the whole command within 5 seconds), not queue.
 DEFAULT_LOCK_TIMEOUT = 2.0
 
-Kind = Literal["deploy", "rollback", "teardown"]
+# repair: the live release switched in again, whole, over a schema that drifted from it.
+Kind = Literal["deploy", "rollback", "teardown", "repair"]
 Outcome = Literal["switching", "succeeded", "failed", "abandoned"]
 
 
@@ -138,16 +139,37 @@ class CheckRecord:
     who: str
     at: str  # ISO 8601, UTC
     report: Mapping[str, Any] = field(default_factory=dict)  # the whole report (JSON schema v1)
-    seq: int = 0  # position among the commit's checks; assigned by the store on append
+    # position among the commit's checks (read by content: among that content's); assigned
+    # by the store on append
+    seq: int = 0
+    # What the check covered: the checks that ran, and why each other one did not (`only`:
+    # left out with --only; `off`: turned off by the base's policy; `blocked`: a failed
+    # build left nothing to read; `unknown`: recorded before releasekit said why).
+    ran: tuple[str, ...] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    # The content verified: the git tree id of the dbt project's folder at `git_sha`. None
+    # for a dirty tree (no commit holds that content) and for records from before.
+    content: str | None = None
+
+    @property
+    def full(self) -> bool:
+        """Every check the base's policy does not turn off ran: only this is a pass for a gate."""
+        return all(reason == "off" for reason in self.skipped.values())
 
 
 class CheckLog(Protocol):
     def record_check(self, record: CheckRecord) -> CheckRecord:
-        """Append durably; returns the record with its seq. Never rewrites."""
+        """Append durably; returns the record with its seq. Never rewrites. A record with a
+        `content` id is also found by `checks_with_content`."""
         ...
 
     def checks(self, git_sha: str) -> list[CheckRecord]:
         """Every check recorded for the commit, oldest first."""
+        ...
+
+    def checks_with_content(self, content: str) -> list[CheckRecord]:
+        """Every check recorded of any commit whose dbt project had this content (a git tree
+        id), oldest first per commit."""
         ...
 
 
@@ -166,7 +188,7 @@ class Artifacts(Protocol):
 
 # The folders (prefixes) that hold a state: what `releasekit state migrate` copies. Locks are
 # not state to copy: they belong to runs going on at the source.
-STATE_AREAS = ("ledger", "registry", "checks", "artifacts")
+STATE_AREAS = ("ledger", "registry", "checks", "contents", "artifacts")
 
 
 class StateObjects(Protocol):

@@ -194,7 +194,27 @@ def check_from_bytes(data: bytes, *, where: str) -> CheckRecord:
         at=fields.get("at", str),
         report=fields.get("report", dict),
         seq=fields.integer("seq"),
+        **_coverage(fields, statuses),
     )
+
+
+def _coverage(fields: _Fields, statuses: Mapping[str, str]) -> dict[str, Any]:
+    """What a check covered. A record from before releasekit wrote it: the checks that ran
+    are those with an outcome, and one skipped for a reason nobody recorded is `unknown`
+    (so the record is no full check)."""
+    if "skipped" not in fields.document:
+        return {
+            "ran": tuple(name for name, status in statuses.items() if status != "skipped"),
+            "skipped": {name: "unknown" for name, status in statuses.items() if status == "skipped"},
+            "content": None,
+        }
+    skipped = fields.get("skipped", dict)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in skipped.items()):
+        raise fields.invalid("skipped", "should map check names to reasons")
+    content = fields.get("content", object)
+    if content is not None and not isinstance(content, str):
+        raise fields.invalid("content", f"should be str or null, not {type(content).__name__}")
+    return {"ran": fields.strings("ran"), "skipped": skipped, "content": content}
 
 
 def _check_format(document: Mapping[str, Any], where: str) -> None:

@@ -59,6 +59,9 @@ class Check:
     detail: str
     hint: str = ""
     items: tuple[str, ...] = ()
+    # A failure that is a finding about what releasekit manages (a warehouse that drifted
+    # from its release: exit 1), not one that keeps releasekit from working (exit 2).
+    finding: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class DoctorReport:
     @property
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
+
+    @property
+    def only_findings(self) -> bool:
+        """Every failed check is a finding: releasekit can work, something drifted."""
+        return all(check.passed or check.finding for check in self.checks)
 
 
 # --- diagnose -----------------------------------------------------------------------------

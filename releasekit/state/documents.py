@@ -29,6 +29,7 @@ from releasekit.state.locking import process_alive
 from releasekit.state.objects import ObjectStore
 from releasekit.state.remote import ObjectStateStore, parse_lease
 
+_SEQUENCES = ("ledger", "checks", "contents")  # append-only folders of numbered entries
 ENTRY_NAME = re.compile(r"^[0-9]{8,}\.json$")  # a ledger entry's or check record's file name
 _READERS = 16
 DOCUMENT_HINT = (
@@ -74,14 +75,15 @@ def check_document(key: str, data: bytes, *, where: str) -> str:
     when it does not read, or is not what its key says."""
     area, _, rest = key.partition("/")
     folder, _, name = rest.rpartition("/")
-    if area in ("ledger", "checks") and folder and ENTRY_NAME.match(name):
+    if area in _SEQUENCES and folder and ENTRY_NAME.match(name):
+        owner: str | None
         if area == "ledger":
             entry = loads(data, where=where)
             owner, seq = entry.env, entry.seq
         else:
             record = check_from_bytes(data, where=where)
-            owner, seq = record.git_sha, record.seq
-        if env_key(owner) != folder or f"{seq:08d}.json" != name:
+            owner, seq = (record.git_sha if area == "checks" else record.content), record.seq
+        if owner is None or env_key(owner) != folder or f"{seq:08d}.json" != name:
             raise StateError(
                 f"{where}: holds entry {seq} of {owner!r}, not what its key says", hint=DOCUMENT_HINT
             )
@@ -99,7 +101,7 @@ def sequence_problems(store: Documents, keys: Sequence[str]) -> list[str]:
     folders: dict[str, list[int]] = {}
     for key in keys:
         folder, _, name = key.rpartition("/")
-        if folder.count("/") == 1 and folder.split("/")[0] in ("ledger", "checks") and ENTRY_NAME.match(name):
+        if folder.count("/") == 1 and folder.split("/")[0] in _SEQUENCES and ENTRY_NAME.match(name):
             folders.setdefault(folder, []).append(int(name.removesuffix(".json")))
     problems = []
     for folder, seqs in sorted(folders.items()):

@@ -2,8 +2,9 @@
 
 Pure functions over one environment's entries in seq order; no I/O. Two kinds of entry
 share release ids: a deploy creates a release (a new id), a rollback switches back to an
-existing one and reuses its id. So a *release* is built from deploy entries only, and the
-live release is whatever the last successful switch of either kind put in place.
+existing one and reuses its id, as a repair does (the live release switched in again over
+a schema that drifted). So a *release* is built from deploy entries only, and the live
+release is whatever the last successful switch of any kind put in place.
 """
 
 from __future__ import annotations

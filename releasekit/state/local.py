@@ -9,6 +9,8 @@ Layout under the root:
                                      holder that was killed; the next holder replaces it)
     registry/<env-key>.json          a branch environment's record, replaced atomically
     checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
+    contents/<tree-key>/00000001.json  the same records again, by the content they verified
+                                     (the dbt project's git tree id), for promotion gates
     artifacts/<name-key>             files releases leave for later runs (parsed graphs)
 
 An entry is written to a temp file, fsynced, then hard-linked to its final name: `link`
@@ -20,16 +22,19 @@ temp file that reads ignore and the next append removes).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FunctionType
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -111,10 +116,16 @@ class LocalStore:
         with self._appending(folder):
             return _append_locked(folder, entry)
 
-    # --- check records: checks/<sha-key>/<seq>.json, append-only like the ledger
+    # --- check records: checks/<sha-key>/<seq>.json and contents/<tree-key>/<seq>.json,
+    # append-only like the ledger
 
     def record_check(self, record: CheckRecord) -> CheckRecord:
-        folder = self._folder("checks", env_key(record.git_sha))
+        stored = self._append_check(self._folder("checks", env_key(record.git_sha)), record)
+        if record.content is not None:  # after the commit's own: an index never names a lost record
+            self._append_check(self._folder("contents", env_key(record.content)), record)
+        return stored
+
+    def _append_check(self, folder: Path, record: CheckRecord) -> CheckRecord:
         with self._appending(folder):
             _remove_temp_files(folder)
             stored = replace(record, seq=len(_entry_seqs(folder)) + 1)
@@ -122,7 +133,12 @@ class LocalStore:
             return stored
 
     def checks(self, git_sha: str) -> list[CheckRecord]:
-        folder = self._folder("checks", env_key(git_sha))
+        return self._read_checks(self._folder("checks", env_key(git_sha)))
+
+    def checks_with_content(self, content: str) -> list[CheckRecord]:
+        return self._read_checks(self._folder("contents", env_key(content)))
+
+    def _read_checks(self, folder: Path) -> list[CheckRecord]:
         if not folder.is_dir():
             return []
         records = []
@@ -514,3 +530,67 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise StateError(f"could not read {path}: {exc.strerror}") from None
+
+
+# --- a folder releasekit cannot write (read-only, another user's, a file in its place) ----
+#
+# Every public method turns an OSError into a one-line StateError naming the path and the
+# fix (exit 2), and `lock` also proves the environment's ledger folder writable before it
+# returns: every deploy, promotion, rollback and gc takes the lock before building or
+# changing anything, so a read-only ledger stops it there, not after a build.
+
+
+def _os_error(root: Path, exc: OSError) -> StateError:
+    path = Path(exc.filename) if exc.filename else root
+    if path.name.startswith(_TEMP_PREFIX):
+        path = path.parent  # name the folder, not the temp file releasekit tried to make
+    return StateError(
+        f"cannot use the state folder: {path}: {exc.strerror or exc}",
+        hint=f"make {root} and everything in it readable and writable by this user, or point the state "
+        "elsewhere (state.path in releasekit.yml, RELEASEKIT_STATE_PATH or --state-path)",
+    )
+
+
+@contextmanager
+def _translated(root: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _os_error(root, exc) from exc
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and delete a file in `folder` (a temp name: readers ignore it)."""
+    _ensure_dir(folder)
+    probe = _temp_path(folder / "write-probe")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    probe.unlink()
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: LocalStore, *args: Any, **kwargs: Any) -> Any:
+        with _translated(self.root):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def _guarded_lock(method: Callable[..., AbstractContextManager[LockInfo]]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    @contextmanager
+    def call(self: LocalStore, env: str, **kwargs: Any) -> Iterator[LockInfo]:
+        with contextlib.ExitStack() as stack:
+            with _translated(self.root):
+                info = stack.enter_context(method(self, env, **kwargs))
+                _probe_writable(self._folder("ledger", env_key(env)))
+            yield info  # errors of the caller's block pass through untranslated
+
+    return call
+
+
+for _name, _method in list(vars(LocalStore).items()):
+    if _name == "lock":
+        setattr(LocalStore, _name, _guarded_lock(_method))
+    elif not _name.startswith("_") and isinstance(_method, FunctionType) and _name != "describe":
+        setattr(LocalStore, _name, _guarded(_method))

@@ -6,6 +6,7 @@ Layout under the store's prefix, the same names as the local folder's:
     ledger/<env-key>/00000001.json   one immutable document per entry (create-only)
     registry/<env-key>.json          a branch environment's record (compare-and-swap)
     checks/<sha-key>/00000001.json   one immutable document per check (create-only)
+    contents/<tree-key>/00000001.json  the same records by the content they verified
     artifacts/<name-key>             files releases leave for later runs (create-only)
     locks/<env-key>.json             an environment's lease: holder, heartbeat, expiry
 
@@ -178,10 +179,19 @@ class ObjectStateStore:
         seq = self._append(
             f"checks/{env_key(record.git_sha)}/", lambda seq: check_to_bytes(replace(record, seq=seq))
         )
+        if record.content is not None:  # after the commit's own: an index never names a lost record
+            self._append(
+                f"contents/{env_key(record.content)}/", lambda seq: check_to_bytes(replace(record, seq=seq))
+            )
         return replace(record, seq=seq)
 
     def checks(self, git_sha: str) -> list[CheckRecord]:
-        folder = f"checks/{env_key(git_sha)}/"
+        return self._read_checks(f"checks/{env_key(git_sha)}/")
+
+    def checks_with_content(self, content: str) -> list[CheckRecord]:
+        return self._read_checks(f"contents/{env_key(content)}/")
+
+    def _read_checks(self, folder: str) -> list[CheckRecord]:
         keys = [folder + _entry_name(seq) for seq in self._seqs(folder)]
         return [
             check_from_bytes(data, where=self.objects.describe(key))

@@ -21,6 +21,7 @@ import boto3  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
+from releasekit.config.secrets import redact_urls
 from releasekit.errors import StateError
 from releasekit.state.objects import Stored
 
@@ -212,7 +213,7 @@ class S3Objects:
         ):
             # The endpoint botocore resolved: state.endpoint_url, AWS_ENDPOINT_URL_S3 or AWS's own.
             raise StateError(
-                f"S3 {operation} of {where}: could not reach {self._client.meta.endpoint_url} "
+                f"S3 {operation} of {where}: could not reach {redact_urls(self._client.meta.endpoint_url)} "
                 f"(tried {ATTEMPTS} times)",
                 hint="check the network and state.endpoint_url; nothing was written",
             ) from None

@@ -37,6 +37,9 @@ class Capabilities:
     schema_rename: bool  # ALTER SCHEMA ... RENAME works (swap a staged schema in)
     zero_copy_clone: bool = False
     grants: bool = False  # GRANT on views: a switch can give consumers their privileges
+    # Names longer than this many bytes are cut (PostgreSQL: 63): a plan refuses view names
+    # that would not fit before anything is built. None: no limit.
+    max_identifier_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ order than the switch, make the switch give up (nothing changed; run it again la
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -107,6 +108,7 @@ class PostgresWarehouse:
         self._sleep = sleep
         self._con = _connect(self._settings)
         self._max_bytes = self._prepare_session()
+        self.capabilities = dataclasses.replace(self.capabilities, max_identifier_bytes=self._max_bytes)
 
     def __enter__(self) -> PostgresWarehouse:
         return self

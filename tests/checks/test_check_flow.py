@@ -186,12 +186,29 @@ def test_a_retyped_column_is_breaking_unless_the_policy_allows_it(repo: Path, br
     assert impact.classification == "breaking" and impact.columns[0].change == "retyped"
     assert impact.breaking_because == ("big_spenders",)
 
-    change(
-        repo,
-        {"environments/dev.yml": "version: 1\nschema: dev\nbranch: main\nchecks:\n  allow_breaking: true\n"},
-    )
-    allowed = check(repo, only=("build", "diff"))
-    assert allowed.passed and allowed.verdict == "PASSED with warnings: diff"
+    allowing = {
+        "environments/dev.yml": "version: 1\nschema: dev\nbranch: main\nchecks:\n  allow_breaking: true\n"
+    }
+    change(repo, allowing)
+    # The branch's own policy is reported, not applied: dev's deployed commit judges it...
+    still = check(repo, only=("build", "diff"))
+    assert not still.passed and still.verdict == "FAILED: diff"
+    assert any("environments/dev.yml: checks.allow_breaking true (base: false)" in n for n in still.notes)
+
+    # ...until the policy is merged and deployed to dev.
+    git(repo, "switch", "-q", "main")
+    policy = change(repo, allowing, "dev allows breaking changes")
+    try:
+        assert api.deploy(Workspace.open(repo), "dev").ok
+        git(repo, "switch", "-q", branch)
+        git(repo, "merge", "-q", "--no-edit", "main")
+        allowed = check(repo, only=("build", "diff"))
+        assert allowed.passed and allowed.verdict == "PASSED with warnings: diff"
+    finally:
+        git(repo, "switch", "-q", "main")
+        git(repo, "revert", "--no-edit", policy)
+        assert api.deploy(Workspace.open(repo), "dev").ok
+        git(repo, "switch", "-q", branch)
 
 
 def test_a_new_column_is_non_breaking(repo: Path, branch: str) -> None:

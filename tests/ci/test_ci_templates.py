@@ -133,3 +133,14 @@ def _strings(node: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any
             yield from _strings(value, (*where, index))
     elif isinstance(node, str):
         yield where, node
+
+
+def test_workflows_that_fingerprint_pass_the_teams_fingerprint_key(repo: Path) -> None:
+    """Every runner hashes env_var() values with the one key from the repository's secrets,
+    so a version built by one job is reused by the next."""
+    for path in workflows(repo):
+        env = load(path).get("env", {})
+        fingerprints = "gc" not in path.name  # gc builds nothing and plans nothing
+        expected = "${{ secrets.RELEASEKIT_FINGERPRINT_KEY }}" if fingerprints else None
+        assert env.get("RELEASEKIT_FINGERPRINT_KEY") == expected, path.name
+    assert "RELEASEKIT_FINGERPRINT_KEY (masked)" in (repo / "releasekit.gitlab-ci.yml").read_text()

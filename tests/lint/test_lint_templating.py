@@ -52,6 +52,19 @@ def test_env_var_reads_the_given_environ(make_project: MakeProject) -> None:
     assert codes(run) == ["PRS"]
 
 
+def test_a_message_quoting_an_env_var_value_is_redacted(make_project: MakeProject) -> None:
+    """sqlfluff quotes an unparsable section of the rendered SQL; the value is hidden."""
+    project = make_project(
+        {**LT01_ONLY, "models/orders.sql": "select {{ env_var('RK_SECRET') }} as x from t\n"}
+    )
+
+    run = lint(project, ["models/orders.sql"], dialect="duckdb", environ={"RK_SECRET": "!!hunter2"})
+
+    messages = [v.message for f in run.files for v in f.violations]
+    assert codes(run) == ["PRS"] and "hunter2" not in str(messages)
+    assert "<redacted env_var RK_SECRET>" in str(messages)
+
+
 def test_project_macros_render(make_project: MakeProject) -> None:
     # The shop's orders.sql calls the project macro cents(); big_spenders.sql calls threshold().
     project = make_project(LT01_ONLY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, ModelVersion, StateStore
@@ -70,6 +71,7 @@ def full_entry(env: str = "prod") -> LedgerEntry:
 
 
 SHA = "c" * 40  # the commit `fill` records checks of
+CONTENT = "d" * 40  # the project tree `fill`'s passing check verified
 
 
 def fill(store: StateStore) -> None:
@@ -93,5 +95,6 @@ def fill(store: StateStore) -> None:
         record = CheckRecord(
             SHA, "feature/x", "dev", 1, passed, "ok", {"lint": "passed"}, "alice", "2024-05-01T12:00:00+00:00"
         )
-        store.record_check(record)
+        # The passing one of a clean tree: also kept by the project tree it verified.
+        store.record_check(replace(record, ran=("lint",), content=CONTENT) if passed else record)
     store.put_artifact("graph-abc", b'{"nodes": {}}\n' * 100)

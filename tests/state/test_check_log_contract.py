@@ -3,6 +3,7 @@ round-trips, a corrupt record is an error that names it, and concurrent appends 
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -85,3 +86,45 @@ def test_artifacts_are_written_once_and_read_back(store: StateStore) -> None:
     store.put_artifact("graph/odd name.json", b"other")
     assert store.get_artifact("graph-abc.json") == b"first"
     assert store.get_artifact("graph/odd name.json") == b"other"
+
+
+TREE = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+def test_checks_are_found_by_the_content_they_verified(store: StateStore) -> None:
+    assert store.checks_with_content(TREE) == []
+    head = store.record_check(
+        make_record(content=TREE, ran=("lint", "build", "logic", "diff"), skipped={}, passed=True)
+    )
+    other = store.record_check(
+        make_record(git_sha="a" * 40, content=TREE, ran=("logic",), skipped={"lint": "only"})
+    )
+    store.record_check(make_record(git_sha="b" * 40, content="c" * 40))
+    store.record_check(make_record(git_sha=f"{SHA}-dirty", content=None))  # a dirty tree: by sha only
+
+    found = store.checks_with_content(TREE)
+
+    assert [(r.git_sha, r.ran, r.skipped, r.content) for r in found] == [
+        (SHA, head.ran, {}, TREE),
+        ("a" * 40, ("logic",), {"lint": "only"}, TREE),
+    ]
+    assert found[0].full and not found[1].full
+    assert store.checks(SHA) == [head] and store.checks("a" * 40) == [other]
+    assert [r.git_sha for r in store.checks_with_content("c" * 40)] == ["b" * 40]
+    assert store.checks_with_content("d" * 40) == []
+
+
+def test_a_record_written_before_coverage_was_recorded_is_no_full_check(store: StateStore) -> None:
+    # What an older releasekit wrote: no ran, skipped or content fields.
+    old = make_record(statuses={"lint": "passed", "build": "passed", "logic": "skipped", "diff": "passed"})
+    store.record_check(old)
+    key = next(key for key in store.object_keys() if key.startswith("checks/"))
+    document = json.loads(store.read_object(key) or b"")
+    for field in ("ran", "skipped", "content"):
+        del document[field]
+    store.create_object(key.replace("00000001", "00000002"), json.dumps({**document, "seq": 2}).encode())
+
+    [_, legacy] = store.checks(SHA)
+
+    assert set(legacy.ran) == {"lint", "build", "diff"} and legacy.skipped == {"logic": "unknown"}
+    assert not legacy.full and legacy.content is None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _state_factories import SHA, fill
+from _state_factories import CONTENT, SHA, fill
 from s3_support import Bucket
 
 from releasekit.config.model import StateLocation
@@ -33,6 +33,7 @@ def same_state(left: StateStore, right: StateStore) -> None:
         assert left.entries(env) == right.entries(env)
     assert left.branches() == right.branches()
     assert left.checks(SHA) == right.checks(SHA)
+    assert left.checks_with_content(CONTENT) == right.checks_with_content(CONTENT) != []
     assert left.get_artifact("graph-abc") == right.get_artifact("graph-abc")
 
 
@@ -57,7 +58,7 @@ def test_a_folder_moves_to_a_bucket_whole_and_verified_and_stays_as_it_was(
     result = run(local, bucket.store())
 
     keys = local.object_keys()
-    assert len(keys) == 12 + 1 + 1 + 2 + 1
+    assert len(keys) == 12 + 1 + 1 + 2 + 1 + 1  # ledgers, registry, checks, by content, artifact
     assert sorted(result.copied) == keys and result.skipped == () and result.verified == len(keys)
     assert result.bytes_copied == sum(len(local.read_object(key) or b"") for key in keys)
     assert bucket.keys() == sorted(f"{bucket.prefix}/{key}" for key in keys)
