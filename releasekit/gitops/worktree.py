@@ -54,7 +54,13 @@ def _remove_stale(repo: git.Repo) -> None:
         for line in repo.git.worktree("list", "--porcelain").splitlines()
         if line.startswith("worktree ")
     ]
-    holders = {path.parent for path in registered if _dead_holder(path.parent)}
+    dead = [path for path in registered if _dead_holder(path.parent)]
+    for path in dead:
+        # `git worktree add` locks a worktree while it checks it out; killed then, the lock
+        # stays and `git worktree prune` would keep the registration forever.
+        with contextlib.suppress(git.GitCommandError):
+            repo.git.worktree("unlock", str(path))
+    holders = {path.parent for path in dead}
     temp = Path(tempfile.gettempdir())
     holders |= {path for path in temp.glob(f"{_PREFIX}*") if _dead_holder(path)}
     for holder in holders:
