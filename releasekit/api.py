@@ -134,9 +134,13 @@ def deploy(
     *,
     allow_dirty: bool = False,
     on_node: NodeCallback | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> DeployResult:
+    """`on_wait` hears once when the deploy waits for another environment's run to finish
+    building a relation it needs too."""
     environment = workspace.environment(env)
-    return engine_deploy(workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty))
+    target = workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty)
+    return engine_deploy(dataclasses.replace(target, on_wait=on_wait))
 
 
 def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = None) -> RollbackResult:

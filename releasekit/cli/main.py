@@ -80,7 +80,9 @@ def deploy(ctx: click.Context, env: str | None, vars_: tuple[str, ...], allow_di
 
         name = workspace.environment(env).name
         with reporter.deploying(name) as on_node:
-            result = api.deploy(workspace, name, allow_dirty=allow_dirty, on_node=on_node)
+            result = api.deploy(
+                workspace, name, allow_dirty=allow_dirty, on_node=on_node, on_wait=reporter.waiting
+            )
         reporter.deploy(result)
         if not result.ok:
             raise Exit(EXIT_FINDINGS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,10 +17,10 @@ from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Pl
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
-from releasekit.engine.runtime import Target, reconcile, survey, switch
+from releasekit.engine.runtime import Target, live_claims, reconcile, survey, switch, wait_for_claims
 from releasekit.graph import ProjectGraph
 from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
+from releasekit.state.base import Claim, LedgerEntry
 from releasekit.warehouse.base import Warehouse
 
 Outcome = Literal["succeeded", "failed", "noop"]
@@ -56,7 +56,8 @@ def plan_deploy(target: Target, *, graph: ProjectGraph | None = None) -> Plan:
     `graph`: an earlier parse of this commit with these parameters (see `deploy`)."""
     graph = graph if graph is not None else _dbt(target).parse().graph
     with target.warehouse() as warehouse:
-        return _plan(target, graph, warehouse)
+        in_use = {relation for claim in live_claims(target) for relation in (*claim.builds, *claim.uses)}
+        return _plan(target, graph, warehouse, in_use)
 
 
 def deploy(
@@ -84,19 +85,27 @@ def deploy(
 def _deploy(
     target: Target, graph: ProjectGraph | None, promotion: dict[str, Any], resync: bool
 ) -> DeployResult:
-    # The warehouse first: a busy DuckDB file fails at once, not after a parse.
-    with target.warehouse() as warehouse:
-        target.check_grants(warehouse)
-        recovered = reconcile(target, warehouse)
-        plan = _plan(target, graph, warehouse) if graph is not None else None
-        parsed = None
-        if plan is None or plan.builds or plan.retests:
-            parsed = _dbt(target).parse()
-            keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
-            graph, plan = parsed.graph, _plan(target, parsed.graph, warehouse)
-        if plan.is_noop and not resync:
-            return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
-        warehouse.drop_relations(plan.physical_schema, plan.stale)
+    parsed: ParsedProject | None = None
+    recovered: LedgerEntry | None = None
+    while True:
+        # The warehouse first: a busy DuckDB file fails at once, not after a parse.
+        with target.warehouse() as warehouse:
+            target.check_grants(warehouse)
+            recovered = reconcile(target, warehouse) or recovered
+            if graph is None:
+                parsed = _parse(target)
+                graph = parsed.graph
+            plan, busy = _claim(target, graph, warehouse)
+            if not busy and parsed is None and (plan.builds or plan.retests):
+                parsed = _parse(target)  # the stored graph spared no build after all
+                graph = parsed.graph
+                plan, busy = _claim(target, graph, warehouse)
+            if not busy:
+                if plan.is_noop and not resync:
+                    return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
+                warehouse.drop_relations(plan.physical_schema, plan.stale)
+                break
+        wait_for_claims(target, busy)  # the warehouse closed: a DuckDB file is free meanwhile
     results = _build(target, parsed, plan) if parsed is not None else ()
     failures = _failures(results)
     if failures:
@@ -106,13 +115,36 @@ def _deploy(
     return dataclasses.replace(result, results=results, graph=graph)
 
 
+def _parse(target: Target) -> ParsedProject:
+    parsed = _dbt(target).parse()
+    keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
+    return parsed
+
+
+def _claim(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> tuple[Plan, tuple[Claim, ...]]:
+    """Plan under the store's planning lock, leaving alone what live runs of other
+    environments claim, and claim what this plan builds and reuses. When a relation it
+    must build is one such a run claims, nothing is claimed: those runs come back, to be
+    waited for (their relation is verified once they succeed, gone if they fail)."""
+    with target.store.planning_lock(owner=target.who):
+        others = live_claims(target)
+        in_use = {relation for claim in others for relation in (*claim.builds, *claim.uses)}
+        plan = _plan(target, graph, warehouse, in_use)
+        builds = {step.relation for step in plan.builds}
+        busy = tuple(claim for claim in others if builds & {*claim.builds, *claim.uses})
+        if not busy:
+            uses = [step.relation for step in plan.reuses]
+            target.store.claim(target.name, plan.physical_schema, sorted(builds), uses)
+        return plan, busy
+
+
 def _dbt(target: Target) -> DbtProject:
     if target.dbt is None:
         raise ValueError("a deploy needs a dbt project")
     return target.dbt
 
 
-def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
+def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse, in_use: Set[str] = frozenset()) -> Plan:
     prints = fingerprint_graph(graph, target.environ)
     ledger_view = survey(target.store, target.name, target.physical_schema)
     inputs = PlanInputs(
@@ -125,6 +157,7 @@ def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
         existing=warehouse.relations(target.physical_schema),
         verified=ledger_view.verified,
         elsewhere=ledger_view.elsewhere,
+        in_use=in_use,
     )
     return make_plan(graph, prints, inputs)
 

@@ -4,7 +4,6 @@ temp/backup relations interrupted dbt runs leave behind."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from releasekit.config.model import DEFAULT_RETENTION
@@ -28,14 +27,17 @@ class GcResult:
 
 def collect_garbage(targets: Sequence[Target], *, dry_run: bool = False) -> list[GcResult]:
     """Targets that share a warehouse share its physical schema: keep what any of them
-    retains. Every environment's lock is held so no deploy builds while gc drops."""
+    retains. gc runs beside deploys: it decides and drops under the store's planning lock,
+    and keeps whatever a live run of any environment claims (what it builds, with dbt's
+    temporary relations for it, and what it reuses); a deploy claims under the same lock
+    before it builds."""
     by_warehouse: dict[tuple[str, str], list[Target]] = {}
     for target in targets:
         key = (repr(sorted(target.connection.settings.items())), target.physical_schema)
         by_warehouse.setdefault(key, []).append(target)
-    with ExitStack() as stack:
-        for target in sorted(targets, key=lambda t: t.name):
-            stack.enter_context(target.store.lock(target.name, owner=target.who))
+    if not targets:
+        return []
+    with targets[0].store.planning_lock(owner=targets[0].who):
         return [_collect(group, dry_run) for group in by_warehouse.values()]
 
 
@@ -46,8 +48,10 @@ def _collect(targets: list[Target], dry_run: bool) -> GcResult:
         for target in targets:
             keep |= _retained(target.store.entries(target.name), target.env.retention)
             keep |= set(warehouse.view_targets(target.env.schema).values())
+        claimed = _claimed(first)
         present = warehouse.relations(first.physical_schema)
-        doomed = sorted(name for name in present if name not in keep or is_dbt_leftover(name))
+        unused = (name for name in present if name not in keep or is_dbt_leftover(name))
+        doomed = sorted(name for name in unused if name not in claimed and not _building(name, claimed))
         held = {
             name: tuple(found) for name, found in warehouse.readers(first.physical_schema, doomed).items()
         }
@@ -62,6 +66,23 @@ def _collect(targets: list[Target], dry_run: bool) -> GcResult:
         if not dry_run:
             warehouse.drop_relations(first.physical_schema, doomed)
     return GcResult(first.physical_schema, tuple(doomed), len(present) - len(doomed), dry_run, held)
+
+
+def _claimed(target: Target) -> set[str]:
+    """Relations live runs claim in the target's physical schema (a dead run's claim is
+    nothing: what it built but never recorded is as unused as any other)."""
+    return {
+        relation
+        for claim in target.store.claims()
+        if claim.live and claim.physical_schema == target.physical_schema
+        for relation in (*claim.builds, *claim.uses)
+    }
+
+
+def _building(name: str, claimed: set[str]) -> bool:
+    """dbt's temporary and backup relations for a relation a live run builds
+    (`<relation>__dbt_tmp`...): its build is using them now."""
+    return is_dbt_leftover(name) and any(name.startswith(f"{relation}__dbt_") for relation in claimed)
 
 
 def _recorded(target: Target, declared: set[str]) -> set[str]:

@@ -102,13 +102,19 @@ class PlanInputs:
     verified: Set[str]  # relations some recorded release tested and switched to
     # Other environments' live versions, to explain a first build ("var x differs from dev").
     elsewhere: Mapping[str, tuple[str, ModelVersion]] = field(default_factory=dict)
+    # Relations live runs of other environments claim (building or reusing): never stale.
+    in_use: Set[str] = frozenset()
 
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
     material = [node for node in graph.in_dag_order() if node.is_material]
     steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
     models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
-    stale = tuple(s.relation for s in steps if s.action == "build" and s.relation in given.existing)
+    stale = tuple(
+        s.relation
+        for s in steps
+        if s.action == "build" and s.relation in given.existing and s.relation not in given.in_use
+    )
     old = {v.name: v.relation for v in given.live.models.values()} if given.live else {}
     new = {v.name: v.relation for v in models.values()}
     return Plan(

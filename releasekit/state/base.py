@@ -8,7 +8,7 @@ after, so a run killed at any point leaves a ledger a rerun can reconcile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -66,6 +66,29 @@ class LockInfo:
     pid: int
     since: str  # ISO 8601, UTC
     id: str  # short random hex, new for every hold
+
+
+# The store-wide lock a deploy holds while it decides what to build and claims it, and gc
+# while it decides what to drop. Never an environment's name: `~` is in no git branch
+# name nor declared environment name.
+PLANNING_LOCK = "~planning"
+# How long a deploy or gc waits for the planning lock (held for the seconds a plan takes).
+PLANNING_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a run holding an environment's lock is about to build and use in a physical
+    schema, recorded on its lock so other runs and gc leave those relations alone while
+    the run lives. It goes with the lock; a run that died leaves it, not `live`."""
+
+    env: str
+    lock_id: str
+    owner: str
+    physical_schema: str
+    builds: tuple[str, ...]  # relations it builds (and drops again if its attempt fails)
+    uses: tuple[str, ...]  # existing relations its release reuses
+    live: bool  # its holder still runs (on this host) or renews its lease (a bucket)
 
 
 @dataclass(frozen=True)
@@ -198,6 +221,21 @@ class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, Stat
 
     def describe(self) -> str:
         """Where the state lives, for messages (a folder path, later a bucket URL)."""
+        ...
+
+    def planning_lock(
+        self, *, owner: str, timeout: float = PLANNING_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
+        """Hold the store-wide planning lock (PLANNING_LOCK); LockedError after `timeout`."""
+        ...
+
+    def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
+        """Record on the lock this process holds on `env` what its run builds and uses,
+        replacing an earlier claim of that hold."""
+        ...
+
+    def claims(self) -> list[Claim]:
+        """Every claim recorded on an environment's lock, live or left by a dead run."""
         ...
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
 
@@ -19,6 +19,7 @@ from releasekit.errors import StateError
 from releasekit.state.base import (
     BranchEnvironment,
     CheckRecord,
+    Claim,
     Kind,
     LedgerEntry,
     LockInfo,
@@ -156,6 +157,30 @@ def holder_from_document(document: Mapping[str, Any], *, where: str) -> LockInfo
         pid=fields.integer("pid"),
         since=fields.get("since", str),
         id=fields.get("id", str),
+    )
+
+
+def claim_to_document(physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> dict[str, Any]:
+    """The `claim` a lock record carries (older releasekits ignore the key)."""
+    return {"physical_schema": physical_schema, "builds": list(builds), "uses": list(uses)}
+
+
+def claim_from_document(
+    document: Mapping[str, Any], info: LockInfo, live: bool, *, where: str
+) -> Claim | None:
+    """The claim in a lock record, None when it has none."""
+    raw = document.get("claim")
+    if raw is None:
+        return None
+    fields = _Fields(document, where).nested("claim", raw)
+    return Claim(
+        env=info.env,
+        lock_id=info.id,
+        owner=info.owner,
+        physical_schema=fields.get("physical_schema", str),
+        builds=fields.strings("builds"),
+        uses=fields.strings("uses"),
+        live=live,
     )
 
 

@@ -6,7 +6,9 @@ Layout under the root:
     ledger/<env-key>/append.lock     serialises appends to that environment
     locks/<env-key>.lock             the environment's run lock (held for a whole deploy)
     locks/<env-key>.holder.json      who holds the run lock, while it is held (left behind by a
-                                     holder that was killed; the next holder replaces it)
+                                     holder that was killed; the next holder replaces it), and
+                                     the relations its run claims (`claim`)
+    locks/~planning.lock             held while a deploy plans and claims, or gc decides
     registry/<env-key>.json          a branch environment's record, replaced atomically
     checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
     artifacts/<name-key>             files releases leave for later runs (parsed graphs)
@@ -25,8 +27,8 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +38,12 @@ from filelock import FileLock, Timeout
 from releasekit.errors import StateError
 from releasekit.state.base import (
     DEFAULT_LOCK_TIMEOUT,
+    PLANNING_LOCK,
+    PLANNING_TIMEOUT,
     STATE_AREAS,
     BranchEnvironment,
     CheckRecord,
+    Claim,
     LedgerEntry,
     LockInfo,
 )
@@ -48,6 +53,8 @@ from releasekit.state.codec import (
     branch_to_document,
     check_from_bytes,
     check_to_bytes,
+    claim_from_document,
+    claim_to_document,
     dumps,
     env_key,
     holder_from_document,
@@ -85,6 +92,7 @@ class LocalStore:
         self.root = Path(root)
         self._clock = clock
         self._append_timeout = append_timeout
+        self._holds: dict[str, tuple[Path, LockInfo]] = {}  # env -> the lock this process holds
         self._check_root()
 
     def describe(self) -> str:
@@ -206,7 +214,17 @@ class LocalStore:
 
     @contextmanager
     def lock(self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[LockInfo]:
-        file_lock, holder = self._lock_files(env, timeout)
+        with self._hold(env_key(env), env, owner, timeout) as info:
+            yield info
+
+    def planning_lock(
+        self, *, owner: str, timeout: float = PLANNING_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
+        return self._hold(PLANNING_LOCK, PLANNING_LOCK, owner, timeout)
+
+    @contextmanager
+    def _hold(self, key: str, env: str, owner: str, timeout: float) -> Iterator[LockInfo]:
+        file_lock, holder = self._lock_files(key, timeout)
         try:
             file_lock.acquire()
         except Timeout:
@@ -215,19 +233,47 @@ class LocalStore:
             info = self._holder_info(env, owner)
             # Replaces any record a killed holder left: holding the file lock proves it stale.
             _write_replacing(holder, _json_bytes(holder_to_document(info)))
+            self._holds[env] = (holder, info)
             try:
                 yield info
             finally:
+                self._holds.pop(env, None)
                 # Unlink before releasing, so we never delete the next holder's record.
                 holder.unlink(missing_ok=True)
         finally:
             file_lock.release()
 
+    def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
+        """The claim rides on the lock-holder record: it goes when the lock is let go, and a
+        killed holder's record (its process gone) carries a claim that is no longer live."""
+        holder, info = self._holds[env]
+        document = {**holder_to_document(info), "claim": claim_to_document(physical_schema, builds, uses)}
+        _write_replacing(holder, _json_bytes(document))
+
+    def claims(self) -> list[Claim]:
+        folder = self._folder("locks")
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.glob("*.holder.json")):
+            try:
+                document = json.loads(path.read_bytes())
+                info = holder_from_document(document, where=str(path))
+            except FileNotFoundError:
+                continue  # let go while we looked
+            except (OSError, ValueError, StateError):
+                continue  # a record that does not read carries no claim we could honour
+            alive = info.host != socket.gethostname() or process_alive(info.pid)
+            claim = claim_from_document(document, info, alive, where=str(path))
+            if claim is not None:
+                found.append(claim)
+        return found
+
     def break_lock(self, env: str, lock_id: str) -> LockInfo:
         """The operating system frees the file lock of a process that dies, so a dead holder
         leaves only its record; the record goes only while the file lock is free and held by
         us, so a live holder's record is never removed."""
-        file_lock, holder = self._lock_files(env, 0.0)
+        file_lock, holder = self._lock_files(env_key(env), 0.0)
         with _acquired_if_free(file_lock) as free:
             info = _load_holder(holder)
             if info is None:
@@ -240,10 +286,9 @@ class LocalStore:
             _fsync_dir(holder.parent)
             return info
 
-    def _lock_files(self, env: str, timeout: float) -> tuple[FileLock, Path]:
+    def _lock_files(self, key: str, timeout: float) -> tuple[FileLock, Path]:
         locks = self._folder("locks")
         _ensure_dir(locks)
-        key = env_key(env)
         # A negative filelock timeout waits forever; this lock must fail fast instead.
         return FileLock(locks / f"{key}.lock", timeout=max(timeout, 0.0)), locks / f"{key}.holder.json"
 

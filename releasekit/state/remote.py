@@ -7,7 +7,9 @@ Layout under the store's prefix, the same names as the local folder's:
     registry/<env-key>.json          a branch environment's record (compare-and-swap)
     checks/<sha-key>/00000001.json   one immutable document per check (create-only)
     artifacts/<name-key>             files releases leave for later runs (create-only)
-    locks/<env-key>.json             an environment's lease: holder, heartbeat, expiry
+    locks/<env-key>.json             an environment's lease: holder, heartbeat, expiry, and
+                                     the relations its run claims (`claim`)
+    locks/~planning.json             the lease held while a deploy plans and claims, or gc decides
 
 Appends create the next sequence number with If-None-Match: a writer that loses the race
 tries the number after it at once, so entries are never lost, duplicated or overwritten,
@@ -30,9 +32,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -40,9 +42,12 @@ from typing import Any
 from releasekit.errors import LockLostError, StateError
 from releasekit.state.base import (
     DEFAULT_LOCK_TIMEOUT,
+    PLANNING_LOCK,
+    PLANNING_TIMEOUT,
     STATE_AREAS,
     BranchEnvironment,
     CheckRecord,
+    Claim,
     LedgerEntry,
     LockInfo,
 )
@@ -52,6 +57,8 @@ from releasekit.state.codec import (
     branch_to_document,
     check_from_bytes,
     check_to_bytes,
+    claim_from_document,
+    claim_to_document,
     dumps,
     env_key,
     holder_from_document,
@@ -88,6 +95,7 @@ class _Hold:
     ttl: float
     renewed: float  # time.monotonic() of the last renewal the store accepted
     lost: str = ""  # why the lease is no longer ours; empty while it is
+    claim: dict[str, Any] | None = None  # what its run claims; renewals carry it
     guard: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -248,9 +256,19 @@ class ObjectStateStore:
 
     @contextmanager
     def lock(self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[LockInfo]:
+        with self._holding(_lock_key(env), env, owner, timeout) as info:
+            yield info
+
+    def planning_lock(
+        self, *, owner: str, timeout: float = PLANNING_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
+        return self._holding(f"locks/{PLANNING_LOCK}.json", PLANNING_LOCK, owner, timeout)
+
+    @contextmanager
+    def _holding(self, key: str, env: str, owner: str, timeout: float) -> Iterator[LockInfo]:
         if env in self._held:
-            raise locked_error(env, self._held[env].info, self._where(env))
-        hold = self._acquire(env, owner, timeout)
+            raise locked_error(env, self._held[env].info, f"lock object {self.objects.describe(key)}")
+        hold = self._acquire(key, env, owner, timeout)
         self._held[env] = hold
         beat = threading.Thread(
             target=self._heartbeat, args=(hold,), name=f"releasekit-lease-{env}", daemon=True
@@ -265,6 +283,38 @@ class ObjectStateStore:
                 self._let_go(env, hold, beat)
             raise
         self._let_go(env, hold, beat)
+
+    def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
+        """The claim rides on the lease: renewals carry it, letting go removes it, and a
+        lease that expired (its holder gone) carries a claim that is no longer live."""
+        self._fence(env)
+        hold = self._held[env]
+        with hold.guard:
+            hold.claim = claim_to_document(physical_schema, builds, uses)
+            etag = self.objects.replace(hold.key, self._lease_bytes(hold.info, hold.claim), hold.etag)
+            if etag is not None:
+                hold.etag, hold.renewed = etag, time.monotonic()
+                return
+        self._fence(env)  # it changed hands: LockLostError names who has it
+        raise LockLostError(f"this run lost the lock of environment {env!r} while claiming what it builds")
+
+    def claims(self) -> list[Claim]:
+        keys = self.objects.keys("locks/")
+        found = []
+        for key, stored in zip(keys, self._reads(keys), strict=True):
+            if stored is None:
+                continue  # let go while we looked
+            where = self.objects.describe(key)
+            try:
+                info, ttl = parse_lease(stored.data, where=where)
+                document = json.loads(stored.data)
+            except (StateError, ValueError):
+                continue  # a lease that does not read carries no claim we could honour
+            age = (self.objects.now() - stored.modified).total_seconds()
+            claim = claim_from_document(document, info, age <= ttl + CLOCK_SLACK, where=where)
+            if claim is not None:
+                found.append(claim)
+        return found
 
     def _let_go(self, env: str, hold: _Hold, beat: threading.Thread) -> None:
         hold.stop.set()
@@ -318,8 +368,7 @@ class ObjectStateStore:
     def create_object(self, key: str, data: bytes) -> bool:
         return self.objects.create(key, data) is not None
 
-    def _acquire(self, env: str, owner: str, timeout: float) -> _Hold:
-        key = _lock_key(env)
+    def _acquire(self, key: str, env: str, owner: str, timeout: float) -> _Hold:
         info = LockInfo(
             env=env,
             owner=owner,
@@ -357,7 +406,7 @@ class ObjectStateStore:
         while not hold.stop.wait(hold.ttl / 4):
             with hold.guard:
                 try:
-                    etag = self.objects.replace(hold.key, self._lease_bytes(hold.info), hold.etag)
+                    etag = self.objects.replace(hold.key, self._lease_bytes(hold.info, hold.claim), hold.etag)
                     if etag is None:
                         current = self.objects.get(hold.key)
                         if current is None:
@@ -397,8 +446,10 @@ class ObjectStateStore:
                     "finishes or undoes a switch that was started",
                 )
 
-    def _lease_bytes(self, info: LockInfo) -> bytes:
+    def _lease_bytes(self, info: LockInfo, claim: dict[str, Any] | None = None) -> bytes:
         document = {**holder_to_document(info), "lease": LEASE_FORMAT, "ttl_seconds": self.lock_ttl}
+        if claim is not None:
+            document["claim"] = claim
         document["renewed_at"] = self.objects.now().isoformat(timespec="seconds")
         return _json_bytes(document)
 
@@ -503,7 +554,7 @@ def parse_lease(data: bytes, *, where: str) -> tuple[LockInfo, float]:
     ttl = document.get("ttl_seconds")
     if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
         raise StateError(f"{where}: ttl_seconds: should be a positive number", hint=hint)
-    document = {k: v for k, v in document.items() if k not in {"lease", "ttl_seconds", "renewed_at"}}
+    document = {k: v for k, v in document.items() if k not in {"lease", "ttl_seconds", "renewed_at", "claim"}}
     try:
         return holder_from_document(document, where=where), float(ttl)
     except StateError as exc:
