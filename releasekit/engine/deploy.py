@@ -17,10 +17,19 @@ from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Pl
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
-from releasekit.engine.runtime import Target, live_claims, reconcile, survey, switch, wait_for_claims
+from releasekit.engine.runtime import (
+    Survey,
+    Target,
+    live_claims,
+    reconcile,
+    survey,
+    switch,
+    wait_for_claims,
+)
+from releasekit.errors import StateError
 from releasekit.graph import ProjectGraph
 from releasekit.state import ledger
-from releasekit.state.base import Claim, LedgerEntry
+from releasekit.state.base import Claim, LedgerEntry, UnreadableLedger
 from releasekit.warehouse.base import Warehouse
 
 Outcome = Literal["succeeded", "failed", "noop"]
@@ -129,7 +138,9 @@ def _claim(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> tuple[P
     with target.store.planning_lock(owner=target.who):
         others = live_claims(target)
         in_use = {relation for claim in others for relation in (*claim.builds, *claim.uses)}
-        plan = _plan(target, graph, warehouse, in_use)
+        ledger_view = survey(target.store, target.name, target.physical_schema)
+        plan = _plan(target, graph, warehouse, in_use, ledger_view)
+        _refuse_unprovable_stale(plan, ledger_view.unreadable)
         builds = {step.relation for step in plan.builds}
         busy = tuple(claim for claim in others if builds & {*claim.builds, *claim.uses})
         if not busy:
@@ -138,15 +149,36 @@ def _claim(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> tuple[P
         return plan, busy
 
 
+def _refuse_unprovable_stale(plan: Plan, unreadable: Sequence[UnreadableLedger]) -> None:
+    """A relation that exists but that no readable ledger verified is rebuilt (dropped
+    first). While another environment's ledger does not read, that relation may be what it
+    serves: never drop it; refuse, naming the ledger, before anything is built."""
+    if not unreadable or not plan.stale:
+        return
+    raise StateError(
+        f"{plan.env!r} must rebuild {len(plan.stale)} relation(s) that exist but that no readable ledger "
+        f"verified ({', '.join(plan.stale[:3])}), and they may be what another environment serves: "
+        + "; ".join(ledger.problem for ledger in unreadable),
+        hint="restore that ledger entry from a backup, or move its environment's ledger folder aside "
+        "once that environment is torn down; nothing was built or dropped",
+    )
+
+
 def _dbt(target: Target) -> DbtProject:
     if target.dbt is None:
         raise ValueError("a deploy needs a dbt project")
     return target.dbt
 
 
-def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse, in_use: Set[str] = frozenset()) -> Plan:
+def _plan(
+    target: Target,
+    graph: ProjectGraph,
+    warehouse: Warehouse,
+    in_use: Set[str] = frozenset(),
+    ledger_view: Survey | None = None,
+) -> Plan:
     prints = fingerprint_graph(graph, target.environ)
-    ledger_view = survey(target.store, target.name, target.physical_schema)
+    ledger_view = ledger_view or survey(target.store, target.name, target.physical_schema)
     inputs = PlanInputs(
         env=target.name,
         schema=target.env.schema,

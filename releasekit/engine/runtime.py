@@ -13,7 +13,15 @@ from releasekit.config.model import Connection, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject
 from releasekit.errors import ConfigError, LockedError, WarehouseBusyError
 from releasekit.state import ledger
-from releasekit.state.base import Claim, Kind, LedgerEntry, ModelVersion, Outcome, StateStore
+from releasekit.state.base import (
+    Claim,
+    Kind,
+    LedgerEntry,
+    ModelVersion,
+    Outcome,
+    StateStore,
+    UnreadableLedger,
+)
 from releasekit.warehouse.base import ReleaseMarker, Warehouse
 from releasekit.warehouse.registry import connect
 
@@ -116,22 +124,27 @@ class Survey:
     live: LedgerEntry | None  # this environment's live release
     verified: set[str]  # relations whose tests passed: every release that reached its switch
     elsewhere: dict[str, tuple[str, ModelVersion]]  # other environments' live versions by model
+    # Other environments' ledgers that do not read: planned without. Nothing they hold is
+    # verified, and what they might serve is never dropped as stale (see engine.deploy).
+    unreadable: tuple[UnreadableLedger, ...] = ()
 
 
 def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
+    """The environment's own ledger must read (StateError naming the document); another
+    environment's that does not is left out and named in `unreadable`."""
     verified: set[str] = set()
     elsewhere: dict[str, tuple[str, ModelVersion]] = {}
-    live = None
-    for name, entries in store.all_entries().items():
+    own = store.entries(env)
+    scan = store.scan_ledgers()
+    for name, entries in {**scan.entries, env: own}.items():
         for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
                 verified.update(version.relation for version in entry.models.values())
         current = live_entry(entries)
-        if name == env:
-            live = current
-        elif current is not None:
+        if name != env and current is not None:
             elsewhere.update({uid: (name, version) for uid, version in current.models.items()})
-    return Survey(live, verified, elsewhere)
+    unreadable = tuple(ledger for ledger in scan.unreadable if ledger.env != env)
+    return Survey(live_entry(own), verified, elsewhere, unreadable)
 
 
 # How long a deploy waits for another environment's run that is building a relation it

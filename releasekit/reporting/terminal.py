@@ -209,6 +209,13 @@ class TerminalReporter:
                     "those to an environment's views, and the next gc reclaims it",
                     highlight=False,
                 )
+            for problem in r.blocked:
+                self.console.print(
+                    f"  [yellow]kept everything[/]: a ledger does not read, so gc cannot tell what it "
+                    f"serves: {problem}; restore that document from a backup, and the next gc reclaims "
+                    "what is unused",
+                    highlight=False,
+                )
 
     def waiting(self, why: str) -> None:
         self.console.print(f"[yellow]waiting:[/] {why}; releasekit goes on when it is free", highlight=False)

@@ -121,6 +121,24 @@ class Registry(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class UnreadableLedger:
+    """An environment's ledger with a document that does not read."""
+
+    env: str | None  # whose, when its folder's name says (a long name's is a digest)
+    where: str  # the folder or prefix holding it
+    problem: str  # the error, naming the document
+
+
+@dataclass(frozen=True)
+class LedgerScan:
+    """Every ledger that reads, and the ones that do not: one bad ledger must not stop
+    work on the others."""
+
+    entries: Mapping[str, list[LedgerEntry]]  # by environment
+    unreadable: tuple[UnreadableLedger, ...] = ()
+
+
 class LedgerReader(Protocol):
     def entries(self, env: str) -> list[LedgerEntry]:
         """All entries of one environment, in append order (seq 1, 2, ...)."""
@@ -132,6 +150,10 @@ class LedgerReader(Protocol):
 
     def all_entries(self) -> dict[str, list[LedgerEntry]]:
         """Every environment's entries, in one read where the store can (a bucket)."""
+        ...
+
+    def scan_ledgers(self) -> LedgerScan:
+        """`all_entries`, except that a ledger that does not read is set aside, named."""
         ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
@@ -338,6 +339,17 @@ def env_key(env: str) -> str:
         return key
     digest = hashlib.sha256(env.encode("utf-8", "surrogatepass")).hexdigest()[:20]
     return f"{key[:_KEY_HASHED_PREFIX]}~{digest}"
+
+
+def env_from_key(key: str) -> str | None:
+    """The environment `env_key` made `key` from; None for a long name's digest key."""
+    if "~" in key:
+        return None
+    try:
+        name = urllib.parse.unquote(key, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return name if name and env_key(name) == key else None
 
 
 def _encode_char(char: str) -> str:

@@ -45,7 +45,9 @@ from releasekit.state.base import (
     CheckRecord,
     Claim,
     LedgerEntry,
+    LedgerScan,
     LockInfo,
+    UnreadableLedger,
 )
 from releasekit.state.codec import (
     KEEP_HINT,
@@ -56,6 +58,7 @@ from releasekit.state.codec import (
     claim_from_document,
     claim_to_document,
     dumps,
+    env_from_key,
     env_key,
     holder_from_document,
     holder_to_document,
@@ -113,6 +116,21 @@ class LocalStore:
 
     def all_entries(self) -> dict[str, list[LedgerEntry]]:
         return {env: self.entries(env) for env in self.environments()}
+
+    def scan_ledgers(self) -> LedgerScan:
+        ledger = self._folder("ledger")
+        entries: dict[str, list[LedgerEntry]] = {}
+        unreadable: list[UnreadableLedger] = []
+        for folder in sorted(ledger.iterdir()) if ledger.is_dir() else ():
+            if not folder.is_dir():
+                continue
+            try:
+                env = _env_of(folder)
+                if env is not None:
+                    entries[env] = [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
+            except StateError as exc:
+                unreadable.append(UnreadableLedger(env_from_key(folder.name), str(folder), exc.message))
+        return LedgerScan(entries, tuple(unreadable))
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         folder = self._folder("ledger", env_key(entry.env))

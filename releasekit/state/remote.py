@@ -49,7 +49,9 @@ from releasekit.state.base import (
     CheckRecord,
     Claim,
     LedgerEntry,
+    LedgerScan,
     LockInfo,
+    UnreadableLedger,
 )
 from releasekit.state.codec import (
     KEEP_HINT,
@@ -60,6 +62,7 @@ from releasekit.state.codec import (
     claim_from_document,
     claim_to_document,
     dumps,
+    env_from_key,
     env_key,
     holder_from_document,
     holder_to_document,
@@ -141,30 +144,58 @@ class ObjectStateStore:
             self._counts[folder] = seq
         return replace(entry, seq=seq)
 
+    def scan_ledgers(self) -> LedgerScan:
+        ledgers, problems = self._scan(first_only=False)
+        unreadable = tuple(
+            UnreadableLedger(env_from_key(folder.split("/")[1]), self.objects.describe(folder), exc.message)
+            for folder, exc in problems
+        )
+        return LedgerScan(ledgers, unreadable)
+
     def _ledgers(self, *, first_only: bool) -> dict[str, list[LedgerEntry]]:
+        ledgers, problems = self._scan(first_only=first_only)
+        if problems:
+            raise problems[0][1]
+        return ledgers
+
+    def _scan(self, *, first_only: bool) -> tuple[dict[str, list[LedgerEntry]], list[tuple[str, StateError]]]:
         """Every environment's ledger (or only its first entry) from one listing of the
-        store and one parallel read of the documents this process has not read before."""
+        store and one parallel read of the documents this process has not read before;
+        the folders that do not read, each with its error."""
         by_folder: dict[str, list[str]] = {}
         for key in self.objects.keys("ledger/"):
             parts = key.split("/")
             if len(parts) == 3:
                 by_folder.setdefault(f"ledger/{parts[1]}/", []).append(key)
         wanted: dict[str, list[int]] = {}
-        for folder, keys in by_folder.items():
-            seqs = _seqs_of(folder, keys, self.objects.describe)
+        problems: list[tuple[str, StateError]] = []
+        for folder, keys in sorted(by_folder.items()):
+            try:
+                seqs = _seqs_of(folder, keys, self.objects.describe)
+            except StateError as exc:
+                problems.append((folder, exc))
+                continue
             if seqs:
                 wanted[folder] = seqs[:1] if first_only else seqs
-        self._immutables([folder + _entry_name(seq) for folder, seqs in wanted.items() for seq in seqs])
+        with contextlib.suppress(StateError):  # a document gone meanwhile: named below
+            self._immutables([folder + _entry_name(seq) for folder, seqs in wanted.items() for seq in seqs])
         ledgers: dict[str, list[LedgerEntry]] = {}
         for folder, seqs in sorted(wanted.items()):
-            first_key = folder + _entry_name(1)
-            first = loads(self._immutable(first_key), where=self.objects.describe(first_key))
-            if env_key(first.env) != folder.split("/")[1]:
-                raise StateError(
-                    f"{self.objects.describe(folder)}: holds entries of {first.env!r}", hint=KEEP_HINT
-                )
-            ledgers[first.env] = self._parse(folder, seqs, first.env)
-        return ledgers
+            try:
+                env, entries = self._folder_entries(folder, seqs)
+            except StateError as exc:
+                problems.append((folder, exc))
+                continue
+            ledgers[env] = entries
+        return ledgers, problems
+
+    def _folder_entries(self, folder: str, seqs: list[int]) -> tuple[str, list[LedgerEntry]]:
+        first_key = folder + _entry_name(1)
+        first = loads(self._immutable(first_key), where=self.objects.describe(first_key))
+        if env_key(first.env) != folder.split("/")[1]:
+            where = self.objects.describe(folder)
+            raise StateError(f"{where}: holds entries of {first.env!r}", hint=KEEP_HINT)
+        return first.env, self._parse(folder, seqs, first.env)
 
     def _parse(self, folder: str, seqs: list[int], env: str) -> list[LedgerEntry]:
         keys = [folder + _entry_name(seq) for seq in seqs]
