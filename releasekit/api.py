@@ -176,6 +176,7 @@ class EnvironmentStatus:
 
 
 def status(workspace: Workspace) -> list[EnvironmentStatus]:
+    workspace.refuse_shadowed()
     result = []
     root = workspace.repo.root
     for env in workspace.config.environments.values():
@@ -210,6 +211,7 @@ def promote(
     then DST's branch moves to that commit, DST deploys it and switches, tag and push."""
     dst_env = workspace.config.environment(dst)
     source = src or dst_env.promotes_from
+    workspace.refuse_shadowed([dst, *([source] if source else [])])
     if source is None:
         raise ConfigError(
             f"{dst!r} has no promotes_from, so there is nothing to promote from",
@@ -234,11 +236,14 @@ def promote(
 def sync(workspace: Workspace, env: str, *, on_node: NodeCallback | None = None) -> SyncResult:
     """Deploy `env`'s branch head when it differs from what `env` serves (someone merged by
     hand, a CI job pushed). A second sync of the same commit does nothing."""
-    return run_sync(workspace, workspace.config.environment(env), on_node=on_node)
+    chosen = workspace.config.environment(env)
+    workspace.refuse_shadowed([chosen.name])
+    return run_sync(workspace, chosen, on_node=on_node)
 
 
 def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:
     """Physical relations no retained release of a declared or branch environment uses."""
+    workspace.refuse_shadowed()
     declared = list(workspace.config.environments.values())
     branches = [workspace.branch_environment(record) for record in workspace.store.branches()]
     return collect_garbage([workspace.light_target(env) for env in declared + branches], dry_run=dry_run)
@@ -294,9 +299,9 @@ def env_down(
     """Drop `branch`'s environment: its schema and its registry record. Physical relations
     only it used are left to `releasekit gc`."""
     branch = workspace.current_branch() if branch is None else branch
-    _refuse_declared(workspace, branch)
     record = workspace.store.branch(branch)
     if record is None:
+        _refuse_declared(workspace, branch)
         raise NotFoundError(
             f"{branch!r} has no branch environment releasekit made",
             hint="`releasekit env list` shows the branch environments",
@@ -500,7 +505,7 @@ def env_down_if_up(
     request closed before its check brought one up. A declared environment's branch is
     still refused."""
     branch = workspace.current_branch() if branch is None else branch
-    _refuse_declared(workspace, branch)
     if workspace.store.branch(branch) is None:
+        _refuse_declared(workspace, branch)
         return None
     return env_down(workspace, branch, wait=wait, on_wait=on_wait)

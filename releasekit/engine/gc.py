@@ -56,7 +56,7 @@ def _collect(targets: list[Target], scan: LedgerScan, dry_run: bool) -> GcResult
             return GcResult(first.physical_schema, (), len(present), dry_run, blocked=blocked)
         keep = _recorded(scan, {t.name for t in targets})
         for target in targets:
-            keep |= _retained(scan.entries.get(target.name, []), target.env.retention)
+            keep |= _retained(target.store.entries(target.name), target.env.retention)
             keep |= set(warehouse.view_targets(target.env.schema).values())
         claimed = _claimed(first)
         unused = (name for name in present if name not in keep or is_dbt_leftover(name))
@@ -65,7 +65,7 @@ def _collect(targets: list[Target], scan: LedgerScan, dry_run: bool) -> GcResult
             name: tuple(found) for name, found in warehouse.readers(first.physical_schema, doomed).items()
         }
         doomed = [name for name in doomed if name not in held]
-        if doomed and not dry_run and not scan.entries:
+        if doomed and not dry_run and not scan.entries and not scan.branches:
             raise StateError(
                 f"the ledger in {first.store.describe()} is empty, but {first.physical_schema} holds "
                 f"{len(present)} relation(s): gc would drop every rollback target",
@@ -99,7 +99,7 @@ def _recorded(scan: LedgerScan, declared: set[str]) -> set[str]:
     retained releases too: deleting an environment file must not drop what it serves.
     A torn-down branch environment keeps nothing."""
     keep: set[str] = set()
-    for env, entries in scan.entries.items():
+    for env, entries in [*scan.entries.items(), *scan.branches.items()]:
         if env not in declared and entries and not ledger.torn_down(entries):
             keep |= _retained(entries, DEFAULT_RETENTION)
     return keep

@@ -136,7 +136,8 @@ def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
     elsewhere: dict[str, tuple[str, ModelVersion]] = {}
     own = store.entries(env)
     scan = store.scan_ledgers()
-    for name, entries in {**scan.entries, env: own}.items():
+    ledgers = [*scan.entries.items(), *scan.branches.items(), (env, own)]
+    for name, entries in ledgers:
         for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
                 verified.update(version.relation for version in entry.models.values())

@@ -135,13 +135,17 @@ class LedgerScan:
     """Every ledger that reads, and the ones that do not: one bad ledger must not stop
     work on the others."""
 
-    entries: Mapping[str, list[LedgerEntry]]  # by environment
+    entries: Mapping[str, list[LedgerEntry]]  # declared environments', by name
     unreadable: tuple[UnreadableLedger, ...] = ()
+    # Branch environments', by branch: a namespace of their own (a declared environment
+    # and a branch environment of one name never share a ledger).
+    branches: Mapping[str, list[LedgerEntry]] = field(default_factory=dict)
 
 
 class LedgerReader(Protocol):
     def entries(self, env: str) -> list[LedgerEntry]:
-        """All entries of one environment, in append order (seq 1, 2, ...)."""
+        """All entries of one environment, in append order (seq 1, 2, ...). A name with a
+        registry record is a branch environment's, whose ledger lives apart."""
         ...
 
     def environments(self) -> list[str]:

@@ -341,6 +341,29 @@ def env_key(env: str) -> str:
     return f"{key[:_KEY_HASHED_PREFIX]}~{digest}"
 
 
+# Branch environments' ledgers live under `ledger/branch~<env-key>/`, apart from declared
+# environments' (`ledger/<env-key>/`): `~` never appears at that place in an env key.
+BRANCH_LEDGER_PREFIX = "branch~"
+
+
+def ledger_folder_env_key(folder_name: str) -> tuple[str, bool]:
+    """(the env key, whether it is the branch namespace) of a ledger folder's name."""
+    if folder_name.startswith(BRANCH_LEDGER_PREFIX):
+        return folder_name[len(BRANCH_LEDGER_PREFIX) :], True
+    return folder_name, False
+
+
+def legacy_branch_ledger_error(where: str, env: str, branch_where: str) -> StateError:
+    """A declared environment finds, in its own ledger folder, the ledger a branch
+    environment of that name wrote before branch environments had a namespace."""
+    return StateError(
+        f"{where}: holds the ledger of a branch environment named {env!r} (written by a releasekit "
+        f"before branch ledgers moved to their own namespace), not of the declared environment {env!r}",
+        hint=f"move that ledger to {branch_where} (every document, same names), then rerun; releasekit "
+        "moves no ledger by itself",
+    )
+
+
 def env_from_key(key: str) -> str | None:
     """The environment `env_key` made `key` from; None for a long name's digest key."""
     if "~" in key:

@@ -2,7 +2,9 @@
 
 Layout under the root:
 
-    ledger/<env-key>/00000001.json   one immutable document per entry
+    ledger/<env-key>/00000001.json   one immutable document per entry (a declared environment)
+    ledger/branch~<env-key>/...      a branch environment's (one an older releasekit wrote at
+                                     ledger/<env-key>/ is found there, and stays there)
     ledger/<env-key>/append.lock     serialises appends to that environment
     locks/<env-key>.lock             the environment's run lock (held for a whole deploy)
     locks/<env-key>.holder.json      who holds the run lock, while it is held (left behind by a
@@ -50,6 +52,7 @@ from releasekit.state.base import (
     UnreadableLedger,
 )
 from releasekit.state.codec import (
+    BRANCH_LEDGER_PREFIX,
     KEEP_HINT,
     branch_from_document,
     branch_to_document,
@@ -62,8 +65,11 @@ from releasekit.state.codec import (
     env_key,
     holder_from_document,
     holder_to_document,
+    ledger_folder_env_key,
+    legacy_branch_ledger_error,
     loads,
 )
+from releasekit.state.ledger import made_by_branch
 from releasekit.state.locking import (
     live_holder_error,
     locked_error,
@@ -106,10 +112,10 @@ class LocalStore:
         if not ledger.is_dir():
             return []
         names = [_env_of(folder) for folder in sorted(ledger.iterdir()) if folder.is_dir()]
-        return sorted(name for name in names if name is not None)
+        return sorted({name for name in names if name is not None})
 
     def entries(self, env: str) -> list[LedgerEntry]:
-        folder = self._folder("ledger", env_key(env))
+        folder = self._ledger_folder(env)
         if not folder.is_dir():
             return []
         return [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
@@ -119,23 +125,40 @@ class LocalStore:
 
     def scan_ledgers(self) -> LedgerScan:
         ledger = self._folder("ledger")
-        entries: dict[str, list[LedgerEntry]] = {}
+        declared: dict[str, list[LedgerEntry]] = {}
+        branches: dict[str, list[LedgerEntry]] = {}
         unreadable: list[UnreadableLedger] = []
         for folder in sorted(ledger.iterdir()) if ledger.is_dir() else ():
-            if not folder.is_dir():
-                continue
+            key, in_branches = ledger_folder_env_key(folder.name)
             try:
-                env = _env_of(folder)
+                env = _env_of(folder) if folder.is_dir() else None
                 if env is not None:
-                    entries[env] = [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
+                    entries = [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
+                    # A branch's ledger an older releasekit wrote among declared ones is a branch's.
+                    (branches if in_branches or made_by_branch(entries) else declared)[env] = entries
             except StateError as exc:
-                unreadable.append(UnreadableLedger(env_from_key(folder.name), str(folder), exc.message))
-        return LedgerScan(entries, tuple(unreadable))
+                unreadable.append(UnreadableLedger(env_from_key(key), str(folder), exc.message))
+        return LedgerScan(declared, tuple(unreadable), branches)
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
-        folder = self._folder("ledger", env_key(entry.env))
+        folder = self._ledger_folder(entry.env)
         with self._appending(folder):
             return _append_locked(folder, entry)
+
+    def _ledger_folder(self, env: str) -> Path:
+        """`ledger/branch~<key>` for a branch environment (it has a registry record), else
+        `ledger/<key>`. A branch ledger an older releasekit wrote at `ledger/<key>` stays
+        there and is found; a declared environment never reads one as its own."""
+        declared = self._folder("ledger", env_key(env))
+        if self.branch(env) is None:
+            if _made_by_branch(declared):
+                raise legacy_branch_ledger_error(str(declared), env, str(self._branch_folder(env)))
+            return declared
+        branch = self._branch_folder(env)
+        return declared if not branch.is_dir() and _made_by_branch(declared) else branch
+
+    def _branch_folder(self, env: str) -> Path:
+        return self._folder("ledger", BRANCH_LEDGER_PREFIX + env_key(env))
 
     # --- check records: checks/<sha-key>/<seq>.json, append-only like the ledger
 
@@ -356,13 +379,18 @@ class LocalStore:
             )
 
 
+def _made_by_branch(folder: Path) -> bool:
+    first = folder / _entry_name(1)
+    return first.is_file() and made_by_branch([loads(_read(first), where=str(first))])
+
+
 def _env_of(folder: Path) -> str | None:
     """The environment whose entries `folder` holds, from its first entry."""
     seqs = _entry_seqs(folder)
     if not seqs:
         return None  # a first append killed before its link leaves an empty folder
     env = loads(_read(folder / _entry_name(1)), where=str(folder / _entry_name(1))).env
-    if env_key(env) != folder.name:
+    if env_key(env) != ledger_folder_env_key(folder.name)[0]:
         raise StateError(f"{folder}: holds entries of environment {env!r}", hint=KEEP_HINT)
     return env
 

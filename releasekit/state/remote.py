@@ -4,6 +4,8 @@ at once, so every write is conditional and every lock is a lease.
 Layout under the store's prefix, the same names as the local folder's:
 
     ledger/<env-key>/00000001.json   one immutable document per entry (create-only)
+    ledger/branch~<env-key>/...      a branch environment's (one an older releasekit wrote at
+                                     ledger/<env-key>/ is found there, and stays there)
     registry/<env-key>.json          a branch environment's record (compare-and-swap)
     checks/<sha-key>/00000001.json   one immutable document per check (create-only)
     artifacts/<name-key>             files releases leave for later runs (create-only)
@@ -54,6 +56,7 @@ from releasekit.state.base import (
     UnreadableLedger,
 )
 from releasekit.state.codec import (
+    BRANCH_LEDGER_PREFIX,
     KEEP_HINT,
     branch_from_document,
     branch_to_document,
@@ -66,8 +69,11 @@ from releasekit.state.codec import (
     env_key,
     holder_from_document,
     holder_to_document,
+    ledger_folder_env_key,
+    legacy_branch_ledger_error,
     loads,
 )
+from releasekit.state.ledger import made_by_branch
 from releasekit.state.locking import (
     live_holder_error,
     locked_error,
@@ -114,6 +120,7 @@ class ObjectStateStore:
         self._documents: dict[str, bytes] = {}  # immutable documents already read, by key
         self._held: dict[str, _Hold] = {}  # env -> the lease this process holds on it
         self._counts: dict[str, int] = {}  # ledger folder -> its entries, while its env is held
+        self._folders: dict[str, str] = {}  # env -> its ledger folder, while held
 
     def describe(self) -> str:
         return self.objects.describe()
@@ -124,7 +131,7 @@ class ObjectStateStore:
         return sorted(self._ledgers(first_only=True))
 
     def entries(self, env: str) -> list[LedgerEntry]:
-        folder = f"ledger/{env_key(env)}/"
+        folder = self._ledger_folder(env)
         known = self._counts.get(folder) if env in self._held else None
         seqs = list(range(1, known + 1)) if known is not None else self._seqs(folder)
         if env in self._held:
@@ -136,7 +143,7 @@ class ObjectStateStore:
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         self._fence(entry.env)
-        folder = f"ledger/{env_key(entry.env)}/"
+        folder = self._ledger_folder(entry.env)
         known = self._counts.get(folder) if entry.env in self._held else None
         start = 0 if known is None else known + 1  # 0: list the folder to find the number
         seq = self._append(folder, lambda seq: dumps(replace(entry, seq=seq)), start=start)
@@ -145,20 +152,58 @@ class ObjectStateStore:
         return replace(entry, seq=seq)
 
     def scan_ledgers(self) -> LedgerScan:
-        ledgers, problems = self._scan(first_only=False)
+        declared, branches, problems = self._scan(first_only=False)
         unreadable = tuple(
-            UnreadableLedger(env_from_key(folder.split("/")[1]), self.objects.describe(folder), exc.message)
+            UnreadableLedger(
+                env_from_key(ledger_folder_env_key(folder.split("/")[1])[0]),
+                self.objects.describe(folder),
+                exc.message,
+            )
             for folder, exc in problems
         )
-        return LedgerScan(ledgers, unreadable)
+        return LedgerScan(declared, unreadable, branches)
 
     def _ledgers(self, *, first_only: bool) -> dict[str, list[LedgerEntry]]:
-        ledgers, problems = self._scan(first_only=first_only)
+        declared, branches, problems = self._scan(first_only=first_only)
         if problems:
             raise problems[0][1]
-        return ledgers
+        return {**branches, **declared}
 
-    def _scan(self, *, first_only: bool) -> tuple[dict[str, list[LedgerEntry]], list[tuple[str, StateError]]]:
+    def _ledger_folder(self, env: str) -> str:
+        """`ledger/branch~<key>/` for a branch environment (it has a registry record), else
+        `ledger/<key>/`. A branch ledger an older releasekit wrote at `ledger/<key>/` stays
+        there and is found; a declared environment never reads one as its own."""
+        if env in self._held and env in self._folders:
+            return self._folders[env]  # only this process registers or forgets it meanwhile
+        folder = self._find_ledger_folder(env)
+        if env in self._held:
+            self._folders[env] = folder
+        return folder
+
+    def _find_ledger_folder(self, env: str) -> str:
+        declared = f"ledger/{env_key(env)}/"
+        branch = f"ledger/{BRANCH_LEDGER_PREFIX}{env_key(env)}/"
+        legacy = self._made_by_branch(declared)
+        if self.branch(env) is None:
+            if legacy:
+                raise legacy_branch_ledger_error(
+                    self.objects.describe(declared), env, self.objects.describe(branch)
+                )
+            return declared
+        return declared if legacy and not self.objects.keys(branch) else branch
+
+    def _made_by_branch(self, folder: str) -> bool:
+        key = folder + _entry_name(1)
+        if key not in self._documents:
+            stored = self.objects.get(key)
+            if stored is None:
+                return False
+            self._documents[key] = stored.data
+        return made_by_branch([loads(self._documents[key], where=self.objects.describe(key))])
+
+    def _scan(
+        self, *, first_only: bool
+    ) -> tuple[dict[str, list[LedgerEntry]], dict[str, list[LedgerEntry]], list[tuple[str, StateError]]]:
         """Every environment's ledger (or only its first entry) from one listing of the
         store and one parallel read of the documents this process has not read before;
         the folders that do not read, each with its error."""
@@ -179,20 +224,23 @@ class ObjectStateStore:
                 wanted[folder] = seqs[:1] if first_only else seqs
         with contextlib.suppress(StateError):  # a document gone meanwhile: named below
             self._immutables([folder + _entry_name(seq) for folder, seqs in wanted.items() for seq in seqs])
-        ledgers: dict[str, list[LedgerEntry]] = {}
+        declared: dict[str, list[LedgerEntry]] = {}
+        branches: dict[str, list[LedgerEntry]] = {}
         for folder, seqs in sorted(wanted.items()):
             try:
                 env, entries = self._folder_entries(folder, seqs)
             except StateError as exc:
                 problems.append((folder, exc))
                 continue
-            ledgers[env] = entries
-        return ledgers, problems
+            # A branch's ledger an older releasekit wrote among declared ones is a branch's.
+            in_branches = ledger_folder_env_key(folder.split("/")[1])[1] or made_by_branch(entries)
+            (branches if in_branches else declared)[env] = entries
+        return declared, branches, problems
 
     def _folder_entries(self, folder: str, seqs: list[int]) -> tuple[str, list[LedgerEntry]]:
         first_key = folder + _entry_name(1)
         first = loads(self._immutable(first_key), where=self.objects.describe(first_key))
-        if env_key(first.env) != folder.split("/")[1]:
+        if env_key(first.env) != ledger_folder_env_key(folder.split("/")[1])[0]:
             where = self.objects.describe(folder)
             raise StateError(f"{where}: holds entries of {first.env!r}", hint=KEEP_HINT)
         return first.env, self._parse(folder, seqs, first.env)
@@ -257,6 +305,7 @@ class ObjectStateStore:
 
     def register(self, record: BranchEnvironment) -> None:
         self._fence(record.branch)
+        self._folders.pop(record.branch, None)
         key = f"registry/{env_key(record.branch)}.json"
         data = _json_bytes(branch_to_document(record))
         for attempt in _attempts(f"register {record.branch!r} in {self.objects.describe(key)}"):
@@ -276,6 +325,7 @@ class ObjectStateStore:
 
     def unregister(self, name: str) -> None:
         self._fence(name)
+        self._folders.pop(name, None)
         key = f"registry/{env_key(name)}.json"
         for attempt in _attempts(f"forget {name!r} in {self.objects.describe(key)}"):
             current = self.objects.get(key)
@@ -351,7 +401,7 @@ class ObjectStateStore:
         hold.stop.set()
         beat.join()
         self._held.pop(env, None)
-        self._counts.pop(f"ledger/{env_key(env)}/", None)
+        self._counts.pop(self._folders.pop(env, f"ledger/{env_key(env)}/"), None)
         with hold.guard:
             if not hold.lost:
                 self.objects.delete(hold.key, hold.etag)  # False: it changed hands; leave it

@@ -31,7 +31,7 @@ def _broken(tmp_path: Path) -> tuple[Path, Path]:
     api.deploy(Workspace.open(repo), "dev")
     api.env_up(Workspace.open(repo), BRANCH)
     sql(repo, f"create table rk__physical.{UNUSED} as select 1 as id")
-    folder = repo / ".releasekit" / "ledger" / env_key(BRANCH)
+    folder = repo / ".releasekit" / "ledger" / f"branch~{env_key(BRANCH)}"
     last = sorted(folder.glob("*.json"))[-1]
     last.write_text('{"format": "releasekit.ledger/1", "env": ')
     return repo, last
