@@ -143,9 +143,9 @@ def _claim(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> tuple[P
         _refuse_unprovable_stale(plan, ledger_view.unreadable)
         builds = {step.relation for step in plan.builds}
         busy = tuple(claim for claim in others if builds & {*claim.builds, *claim.uses})
-        if not busy:
-            uses = [step.relation for step in plan.reuses]
-            target.store.claim(target.name, plan.physical_schema, sorted(builds), uses)
+        # Waiting, it claims nothing: an earlier claim of this run must not hold others up.
+        claimed = ([], []) if busy else (sorted(builds), [step.relation for step in plan.reuses])
+        target.store.claim(target.name, plan.physical_schema, *claimed)
         return plan, busy
 
 

@@ -287,6 +287,8 @@ class LocalStore:
     def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
         """The claim rides on the lock-holder record: it goes when the lock is let go, and a
         killed holder's record (its process gone) carries a claim that is no longer live."""
+        if env not in self._holds:
+            raise StateError(f"a claim on {env!r} needs its lock, and this process does not hold it")
         holder, info = self._holds[env]
         document = {**holder_to_document(info), "claim": claim_to_document(physical_schema, builds, uses)}
         _write_replacing(holder, _json_bytes(document))

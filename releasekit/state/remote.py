@@ -369,6 +369,8 @@ class ObjectStateStore:
         """The claim rides on the lease: renewals carry it, letting go removes it, and a
         lease that expired (its holder gone) carries a claim that is no longer live."""
         self._fence(env)
+        if env not in self._held:
+            raise StateError(f"a claim on {env!r} needs its lock, and this process does not hold it")
         hold = self._held[env]
         with hold.guard:
             hold.claim = claim_to_document(physical_schema, builds, uses)
