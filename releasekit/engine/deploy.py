@@ -96,31 +96,34 @@ def _deploy(
 ) -> DeployResult:
     parsed: ParsedProject | None = None
     recovered: LedgerEntry | None = None
-    while True:
-        # The warehouse first: a busy DuckDB file fails at once, not after a parse.
-        with target.warehouse() as warehouse:
-            target.check_grants(warehouse)
-            recovered = reconcile(target, warehouse) or recovered
-            if graph is None:
-                parsed = _parse(target)
-                graph = parsed.graph
-            plan, busy = _claim(target, graph, warehouse)
-            if not busy and parsed is None and (plan.builds or plan.retests):
-                parsed = _parse(target)  # the stored graph spared no build after all
-                graph = parsed.graph
+    with contextlib.ExitStack() as held:
+        while True:
+            # The warehouse first: a busy DuckDB file fails at once, not after a parse.
+            with target.warehouse() as warehouse:
+                target.check_grants(warehouse)
+                recovered = reconcile(target, warehouse) or recovered
+                if graph is None:
+                    parsed = _parse(target)
+                    graph = parsed.graph
                 plan, busy = _claim(target, graph, warehouse)
-            if not busy:
-                if plan.is_noop and not resync:
-                    return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
-                warehouse.drop_relations(plan.physical_schema, plan.stale)
-                break
-        wait_for_claims(target, busy)  # the warehouse closed: a DuckDB file is free meanwhile
-    results = _build(target, parsed, plan) if parsed is not None else ()
-    failures = _failures(results)
-    if failures:
-        result = _fail(target, plan, failures, recovered)
-    else:
-        result = _switch(target, plan, recovered, promotion)
+                if not busy and parsed is None and (plan.builds or plan.retests):
+                    parsed = _parse(target)  # the stored graph spared no build after all
+                    graph = parsed.graph
+                    plan, busy = _claim(target, graph, warehouse)
+                if not busy:
+                    if plan.is_noop and not resync:
+                        return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
+                    warehouse.drop_relations(plan.physical_schema, plan.stale)
+                    if warehouse.capabilities.single_process:
+                        held.enter_context(target.warehouse())  # dbt, in this process, shares it
+                    break
+            wait_for_claims(target, busy)  # the warehouse closed: a DuckDB file is free meanwhile
+        results = _build(target, parsed, plan) if parsed is not None else ()
+        failures = _failures(results)
+        if failures:
+            result = _fail(target, plan, failures, recovered)
+        else:
+            result = _switch(target, plan, recovered, promotion)
     return dataclasses.replace(result, results=results, graph=graph)
 
 

@@ -37,6 +37,9 @@ class Capabilities:
     schema_rename: bool  # ALTER SCHEMA ... RENAME works (swap a staged schema in)
     zero_copy_clone: bool = False
     grants: bool = False  # GRANT on views: a switch can give consumers their privileges
+    # One process at a time may open it (DuckDB's file lock): a deploy keeps it open from its
+    # plan to its switch, so no other process slips in while dbt needs it.
+    single_process: bool = False
 
 
 @dataclass(frozen=True)

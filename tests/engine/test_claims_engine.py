@@ -9,6 +9,9 @@ its switch.
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +22,11 @@ from warehouse_reads import every_view_selects, physical, sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
+from releasekit.config.model import Connection
+from releasekit.engine.deploy import deploy
 from releasekit.state.local import LocalStore
+from releasekit.warehouse.base import Warehouse
+from releasekit.warehouse.registry import connect
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +91,33 @@ def test_gc_beside_a_live_run_keeps_what_it_claims_and_drops_it_once_that_run_is
     assert {building, f"{building}__dbt_tmp"} <= set(swept.dropped)
     assert not {building, f"{building}__dbt_tmp"} & physical(repo)
     every_view_selects(repo, "dev")
+
+
+def _outsider_opens(path: Path) -> bool:
+    """Whether another process can open the DuckDB file now."""
+    probe = (
+        "import duckdb, sys\n"
+        "try:\n    duckdb.connect(sys.argv[1]).close()\n"
+        "except duckdb.Error:\n    sys.exit(1)\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe, str(path)], check=False).returncode == 0
+
+
+def test_a_duckdb_deploy_keeps_the_file_from_its_plan_to_its_switch(tmp_path: Path) -> None:
+    """No other process opens the file between the plan and dbt's build, nor between the
+    build and the switch: it would make dbt's connection, or the switch, fail."""
+    repo = make_repo(tmp_path / "repo")
+    api.deploy(Workspace.open(repo), "dev")
+    _changed(repo)
+    workspace = Workspace.open(repo)
+    target = workspace.target(workspace.environment("dev"))
+    opened: list[bool] = []
+
+    def open_watched(connection: Connection) -> Warehouse:
+        opened.append(_outsider_opens(Path(str(connection.settings["path"]))))
+        return connect(connection)
+
+    result = deploy(dataclasses.replace(target, open_warehouse=open_watched))
+    assert result.outcome == "succeeded"
+    assert opened[0] and len(opened) >= 3  # free before the deploy; then plan, hold, switch
+    assert not any(opened[1:]), opened  # never free again until the switch was made
