@@ -35,7 +35,7 @@ from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
-from releasekit.errors import ConfigError, NotFoundError, ProjectError
+from releasekit.errors import ConfigError, NotFoundError, ProjectError, StateError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.drift import git_drift, warehouse_drift
@@ -258,6 +258,7 @@ class BranchStatus:
     branch_exists: bool
     expired: bool
     live_release: int | None
+    unreadable: str = ""  # its ledger does not read: the problem, naming the document
 
 
 BRANCH_WAIT_SECONDS = 120.0  # branch environments queue for a busy DuckDB file
@@ -312,21 +313,27 @@ def env_down(
 
 def env_list(workspace: Workspace, *, now: datetime | None = None) -> list[BranchStatus]:
     moment = now or datetime.now(UTC)
-    return [
-        BranchStatus(
-            record,
-            workspace.repo.branch_exists(record.branch),
-            expired(record, moment),
-            ledger.live_release_id(workspace.store.entries(record.branch)),
-        )
-        for record in workspace.store.branches()
-    ]
+    return [_branch_status(workspace, record, moment) for record in workspace.store.branches()]
+
+
+def _branch_status(workspace: Workspace, record: BranchEnvironment, moment: datetime) -> BranchStatus:
+    """One branch environment; a ledger that does not read is named, not raised: it must
+    not hide the others from `env list` and `env gc`."""
+    try:
+        live, problem = ledger.live_release_id(workspace.store.entries(record.branch)), ""
+    except StateError as exc:
+        live, problem = None, exc.message
+    exists = workspace.repo.branch_exists(record.branch)
+    return BranchStatus(record, exists, expired(record, moment), live, problem)
 
 
 def env_gc(workspace: Workspace, *, dry_run: bool = False, now: datetime | None = None) -> list[BranchStatus]:
     """Drop branch environments whose branch is gone (locally and from every remote-tracking
-    ref) or whose expiry passed (unless pinned). Returns what it dropped (or would drop)."""
-    doomed = [s for s in env_list(workspace, now=now) if not s.branch_exists or s.expired]
+    ref) or whose expiry passed (unless pinned). Returns what it dropped (or would drop).
+    One whose ledger does not read is left for its owner to repair (`env list` names it)."""
+    doomed = [
+        s for s in env_list(workspace, now=now) if (not s.branch_exists or s.expired) and not s.unreadable
+    ]
     if not dry_run:
         for status in doomed:
             env_down(workspace, status.record.branch)

@@ -263,6 +263,13 @@ class TerminalReporter:
                 "yes" if s.branch_exists else "[red]no[/]",
             )
         self.console.print(table)
+        for s in statuses:
+            if s.unreadable:
+                self.console.print(
+                    f"[yellow]{s.record.branch}[/]: its ledger does not read ({s.unreadable}); `env gc` "
+                    "leaves it: restore that document from a backup",
+                    highlight=False,
+                )
 
     def env_gc(self, dropped: Sequence[BranchStatus], dry_run: bool) -> None:
         verb = "would drop" if dry_run else "dropped"

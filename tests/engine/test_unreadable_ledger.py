@@ -80,3 +80,14 @@ def test_a_deploy_never_drops_what_an_unreadable_ledger_might_serve(tmp_path: Pa
         api.deploy(Workspace.open(repo), "dev")
     assert wanted in refused.value.message
     assert sql(repo, f"select * from rk__physical.{wanted}") == [(1,)]  # not dropped
+
+
+def test_env_list_names_the_broken_ledger_and_env_gc_drops_the_others_and_leaves_it(tmp_path: Path) -> None:
+    repo, last = _broken(tmp_path)  # neither branch exists in git: env gc would drop both
+    api.env_up(Workspace.open(repo), "gone")
+    statuses = {s.record.branch: s for s in api.env_list(Workspace.open(repo))}
+    assert str(last) in statuses[BRANCH].unreadable and statuses[BRANCH].live_release is None
+    assert not statuses["gone"].unreadable and statuses["gone"].live_release == 1
+    dropped = api.env_gc(Workspace.open(repo))
+    assert [s.record.branch for s in dropped] == ["gone"]
+    assert [r.branch for r in Workspace.open(repo).store.branches()] == [BRANCH]
