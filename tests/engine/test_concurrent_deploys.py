@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 BRANCHES = ("feature/a", 'fix/"b";c')
 DECLARED = ("dev", "prod")
-ROUNDS = 2
+ROUNDS = 2  # the default suite; the stress variants run STRESS_ROUNDS
+STRESS_ROUNDS = 8
 PROCESS_TIMEOUT = 600
 
 
@@ -84,13 +85,22 @@ def _text(results: dict[str, tuple[int, str]]) -> str:
 
 
 def test_concurrent_deploys_and_gc_on_postgres_all_succeed(tmp_path: Path) -> None:
+    _postgres_rounds(tmp_path, ROUNDS)
+
+
+@pytest.mark.stress
+def test_many_rounds_of_concurrent_deploys_and_gc_on_postgres(tmp_path: Path) -> None:
+    _postgres_rounds(tmp_path, STRESS_ROUNDS)
+
+
+def _postgres_rounds(tmp_path: Path, rounds: int) -> None:
     with fresh_database() as database:
         repo = make_repo(tmp_path / "repo", profile=postgres_profile(database, threads=2))
         pg = Pg(database)
         try:
             _prepare(repo)
             schemas = _schemas(repo)
-            for number in range(ROUNDS):
+            for number in range(rounds):
                 sha, results = _round(repo, number)
                 assert all(code == 0 for code, _ in results.values()), _text(results)
                 for env, schema in schemas.items():
@@ -112,10 +122,19 @@ def _duckdb_views_select(repo: Path, schema: str) -> None:
 
 
 def test_concurrent_deploys_and_gc_on_duckdb_succeed_or_fail_fast_naming_the_holder(tmp_path: Path) -> None:
+    _duckdb_rounds(tmp_path, ROUNDS)
+
+
+@pytest.mark.stress
+def test_many_rounds_of_concurrent_deploys_and_gc_on_duckdb(tmp_path: Path) -> None:
+    _duckdb_rounds(tmp_path, STRESS_ROUNDS)
+
+
+def _duckdb_rounds(tmp_path: Path, rounds: int) -> None:
     repo = make_repo(tmp_path / "repo")
     _prepare(repo)
     schemas = _schemas(repo)
-    for number in range(ROUNDS):
+    for number in range(rounds):
         _, results = _round(repo, number)
         for code, text in results.values():
             assert code in (0, 2), _text(results)
