@@ -35,7 +35,7 @@ from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
-from releasekit.errors import ConfigError, NotFoundError, ProjectError, ReleasekitError
+from releasekit.errors import ConfigError, NotFoundError, ProjectError, ReleasekitError, StateError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.drift import (
@@ -156,17 +156,20 @@ def deploy(
     force: bool = False,
     reason: str | None = None,
     on_node: NodeCallback | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> DeployResult:
     """Deploy the checkout into `env`. An environment with `promotes_from` takes only its
     branch head (what was promoted into it); another commit is refused with exit 2 unless
-    `force` with a `reason`, which the release records. A deploy ends a rollback's hold."""
+    `force` with a `reason`, which the release records. A deploy ends a rollback's hold.
+    `on_wait` hears once when the deploy waits for another environment's run to finish
+    building a relation it needs too."""
     _check_force(force, reason)
     environment = workspace.environment(env)
     target = workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty)
     forced = {}
     if _promoted(workspace, environment):
         forced = guard(workspace.repo.root, environment, target.git_sha, reason=reason)
-    return engine_deploy(target, forced=forced)
+    return engine_deploy(dataclasses.replace(target, on_wait=on_wait), forced=forced)
 
 
 def _promoted(workspace: Workspace, env: EnvironmentConfig) -> bool:
@@ -227,6 +230,7 @@ class EnvironmentStatus:
 def status(workspace: Workspace) -> list[EnvironmentStatus]:
     """Every declared and branch environment: its live release, and whether its warehouse
     serves it whole (marker, views, and the physical relations they read)."""
+    workspace.refuse_shadowed()
     result = []
     root = workspace.repo.root
     for env in every_environment(workspace):
@@ -283,6 +287,7 @@ def promote(
     then DST's branch moves to that commit, DST deploys it and switches, tag and push."""
     dst_env = workspace.config.environment(dst)
     source = src or dst_env.promotes_from
+    workspace.refuse_shadowed([dst, *([source] if source else [])])
     if source is None:
         raise ConfigError(
             f"{dst!r} has no promotes_from, so there is nothing to promote from",
@@ -307,11 +312,14 @@ def sync(
     hand, a CI job pushed). A second sync of the same commit does nothing. After a rollback,
     the environment is held: sync leaves it alone until its branch brings content other
     than what was rolled back from; `force` deploys the head anyway and ends the hold."""
-    return run_sync(workspace, workspace.config.environment(env), force=force, on_node=on_node)
+    chosen = workspace.config.environment(env)
+    workspace.refuse_shadowed([chosen.name])
+    return run_sync(workspace, chosen, force=force, on_node=on_node)
 
 
 def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:
     """Physical relations no retained release of a declared or branch environment uses."""
+    workspace.refuse_shadowed()
     declared = list(workspace.config.environments.values())
     branches = [workspace.branch_environment(record) for record in workspace.store.branches()]
     return collect_garbage([workspace.light_target(env) for env in declared + branches], dry_run=dry_run)
@@ -326,6 +334,7 @@ class BranchStatus:
     branch_exists: bool
     expired: bool
     live_release: int | None
+    unreadable: str = ""  # its ledger does not read: the problem, naming the document
 
 
 BRANCH_WAIT_SECONDS = 120.0  # branch environments queue for a busy DuckDB file
@@ -367,9 +376,9 @@ def env_down(
     """Drop `branch`'s environment: its schema and its registry record. Physical relations
     only it used are left to `releasekit gc`."""
     branch = workspace.current_branch() if branch is None else branch
-    _refuse_declared(workspace, branch)
     record = workspace.store.branch(branch)
     if record is None:
+        _refuse_declared(workspace, branch)
         raise NotFoundError(
             f"{branch!r} has no branch environment releasekit made",
             hint="`releasekit env list` shows the branch environments",
@@ -380,21 +389,27 @@ def env_down(
 
 def env_list(workspace: Workspace, *, now: datetime | None = None) -> list[BranchStatus]:
     moment = now or datetime.now(UTC)
-    return [
-        BranchStatus(
-            record,
-            workspace.repo.branch_exists(record.branch),
-            expired(record, moment),
-            ledger.live_release_id(workspace.store.entries(record.branch)),
-        )
-        for record in workspace.store.branches()
-    ]
+    return [_branch_status(workspace, record, moment) for record in workspace.store.branches()]
+
+
+def _branch_status(workspace: Workspace, record: BranchEnvironment, moment: datetime) -> BranchStatus:
+    """One branch environment; a ledger that does not read is named, not raised: it must
+    not hide the others from `env list` and `env gc`."""
+    try:
+        live, problem = ledger.live_release_id(workspace.store.entries(record.branch)), ""
+    except StateError as exc:
+        live, problem = None, exc.message
+    exists = workspace.repo.branch_exists(record.branch)
+    return BranchStatus(record, exists, expired(record, moment), live, problem)
 
 
 def env_gc(workspace: Workspace, *, dry_run: bool = False, now: datetime | None = None) -> list[BranchStatus]:
     """Drop branch environments whose branch is gone (locally and from every remote-tracking
-    ref) or whose expiry passed (unless pinned). Returns what it dropped (or would drop)."""
-    doomed = [s for s in env_list(workspace, now=now) if not s.branch_exists or s.expired]
+    ref) or whose expiry passed (unless pinned). Returns what it dropped (or would drop).
+    One whose ledger does not read is left for its owner to repair (`env list` names it)."""
+    doomed = [
+        s for s in env_list(workspace, now=now) if (not s.branch_exists or s.expired) and not s.unreadable
+    ]
     if not dry_run:
         for status in doomed:
             env_down(workspace, status.record.branch)
@@ -586,7 +601,7 @@ def env_down_if_up(
     request closed before its check brought one up. A declared environment's branch is
     still refused."""
     branch = workspace.current_branch() if branch is None else branch
-    _refuse_declared(workspace, branch)
     if workspace.store.branch(branch) is None:
+        _refuse_declared(workspace, branch)
         return None
     return env_down(workspace, branch, wait=wait, on_wait=on_wait)

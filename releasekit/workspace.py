@@ -7,7 +7,8 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from releasekit.dbtcore.profile import connection
 from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
 from releasekit.engine.runtime import Target
 from releasekit.environments.policy import project_content
-from releasekit.errors import DirtyWorktreeError, GitError, NotFoundError
+from releasekit.errors import ConfigError, DirtyWorktreeError, GitError, NotFoundError
 from releasekit.gitops.repo import GitRepo
 from releasekit.state.base import BranchEnvironment, StateStore
 from releasekit.state.open import open_store
@@ -54,6 +55,7 @@ class Workspace:
         the current branch's (a declared environment following it, else its branch one)."""
         name = self._current_environment_name() if name is None else name
         if name in self.config.environments:
+            self.refuse_shadowed([name])
             return self.config.environments[name]
         record = self.store.branch(name)
         if record is not None:
@@ -65,6 +67,24 @@ class Workspace:
             hint=f"declare it in environments/{name}.yml, or bring up a branch environment: "
             f"releasekit env up {name}",
         )
+
+    def refuse_shadowed(self, names: Iterable[str] | None = None) -> None:
+        """One name, one environment: a declared environment (default: every one) whose name
+        a live branch environment already has is refused, naming both. Their ledgers live
+        apart, but one name cannot mean both to `deploy`, `rollback` or `env gc`."""
+        for name in self.config.environments if names is None else names:
+            record = self.store.branch(name)
+            if record is None:
+                continue
+            source = self.config.environments[name].source_file
+            raise ConfigError(
+                f"declares environment {name!r}, but a branch environment of that name is up "
+                f"(branch {record.branch!r}, schema {record.schema!r}, brought up by {record.owner} "
+                f"at {record.created_at})",
+                file=source.name if source else f"environments/{name}.yml",
+                hint=f"tear the branch environment down (releasekit env down {shlex.quote(name)}) "
+                "or rename the environment file",
+            )
 
     def is_declared(self, env: EnvironmentConfig) -> bool:
         return self.config.environments.get(env.name) == env

@@ -94,7 +94,13 @@ def deploy(
         name = workspace.environment(env).name
         with reporter.deploying(name) as on_node:
             result = api.deploy(
-                workspace, name, allow_dirty=allow_dirty, force=force, reason=reason, on_node=on_node
+                workspace,
+                name,
+                allow_dirty=allow_dirty,
+                force=force,
+                reason=reason,
+                on_node=on_node,
+                on_wait=reporter.waiting,
             )
         reporter.deploy(result)
         if not result.ok:

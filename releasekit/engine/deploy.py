@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,10 +18,19 @@ from releasekit.engine.drift import Drift, repair_note, warehouse_drift
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
-from releasekit.engine.runtime import Target, reconcile, survey, switch
+from releasekit.engine.runtime import (
+    Survey,
+    Target,
+    live_claims,
+    reconcile,
+    survey,
+    switch,
+    wait_for_claims,
+)
+from releasekit.errors import StateError
 from releasekit.graph import ProjectGraph
 from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
+from releasekit.state.base import Claim, LedgerEntry, UnreadableLedger
 from releasekit.warehouse.base import Warehouse
 
 Outcome = Literal["succeeded", "failed", "noop"]
@@ -65,7 +74,8 @@ def plan_deploy(target: Target, *, graph: ProjectGraph | None = None) -> Plan:
     `graph`: an earlier parse of this commit with these parameters (see `deploy`)."""
     graph = graph if graph is not None else _dbt(target).parse().graph
     with target.warehouse() as warehouse:
-        plan = _plan(target, graph, warehouse)
+        in_use = {relation for claim in live_claims(target) for relation in (*claim.builds, *claim.uses)}
+        plan = _plan(target, graph, warehouse, in_use)
         return dataclasses.replace(plan, repairs=warehouse_drift(warehouse, target.env, plan.live).problems)
 
 
@@ -103,31 +113,82 @@ def deploy(
 
 
 def _deploy(target: Target, graph: ProjectGraph | None, extra: dict[str, Any], resync: bool) -> DeployResult:
-    # The warehouse first: a busy DuckDB file fails at once, not after a parse.
-    with target.warehouse() as warehouse:
-        target.check_grants(warehouse)
-        recovered = reconcile(target, warehouse)
-        plan = _plan(target, graph, warehouse) if graph is not None else None
-        parsed = None
-        if plan is None or plan.builds or plan.retests:
-            parsed = _dbt(target).parse()
-            keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
-            graph, plan = parsed.graph, _plan(target, parsed.graph, warehouse)
-        held = ledger.hold_of(plan.live) is not None
-        drift = warehouse_drift(warehouse, target.env, plan.live)
-        repair_only = plan.is_noop and not resync and not held
-        if repair_only and not drift:
-            return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
-        warehouse.drop_relations(plan.physical_schema, plan.stale)
-    if repair_only:
-        return dataclasses.replace(_repair(target, plan, drift, recovered), graph=graph)
-    results = _build(target, parsed, plan) if parsed is not None else ()
-    failures = _failures(results)
-    if failures:
-        result = _fail(target, plan, failures, recovered, extra["forced"])
-    else:
-        result = _switch(target, plan, recovered, extra, drift)
+    parsed: ParsedProject | None = None
+    recovered: LedgerEntry | None = None
+    with contextlib.ExitStack() as kept_open:
+        while True:
+            # The warehouse first: a busy DuckDB file fails at once, not after a parse.
+            with target.warehouse() as warehouse:
+                target.check_grants(warehouse)
+                recovered = reconcile(target, warehouse) or recovered
+                if graph is None:
+                    parsed = _parse(target)
+                    graph = parsed.graph
+                plan, busy = _claim(target, graph, warehouse)
+                if not busy and parsed is None and (plan.builds or plan.retests):
+                    parsed = _parse(target)  # the stored graph spared no build after all
+                    graph = parsed.graph
+                    plan, busy = _claim(target, graph, warehouse)
+                if not busy:
+                    held = ledger.hold_of(plan.live) is not None
+                    drift = warehouse_drift(warehouse, target.env, plan.live)
+                    repair_only = plan.is_noop and not resync and not held
+                    if repair_only and not drift:
+                        return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
+                    warehouse.drop_relations(plan.physical_schema, plan.stale)
+                    if warehouse.capabilities.single_process:
+                        kept_open.enter_context(target.warehouse())  # dbt, in this process, shares it
+                    break
+            wait_for_claims(target, busy)  # the warehouse closed: a DuckDB file is free meanwhile
+        if repair_only:
+            return dataclasses.replace(_repair(target, plan, drift, recovered), graph=graph)
+        results = _build(target, parsed, plan) if parsed is not None else ()
+        failures = _failures(results)
+        if failures:
+            result = _fail(target, plan, failures, recovered, extra["forced"])
+        else:
+            result = _switch(target, plan, recovered, extra, drift)
     return dataclasses.replace(result, results=results, graph=graph)
+
+
+def _parse(target: Target) -> ParsedProject:
+    parsed = _dbt(target).parse()
+    keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
+    return parsed
+
+
+def _claim(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> tuple[Plan, tuple[Claim, ...]]:
+    """Plan under the store's planning lock, leaving alone what live runs of other
+    environments claim, and claim what this plan builds and reuses. When a relation it
+    must build is one such a run claims, nothing is claimed: those runs come back, to be
+    waited for (their relation is verified once they succeed, gone if they fail)."""
+    with target.store.planning_lock(owner=target.who):
+        others = live_claims(target)
+        in_use = {relation for claim in others for relation in (*claim.builds, *claim.uses)}
+        ledger_view = survey(target.store, target.name, target.physical_schema)
+        plan = _plan(target, graph, warehouse, in_use, ledger_view)
+        _refuse_unprovable_stale(plan, ledger_view.unreadable)
+        builds = {step.relation for step in plan.builds}
+        busy = tuple(claim for claim in others if builds & {*claim.builds, *claim.uses})
+        # Waiting, it claims nothing: an earlier claim of this run must not hold others up.
+        claimed = ([], []) if busy else (sorted(builds), [step.relation for step in plan.reuses])
+        target.store.claim(target.name, plan.physical_schema, *claimed)
+        return plan, busy
+
+
+def _refuse_unprovable_stale(plan: Plan, unreadable: Sequence[UnreadableLedger]) -> None:
+    """A relation that exists but that no readable ledger verified is rebuilt (dropped
+    first). While another environment's ledger does not read, that relation may be what it
+    serves: never drop it; refuse, naming the ledger, before anything is built."""
+    if not unreadable or not plan.stale:
+        return
+    raise StateError(
+        f"{plan.env!r} must rebuild {len(plan.stale)} relation(s) that exist but that no readable ledger "
+        f"verified ({', '.join(plan.stale[:3])}), and they may be what another environment serves: "
+        + "; ".join(ledger.problem for ledger in unreadable),
+        hint="restore that ledger entry from a backup, or move its environment's ledger folder aside "
+        "once that environment is torn down; nothing was built or dropped",
+    )
 
 
 def _dbt(target: Target) -> DbtProject:
@@ -136,9 +197,15 @@ def _dbt(target: Target) -> DbtProject:
     return target.dbt
 
 
-def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
+def _plan(
+    target: Target,
+    graph: ProjectGraph,
+    warehouse: Warehouse,
+    in_use: Set[str] = frozenset(),
+    ledger_view: Survey | None = None,
+) -> Plan:
     prints = fingerprint_graph(graph, target.environ)
-    ledger_view = survey(target.store, target.name, target.physical_schema)
+    ledger_view = ledger_view or survey(target.store, target.name, target.physical_schema)
     inputs = PlanInputs(
         env=target.name,
         schema=target.env.schema,
@@ -150,6 +217,7 @@ def _plan(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> Plan:
         verified=ledger_view.verified,
         elsewhere=ledger_view.elsewhere,
         max_name_bytes=warehouse.capabilities.max_identifier_bytes,
+        in_use=in_use,
     )
     return make_plan(graph, prints, inputs)
 

@@ -4,14 +4,13 @@ temp/backup relations interrupted dbt runs leave behind."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from releasekit.config.model import DEFAULT_RETENTION
 from releasekit.engine.runtime import Target
 from releasekit.errors import StateError
 from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
+from releasekit.state.base import LedgerEntry, LedgerScan
 from releasekit.warehouse.naming import is_dbt_leftover
 
 
@@ -24,35 +23,49 @@ class GcResult:
     # Unused relations kept because something releasekit did not make reads them (a
     # user's view on a physical relation): name -> those readers.
     held: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Ledgers that do not read, each named with its problem: gc cannot tell what they
+    # serve or retain, so it dropped nothing in this physical schema.
+    blocked: tuple[str, ...] = ()
 
 
 def collect_garbage(targets: Sequence[Target], *, dry_run: bool = False) -> list[GcResult]:
     """Targets that share a warehouse share its physical schema: keep what any of them
-    retains. Every environment's lock is held so no deploy builds while gc drops."""
+    retains. gc runs beside deploys: it decides and drops under the store's planning lock,
+    and keeps whatever a live run of any environment claims (what it builds, with dbt's
+    temporary relations for it, and what it reuses); a deploy claims under the same lock
+    before it builds."""
     by_warehouse: dict[tuple[str, str], list[Target]] = {}
     for target in targets:
         key = (repr(sorted(target.connection.settings.items())), target.physical_schema)
         by_warehouse.setdefault(key, []).append(target)
-    with ExitStack() as stack:
-        for target in sorted(targets, key=lambda t: t.name):
-            stack.enter_context(target.store.lock(target.name, owner=target.who))
-        return [_collect(group, dry_run) for group in by_warehouse.values()]
+    if not targets:
+        return []
+    with targets[0].store.planning_lock(owner=targets[0].who):
+        scan = targets[0].store.scan_ledgers()
+        return [_collect(group, scan, dry_run) for group in by_warehouse.values()]
 
 
-def _collect(targets: list[Target], dry_run: bool) -> GcResult:
+def _collect(targets: list[Target], scan: LedgerScan, dry_run: bool) -> GcResult:
     first = targets[0]
     with first.warehouse() as warehouse:
-        keep = _recorded(first, {t.name for t in targets})
+        present = warehouse.relations(first.physical_schema)
+        if scan.unreadable:
+            # An unreadable ledger's releases are unknown (its physical schema too): any
+            # relation could be one it serves or retains. Keep them all, and say why.
+            blocked = tuple(ledger.problem for ledger in scan.unreadable)
+            return GcResult(first.physical_schema, (), len(present), dry_run, blocked=blocked)
+        keep = _recorded(scan, {t.name for t in targets})
         for target in targets:
             keep |= _retained(target.store.entries(target.name), target.env.retention)
             keep |= set(warehouse.view_targets(target.env.schema).values())
-        present = warehouse.relations(first.physical_schema)
-        doomed = sorted(name for name in present if name not in keep or is_dbt_leftover(name))
+        claimed = _claimed(first)
+        unused = (name for name in present if name not in keep or is_dbt_leftover(name))
+        doomed = sorted(name for name in unused if name not in claimed and not _building(name, claimed))
         held = {
             name: tuple(found) for name, found in warehouse.readers(first.physical_schema, doomed).items()
         }
         doomed = [name for name in doomed if name not in held]
-        if doomed and not dry_run and not first.store.environments():
+        if doomed and not dry_run and not scan.entries and not scan.branches:
             raise StateError(
                 f"the ledger in {first.store.describe()} is empty, but {first.physical_schema} holds "
                 f"{len(present)} relation(s): gc would drop every rollback target",
@@ -64,14 +77,30 @@ def _collect(targets: list[Target], dry_run: bool) -> GcResult:
     return GcResult(first.physical_schema, tuple(doomed), len(present) - len(doomed), dry_run, held)
 
 
-def _recorded(target: Target, declared: set[str]) -> set[str]:
+def _claimed(target: Target) -> set[str]:
+    """Relations live runs claim in the target's physical schema (a dead run's claim is
+    nothing: what it built but never recorded is as unused as any other)."""
+    return {
+        relation
+        for claim in target.store.claims()
+        if claim.live and claim.physical_schema == target.physical_schema
+        for relation in (*claim.builds, *claim.uses)
+    }
+
+
+def _building(name: str, claimed: set[str]) -> bool:
+    """dbt's temporary and backup relations for a relation a live run builds
+    (`<relation>__dbt_tmp`...): its build is using them now."""
+    return is_dbt_leftover(name) and any(name.startswith(f"{relation}__dbt_") for relation in claimed)
+
+
+def _recorded(scan: LedgerScan, declared: set[str]) -> set[str]:
     """Environments the ledger knows but the config no longer declares keep their
     retained releases too: deleting an environment file must not drop what it serves.
     A torn-down branch environment keeps nothing."""
     keep: set[str] = set()
-    for env in target.store.environments():
-        entries = target.store.entries(env)
-        if env not in declared and not ledger.torn_down(entries):
+    for env, entries in [*scan.entries.items(), *scan.branches.items()]:
+        if env not in declared and entries and not ledger.torn_down(entries):
             keep |= _retained(entries, DEFAULT_RETENTION)
     return keep
 

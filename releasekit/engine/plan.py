@@ -108,6 +108,8 @@ class PlanInputs:
     # Other environments' live versions, to explain a first build ("var x differs from dev").
     elsewhere: Mapping[str, tuple[str, ModelVersion]] = field(default_factory=dict)
     max_name_bytes: int | None = None  # the warehouse cuts longer view names (None: no limit)
+    # Relations live runs of other environments claim (building or reusing): never stale.
+    in_use: Set[str] = frozenset()
 
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
@@ -115,7 +117,11 @@ def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: Pla
     check_view_names(material, project=graph.project_name, max_bytes=given.max_name_bytes)
     steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
     models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
-    stale = tuple(s.relation for s in steps if s.action == "build" and s.relation in given.existing)
+    stale = tuple(
+        s.relation
+        for s in steps
+        if s.action == "build" and s.relation in given.existing and s.relation not in given.in_use
+    )
     old = {v.name: v.relation for v in given.live.models.values()} if given.live else {}
     new = {v.name: v.relation for v in models.values()}
     return Plan(

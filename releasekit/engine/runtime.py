@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,9 +12,17 @@ from typing import Any
 from releasekit.config.model import Connection, EnvironmentConfig
 from releasekit.dbtcore.session import DbtProject
 from releasekit.engine.drift import warehouse_drift
-from releasekit.errors import ConfigError, WarehouseBusyError
+from releasekit.errors import ConfigError, LockedError, WarehouseBusyError
 from releasekit.state import ledger
-from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome, StateStore
+from releasekit.state.base import (
+    Claim,
+    Kind,
+    LedgerEntry,
+    ModelVersion,
+    Outcome,
+    StateStore,
+    UnreadableLedger,
+)
 from releasekit.warehouse.base import ReleaseMarker, Warehouse
 from releasekit.warehouse.registry import connect
 
@@ -117,22 +125,64 @@ class Survey:
     live: LedgerEntry | None  # this environment's live release
     verified: set[str]  # relations whose tests passed: every release that reached its switch
     elsewhere: dict[str, tuple[str, ModelVersion]]  # other environments' live versions by model
+    # Other environments' ledgers that do not read: planned without. Nothing they hold is
+    # verified, and what they might serve is never dropped as stale (see engine.deploy).
+    unreadable: tuple[UnreadableLedger, ...] = ()
 
 
 def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
+    """The environment's own ledger must read (StateError naming the document); another
+    environment's that does not is left out and named in `unreadable`."""
     verified: set[str] = set()
     elsewhere: dict[str, tuple[str, ModelVersion]] = {}
-    live = None
-    for name, entries in store.all_entries().items():
+    own = store.entries(env)
+    scan = store.scan_ledgers()
+    ledgers = [*scan.entries.items(), *scan.branches.items(), (env, own)]
+    for name, entries in ledgers:
         for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
                 verified.update(version.relation for version in entry.models.values())
         current = live_entry(entries)
-        if name == env:
-            live = current
-        elif current is not None:
+        if name != env and current is not None:
             elsewhere.update({uid: (name, version) for uid, version in current.models.items()})
-    return Survey(live, verified, elsewhere)
+    unreadable = tuple(ledger for ledger in scan.unreadable if ledger.env != env)
+    return Survey(live_entry(own), verified, elsewhere, unreadable)
+
+
+# How long a deploy waits for another environment's run that is building a relation it
+# needs: that run's build and tests, which take minutes on a big project.
+SETTLE_WAIT = 3600.0
+
+
+def live_claims(target: Target) -> list[Claim]:
+    """What live runs of other environments claim in `target`'s physical schema."""
+    return [
+        claim
+        for claim in target.store.claims()
+        if claim.live and claim.env != target.name and claim.physical_schema == target.physical_schema
+    ]
+
+
+def wait_for_claims(target: Target, claims: Sequence[Claim], *, timeout: float = SETTLE_WAIT) -> None:
+    """Wait until the runs that made `claims` let go of them (succeeded, failed or died),
+    saying once who is waited for; LockedError naming them after `timeout`."""
+    ids = {claim.lock_id for claim in claims}
+    if target.on_wait is not None:
+        target.on_wait(
+            "other runs are building relations this deploy needs: "
+            + "; ".join(f"{c.env} by {c.owner} (lock id {c.lock_id})" for c in claims)
+        )
+    deadline, pause = time.monotonic() + timeout, 0.2
+    while any(c.live and c.lock_id in ids for c in target.store.claims()):
+        if time.monotonic() > deadline:
+            raise LockedError(
+                f"waited {timeout:g} s for other runs to finish building what {target.name!r} needs: "
+                + "; ".join(f"{c.env} by {c.owner}, lock id {c.lock_id}" for c in claims),
+                hint="rerun when they are done; if such a run is gone, clear its lock with "
+                "`releasekit unlock ENV --id LOCK_ID`",
+            )
+        time.sleep(pause)
+        pause = min(pause * 1.5, 2.0)
 
 
 def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:

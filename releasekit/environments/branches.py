@@ -58,7 +58,7 @@ def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) 
             params=base_live.params,
             models=base_live.models,
             reused=tuple(base_live.models),
-            note=f"branched from {record.base} release {base_live.release_id}",
+            note=f"{ledger.BRANCHED_FROM}{record.base} release {base_live.release_id}",
         )
         target.record("deploy", "switching", release_id, **fields)
         switch(target, warehouse, base_live.models, {}, release_id, base_live.git_sha)

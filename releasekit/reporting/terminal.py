@@ -234,6 +234,13 @@ class TerminalReporter:
                     "those to an environment's views, and the next gc reclaims it",
                     highlight=False,
                 )
+            for problem in r.blocked:
+                self.console.print(
+                    f"  [yellow]kept everything[/]: a ledger does not read, so gc cannot tell what it "
+                    f"serves: {problem}; restore that document from a backup, and the next gc reclaims "
+                    "what is unused",
+                    highlight=False,
+                )
 
     def waiting(self, why: str) -> None:
         self.console.print(f"[yellow]waiting:[/] {why}; releasekit goes on when it is free", highlight=False)
@@ -281,6 +288,13 @@ class TerminalReporter:
                 "yes" if s.branch_exists else "[red]no[/]",
             )
         self.console.print(table)
+        for s in statuses:
+            if s.unreadable:
+                self.console.print(
+                    f"[yellow]{s.record.branch}[/]: its ledger does not read ({s.unreadable}); `env gc` "
+                    "leaves it: restore that document from a backup",
+                    highlight=False,
+                )
 
     def env_gc(self, dropped: Sequence[BranchStatus], dry_run: bool) -> None:
         verb = "would drop" if dry_run else "dropped"

@@ -8,7 +8,7 @@ after, so a run killed at any point leaves a ledger a rerun can reconcile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -75,6 +75,29 @@ class LockInfo:
     id: str  # short random hex, new for every hold
 
 
+# The store-wide lock a deploy holds while it decides what to build and claims it, and gc
+# while it decides what to drop. Never an environment's name: `~` is in no git branch
+# name nor declared environment name.
+PLANNING_LOCK = "~planning"
+# How long a deploy or gc waits for the planning lock (held for the seconds a plan takes).
+PLANNING_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a run holding an environment's lock is about to build and use in a physical
+    schema, recorded on its lock so other runs and gc leave those relations alone while
+    the run lives. It goes with the lock; a run that died leaves it, not `live`."""
+
+    env: str
+    lock_id: str
+    owner: str
+    physical_schema: str
+    builds: tuple[str, ...]  # relations it builds (and drops again if its attempt fails)
+    uses: tuple[str, ...]  # existing relations its release reuses
+    live: bool  # its holder still runs (on this host) or renews its lease (a bucket)
+
+
 @dataclass(frozen=True)
 class BranchEnvironment:
     """A registry record: releasekit made this schema for this branch, and owns it."""
@@ -105,9 +128,31 @@ class Registry(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class UnreadableLedger:
+    """An environment's ledger with a document that does not read."""
+
+    env: str | None  # whose, when its folder's name says (a long name's is a digest)
+    where: str  # the folder or prefix holding it
+    problem: str  # the error, naming the document
+
+
+@dataclass(frozen=True)
+class LedgerScan:
+    """Every ledger that reads, and the ones that do not: one bad ledger must not stop
+    work on the others."""
+
+    entries: Mapping[str, list[LedgerEntry]]  # declared environments', by name
+    unreadable: tuple[UnreadableLedger, ...] = ()
+    # Branch environments', by branch: a namespace of their own (a declared environment
+    # and a branch environment of one name never share a ledger).
+    branches: Mapping[str, list[LedgerEntry]] = field(default_factory=dict)
+
+
 class LedgerReader(Protocol):
     def entries(self, env: str) -> list[LedgerEntry]:
-        """All entries of one environment, in append order (seq 1, 2, ...)."""
+        """All entries of one environment, in append order (seq 1, 2, ...). A name with a
+        registry record is a branch environment's, whose ledger lives apart."""
         ...
 
     def environments(self) -> list[str]:
@@ -116,6 +161,10 @@ class LedgerReader(Protocol):
 
     def all_entries(self) -> dict[str, list[LedgerEntry]]:
         """Every environment's entries, in one read where the store can (a bucket)."""
+        ...
+
+    def scan_ledgers(self) -> LedgerScan:
+        """`all_entries`, except that a ledger that does not read is set aside, named."""
         ...
 
 
@@ -226,6 +275,21 @@ class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, Stat
 
     def describe(self) -> str:
         """Where the state lives, for messages (a folder path, later a bucket URL)."""
+        ...
+
+    def planning_lock(
+        self, *, owner: str, timeout: float = PLANNING_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
+        """Hold the store-wide planning lock (PLANNING_LOCK); LockedError after `timeout`."""
+        ...
+
+    def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
+        """Record on the lock this process holds on `env` what its run builds and uses,
+        replacing an earlier claim of that hold."""
+        ...
+
+    def claims(self) -> list[Claim]:
+        """Every claim recorded on an environment's lock, live or left by a dead run."""
         ...
 
 

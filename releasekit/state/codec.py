@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
 
@@ -19,6 +20,7 @@ from releasekit.errors import StateError
 from releasekit.state.base import (
     BranchEnvironment,
     CheckRecord,
+    Claim,
     Kind,
     LedgerEntry,
     LockInfo,
@@ -161,6 +163,30 @@ def holder_from_document(document: Mapping[str, Any], *, where: str) -> LockInfo
         pid=fields.integer("pid"),
         since=fields.get("since", str),
         id=fields.get("id", str),
+    )
+
+
+def claim_to_document(physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> dict[str, Any]:
+    """The `claim` a lock record carries (older releasekits ignore the key)."""
+    return {"physical_schema": physical_schema, "builds": list(builds), "uses": list(uses)}
+
+
+def claim_from_document(
+    document: Mapping[str, Any], info: LockInfo, live: bool, *, where: str
+) -> Claim | None:
+    """The claim in a lock record, None when it has none."""
+    raw = document.get("claim")
+    if raw is None:
+        return None
+    fields = _Fields(document, where).nested("claim", raw)
+    return Claim(
+        env=info.env,
+        lock_id=info.id,
+        owner=info.owner,
+        physical_schema=fields.get("physical_schema", str),
+        builds=fields.strings("builds"),
+        uses=fields.strings("uses"),
+        live=live,
     )
 
 
@@ -338,6 +364,40 @@ def env_key(env: str) -> str:
         return key
     digest = hashlib.sha256(env.encode("utf-8", "surrogatepass")).hexdigest()[:20]
     return f"{key[:_KEY_HASHED_PREFIX]}~{digest}"
+
+
+# Branch environments' ledgers live under `ledger/branch~<env-key>/`, apart from declared
+# environments' (`ledger/<env-key>/`): `~` never appears at that place in an env key.
+BRANCH_LEDGER_PREFIX = "branch~"
+
+
+def ledger_folder_env_key(folder_name: str) -> tuple[str, bool]:
+    """(the env key, whether it is the branch namespace) of a ledger folder's name."""
+    if folder_name.startswith(BRANCH_LEDGER_PREFIX):
+        return folder_name[len(BRANCH_LEDGER_PREFIX) :], True
+    return folder_name, False
+
+
+def legacy_branch_ledger_error(where: str, env: str, branch_where: str) -> StateError:
+    """A declared environment finds, in its own ledger folder, the ledger a branch
+    environment of that name wrote before branch environments had a namespace."""
+    return StateError(
+        f"{where}: holds the ledger of a branch environment named {env!r} (written by a releasekit "
+        f"before branch ledgers moved to their own namespace), not of the declared environment {env!r}",
+        hint=f"move that ledger to {branch_where} (every document, same names), then rerun; releasekit "
+        "moves no ledger by itself",
+    )
+
+
+def env_from_key(key: str) -> str | None:
+    """The environment `env_key` made `key` from; None for a long name's digest key."""
+    if "~" in key:
+        return None
+    try:
+        name = urllib.parse.unquote(key, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return name if name and env_key(name) == key else None
 
 
 def _encode_char(char: str) -> str:

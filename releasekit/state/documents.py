@@ -22,6 +22,7 @@ from releasekit.state.codec import (
     check_from_bytes,
     env_key,
     holder_from_document,
+    ledger_folder_env_key,
     loads,
 )
 from releasekit.state.local import LocalStore
@@ -80,6 +81,7 @@ def check_document(key: str, data: bytes, *, where: str) -> str:
         if area == "ledger":
             entry = loads(data, where=where)
             owner, seq = entry.env, entry.seq
+            folder = ledger_folder_env_key(folder)[0]  # a branch environment's: branch~<key>
         else:
             record = check_from_bytes(data, where=where)
             owner, seq = (record.git_sha if area == "checks" else record.content), record.seq

@@ -59,6 +59,15 @@ def _release(group: list[LedgerEntry]) -> Release:
     )
 
 
+# A branch environment's first entry (its `env up`) says where it branched from.
+BRANCHED_FROM = "branched from "
+
+
+def made_by_branch(entries: Sequence[LedgerEntry]) -> bool:
+    """The ledger is a branch environment's: its first entry is an `env up`."""
+    return bool(entries) and entries[0].note.startswith(BRANCHED_FROM)
+
+
 def live_release_id(entries: Sequence[LedgerEntry]) -> int | None:
     """The release the last successful switch (deploy or rollback) put in place; None once
     the environment was torn down after it."""

@@ -2,11 +2,15 @@
 
 Layout under the root:
 
-    ledger/<env-key>/00000001.json   one immutable document per entry
+    ledger/<env-key>/00000001.json   one immutable document per entry (a declared environment)
+    ledger/branch~<env-key>/...      a branch environment's (one an older releasekit wrote at
+                                     ledger/<env-key>/ is found there, and stays there)
     ledger/<env-key>/append.lock     serialises appends to that environment
     locks/<env-key>.lock             the environment's run lock (held for a whole deploy)
     locks/<env-key>.holder.json      who holds the run lock, while it is held (left behind by a
-                                     holder that was killed; the next holder replaces it)
+                                     holder that was killed; the next holder replaces it), and
+                                     the relations its run claims (`claim`)
+    locks/~planning.lock             held while a deploy plans and claims, or gc decides
     registry/<env-key>.json          a branch environment's record, replaced atomically
     checks/<sha-key>/00000001.json   one immutable document per `releasekit check` of a commit
     contents/<tree-key>/00000001.json  the same records again, by the content they verified
@@ -28,7 +32,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -41,24 +45,36 @@ from filelock import FileLock, Timeout
 from releasekit.errors import StateError
 from releasekit.state.base import (
     DEFAULT_LOCK_TIMEOUT,
+    PLANNING_LOCK,
+    PLANNING_TIMEOUT,
     STATE_AREAS,
     BranchEnvironment,
     CheckRecord,
+    Claim,
     LedgerEntry,
+    LedgerScan,
     LockInfo,
+    UnreadableLedger,
 )
 from releasekit.state.codec import (
+    BRANCH_LEDGER_PREFIX,
     KEEP_HINT,
     branch_from_document,
     branch_to_document,
     check_from_bytes,
     check_to_bytes,
+    claim_from_document,
+    claim_to_document,
     dumps,
+    env_from_key,
     env_key,
     holder_from_document,
     holder_to_document,
+    ledger_folder_env_key,
+    legacy_branch_ledger_error,
     loads,
 )
+from releasekit.state.ledger import made_by_branch
 from releasekit.state.locking import (
     live_holder_error,
     locked_error,
@@ -90,6 +106,7 @@ class LocalStore:
         self.root = Path(root)
         self._clock = clock
         self._append_timeout = append_timeout
+        self._holds: dict[str, tuple[Path, LockInfo]] = {}  # env -> the lock this process holds
         self._check_root()
 
     def describe(self) -> str:
@@ -100,10 +117,10 @@ class LocalStore:
         if not ledger.is_dir():
             return []
         names = [_env_of(folder) for folder in sorted(ledger.iterdir()) if folder.is_dir()]
-        return sorted(name for name in names if name is not None)
+        return sorted({name for name in names if name is not None})
 
     def entries(self, env: str) -> list[LedgerEntry]:
-        folder = self._folder("ledger", env_key(env))
+        folder = self._ledger_folder(env)
         if not folder.is_dir():
             return []
         return [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
@@ -111,10 +128,42 @@ class LocalStore:
     def all_entries(self) -> dict[str, list[LedgerEntry]]:
         return {env: self.entries(env) for env in self.environments()}
 
+    def scan_ledgers(self) -> LedgerScan:
+        ledger = self._folder("ledger")
+        declared: dict[str, list[LedgerEntry]] = {}
+        branches: dict[str, list[LedgerEntry]] = {}
+        unreadable: list[UnreadableLedger] = []
+        for folder in sorted(ledger.iterdir()) if ledger.is_dir() else ():
+            key, in_branches = ledger_folder_env_key(folder.name)
+            try:
+                env = _env_of(folder) if folder.is_dir() else None
+                if env is not None:
+                    entries = [_read_entry(folder, seq, env) for seq in _entry_seqs(folder)]
+                    # A branch's ledger an older releasekit wrote among declared ones is a branch's.
+                    (branches if in_branches or made_by_branch(entries) else declared)[env] = entries
+            except StateError as exc:
+                unreadable.append(UnreadableLedger(env_from_key(key), str(folder), exc.message))
+        return LedgerScan(declared, tuple(unreadable), branches)
+
     def append(self, entry: LedgerEntry) -> LedgerEntry:
-        folder = self._folder("ledger", env_key(entry.env))
+        folder = self._ledger_folder(entry.env)
         with self._appending(folder):
             return _append_locked(folder, entry)
+
+    def _ledger_folder(self, env: str) -> Path:
+        """`ledger/branch~<key>` for a branch environment (it has a registry record), else
+        `ledger/<key>`. A branch ledger an older releasekit wrote at `ledger/<key>` stays
+        there and is found; a declared environment never reads one as its own."""
+        declared = self._folder("ledger", env_key(env))
+        if self.branch(env) is None:
+            if _made_by_branch(declared):
+                raise legacy_branch_ledger_error(str(declared), env, str(self._branch_folder(env)))
+            return declared
+        branch = self._branch_folder(env)
+        return declared if not branch.is_dir() and _made_by_branch(declared) else branch
+
+    def _branch_folder(self, env: str) -> Path:
+        return self._folder("ledger", BRANCH_LEDGER_PREFIX + env_key(env))
 
     # --- check records: checks/<sha-key>/<seq>.json and contents/<tree-key>/<seq>.json,
     # append-only like the ledger
@@ -222,7 +271,17 @@ class LocalStore:
 
     @contextmanager
     def lock(self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[LockInfo]:
-        file_lock, holder = self._lock_files(env, timeout)
+        with self._hold(env_key(env), env, owner, timeout) as info:
+            yield info
+
+    def planning_lock(
+        self, *, owner: str, timeout: float = PLANNING_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
+        return self._hold(PLANNING_LOCK, PLANNING_LOCK, owner, timeout)
+
+    @contextmanager
+    def _hold(self, key: str, env: str, owner: str, timeout: float) -> Iterator[LockInfo]:
+        file_lock, holder = self._lock_files(key, timeout)
         try:
             file_lock.acquire()
         except Timeout:
@@ -231,19 +290,49 @@ class LocalStore:
             info = self._holder_info(env, owner)
             # Replaces any record a killed holder left: holding the file lock proves it stale.
             _write_replacing(holder, _json_bytes(holder_to_document(info)))
+            self._holds[env] = (holder, info)
             try:
                 yield info
             finally:
+                self._holds.pop(env, None)
                 # Unlink before releasing, so we never delete the next holder's record.
                 holder.unlink(missing_ok=True)
         finally:
             file_lock.release()
 
+    def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
+        """The claim rides on the lock-holder record: it goes when the lock is let go, and a
+        killed holder's record (its process gone) carries a claim that is no longer live."""
+        if env not in self._holds:
+            raise StateError(f"a claim on {env!r} needs its lock, and this process does not hold it")
+        holder, info = self._holds[env]
+        document = {**holder_to_document(info), "claim": claim_to_document(physical_schema, builds, uses)}
+        _write_replacing(holder, _json_bytes(document))
+
+    def claims(self) -> list[Claim]:
+        folder = self._folder("locks")
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.glob("*.holder.json")):
+            try:
+                document = json.loads(path.read_bytes())
+                info = holder_from_document(document, where=str(path))
+            except FileNotFoundError:
+                continue  # let go while we looked
+            except (OSError, ValueError, StateError):
+                continue  # a record that does not read carries no claim we could honour
+            alive = info.host != socket.gethostname() or process_alive(info.pid)
+            claim = claim_from_document(document, info, alive, where=str(path))
+            if claim is not None:
+                found.append(claim)
+        return found
+
     def break_lock(self, env: str, lock_id: str) -> LockInfo:
         """The operating system frees the file lock of a process that dies, so a dead holder
         leaves only its record; the record goes only while the file lock is free and held by
         us, so a live holder's record is never removed."""
-        file_lock, holder = self._lock_files(env, 0.0)
+        file_lock, holder = self._lock_files(env_key(env), 0.0)
         with _acquired_if_free(file_lock) as free:
             info = _load_holder(holder)
             if info is None:
@@ -256,10 +345,9 @@ class LocalStore:
             _fsync_dir(holder.parent)
             return info
 
-    def _lock_files(self, env: str, timeout: float) -> tuple[FileLock, Path]:
+    def _lock_files(self, key: str, timeout: float) -> tuple[FileLock, Path]:
         locks = self._folder("locks")
         _ensure_dir(locks)
-        key = env_key(env)
         # A negative filelock timeout waits forever; this lock must fail fast instead.
         return FileLock(locks / f"{key}.lock", timeout=max(timeout, 0.0)), locks / f"{key}.holder.json"
 
@@ -309,13 +397,18 @@ class LocalStore:
             )
 
 
+def _made_by_branch(folder: Path) -> bool:
+    first = folder / _entry_name(1)
+    return first.is_file() and made_by_branch([loads(_read(first), where=str(first))])
+
+
 def _env_of(folder: Path) -> str | None:
     """The environment whose entries `folder` holds, from its first entry."""
     seqs = _entry_seqs(folder)
     if not seqs:
         return None  # a first append killed before its link leaves an empty folder
     env = loads(_read(folder / _entry_name(1)), where=str(folder / _entry_name(1))).env
-    if env_key(env) != folder.name:
+    if env_key(env) != ledger_folder_env_key(folder.name)[0]:
         raise StateError(f"{folder}: holds entries of environment {env!r}", hint=KEEP_HINT)
     return env
 
@@ -583,7 +676,7 @@ def _guarded_lock(method: Callable[..., AbstractContextManager[LockInfo]]) -> Ca
         with contextlib.ExitStack() as stack:
             with _translated(self.root):
                 info = stack.enter_context(method(self, env, **kwargs))
-                _probe_writable(self._folder("ledger", env_key(env)))
+                _probe_writable(self._ledger_folder(env))
             yield info  # errors of the caller's block pass through untranslated
 
     return call

@@ -6,10 +6,17 @@ import os
 import shlex
 
 from releasekit.errors import LockedError, LockMismatchError, NotFoundError
-from releasekit.state.base import LockInfo
+from releasekit.state.base import PLANNING_LOCK, LockInfo
 
 
 def locked_error(env: str, holder: LockInfo | None, where: str) -> LockedError:
+    if env == PLANNING_LOCK:
+        who = holder_words(holder) if holder else "another process"
+        return LockedError(
+            f"another releasekit run has been deciding what to build or drop for too long: {who}; {where}",
+            hint="wait for that run to finish, then retry; a run that died lets go of it by itself "
+            "(a bucket's lease expires after lock_ttl_seconds)",
+        )
     if holder is None:
         return LockedError(
             f"environment {env!r} is locked by another process (it has not recorded who it is yet); {where}",

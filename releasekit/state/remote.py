@@ -4,11 +4,15 @@ at once, so every write is conditional and every lock is a lease.
 Layout under the store's prefix, the same names as the local folder's:
 
     ledger/<env-key>/00000001.json   one immutable document per entry (create-only)
+    ledger/branch~<env-key>/...      a branch environment's (one an older releasekit wrote at
+                                     ledger/<env-key>/ is found there, and stays there)
     registry/<env-key>.json          a branch environment's record (compare-and-swap)
     checks/<sha-key>/00000001.json   one immutable document per check (create-only)
     contents/<tree-key>/00000001.json  the same records by the content they verified
     artifacts/<name-key>             files releases leave for later runs (create-only)
-    locks/<env-key>.json             an environment's lease: holder, heartbeat, expiry
+    locks/<env-key>.json             an environment's lease: holder, heartbeat, expiry, and
+                                     the relations its run claims (`claim`)
+    locks/~planning.json             the lease held while a deploy plans and claims, or gc decides
 
 Appends create the next sequence number with If-None-Match: a writer that loses the race
 tries the number after it at once, so entries are never lost, duplicated or overwritten,
@@ -31,9 +35,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -41,24 +45,36 @@ from typing import Any
 from releasekit.errors import LockLostError, StateError
 from releasekit.state.base import (
     DEFAULT_LOCK_TIMEOUT,
+    PLANNING_LOCK,
+    PLANNING_TIMEOUT,
     STATE_AREAS,
     BranchEnvironment,
     CheckRecord,
+    Claim,
     LedgerEntry,
+    LedgerScan,
     LockInfo,
+    UnreadableLedger,
 )
 from releasekit.state.codec import (
+    BRANCH_LEDGER_PREFIX,
     KEEP_HINT,
     branch_from_document,
     branch_to_document,
     check_from_bytes,
     check_to_bytes,
+    claim_from_document,
+    claim_to_document,
     dumps,
+    env_from_key,
     env_key,
     holder_from_document,
     holder_to_document,
+    ledger_folder_env_key,
+    legacy_branch_ledger_error,
     loads,
 )
+from releasekit.state.ledger import made_by_branch
 from releasekit.state.locking import (
     live_holder_error,
     locked_error,
@@ -89,6 +105,7 @@ class _Hold:
     ttl: float
     renewed: float  # time.monotonic() of the last renewal the store accepted
     lost: str = ""  # why the lease is no longer ours; empty while it is
+    claim: dict[str, Any] | None = None  # what its run claims; renewals carry it
     guard: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -104,6 +121,7 @@ class ObjectStateStore:
         self._documents: dict[str, bytes] = {}  # immutable documents already read, by key
         self._held: dict[str, _Hold] = {}  # env -> the lease this process holds on it
         self._counts: dict[str, int] = {}  # ledger folder -> its entries, while its env is held
+        self._folders: dict[str, str] = {}  # env -> its ledger folder, while held
 
     def describe(self) -> str:
         return self.objects.describe()
@@ -114,7 +132,7 @@ class ObjectStateStore:
         return sorted(self._ledgers(first_only=True))
 
     def entries(self, env: str) -> list[LedgerEntry]:
-        folder = f"ledger/{env_key(env)}/"
+        folder = self._ledger_folder(env)
         known = self._counts.get(folder) if env in self._held else None
         seqs = list(range(1, known + 1)) if known is not None else self._seqs(folder)
         if env in self._held:
@@ -126,7 +144,7 @@ class ObjectStateStore:
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         self._fence(entry.env)
-        folder = f"ledger/{env_key(entry.env)}/"
+        folder = self._ledger_folder(entry.env)
         known = self._counts.get(folder) if entry.env in self._held else None
         start = 0 if known is None else known + 1  # 0: list the folder to find the number
         seq = self._append(folder, lambda seq: dumps(replace(entry, seq=seq)), start=start)
@@ -134,30 +152,99 @@ class ObjectStateStore:
             self._counts[folder] = seq
         return replace(entry, seq=seq)
 
+    def scan_ledgers(self) -> LedgerScan:
+        declared, branches, problems = self._scan(first_only=False)
+        unreadable = tuple(
+            UnreadableLedger(
+                env_from_key(ledger_folder_env_key(folder.split("/")[1])[0]),
+                self.objects.describe(folder),
+                exc.message,
+            )
+            for folder, exc in problems
+        )
+        return LedgerScan(declared, unreadable, branches)
+
     def _ledgers(self, *, first_only: bool) -> dict[str, list[LedgerEntry]]:
+        declared, branches, problems = self._scan(first_only=first_only)
+        if problems:
+            raise problems[0][1]
+        return {**branches, **declared}
+
+    def _ledger_folder(self, env: str) -> str:
+        """`ledger/branch~<key>/` for a branch environment (it has a registry record), else
+        `ledger/<key>/`. A branch ledger an older releasekit wrote at `ledger/<key>/` stays
+        there and is found; a declared environment never reads one as its own."""
+        if env in self._held and env in self._folders:
+            return self._folders[env]  # only this process registers or forgets it meanwhile
+        folder = self._find_ledger_folder(env)
+        if env in self._held:
+            self._folders[env] = folder
+        return folder
+
+    def _find_ledger_folder(self, env: str) -> str:
+        declared = f"ledger/{env_key(env)}/"
+        branch = f"ledger/{BRANCH_LEDGER_PREFIX}{env_key(env)}/"
+        legacy = self._made_by_branch(declared)
+        if self.branch(env) is None:
+            if legacy:
+                raise legacy_branch_ledger_error(
+                    self.objects.describe(declared), env, self.objects.describe(branch)
+                )
+            return declared
+        return declared if legacy and not self.objects.keys(branch) else branch
+
+    def _made_by_branch(self, folder: str) -> bool:
+        key = folder + _entry_name(1)
+        if key not in self._documents:
+            stored = self.objects.get(key)
+            if stored is None:
+                return False
+            self._documents[key] = stored.data
+        return made_by_branch([loads(self._documents[key], where=self.objects.describe(key))])
+
+    def _scan(
+        self, *, first_only: bool
+    ) -> tuple[dict[str, list[LedgerEntry]], dict[str, list[LedgerEntry]], list[tuple[str, StateError]]]:
         """Every environment's ledger (or only its first entry) from one listing of the
-        store and one parallel read of the documents this process has not read before."""
+        store and one parallel read of the documents this process has not read before;
+        the folders that do not read, each with its error."""
         by_folder: dict[str, list[str]] = {}
         for key in self.objects.keys("ledger/"):
             parts = key.split("/")
             if len(parts) == 3:
                 by_folder.setdefault(f"ledger/{parts[1]}/", []).append(key)
         wanted: dict[str, list[int]] = {}
-        for folder, keys in by_folder.items():
-            seqs = _seqs_of(folder, keys, self.objects.describe)
+        problems: list[tuple[str, StateError]] = []
+        for folder, keys in sorted(by_folder.items()):
+            try:
+                seqs = _seqs_of(folder, keys, self.objects.describe)
+            except StateError as exc:
+                problems.append((folder, exc))
+                continue
             if seqs:
                 wanted[folder] = seqs[:1] if first_only else seqs
-        self._immutables([folder + _entry_name(seq) for folder, seqs in wanted.items() for seq in seqs])
-        ledgers: dict[str, list[LedgerEntry]] = {}
+        with contextlib.suppress(StateError):  # a document gone meanwhile: named below
+            self._immutables([folder + _entry_name(seq) for folder, seqs in wanted.items() for seq in seqs])
+        declared: dict[str, list[LedgerEntry]] = {}
+        branches: dict[str, list[LedgerEntry]] = {}
         for folder, seqs in sorted(wanted.items()):
-            first_key = folder + _entry_name(1)
-            first = loads(self._immutable(first_key), where=self.objects.describe(first_key))
-            if env_key(first.env) != folder.split("/")[1]:
-                raise StateError(
-                    f"{self.objects.describe(folder)}: holds entries of {first.env!r}", hint=KEEP_HINT
-                )
-            ledgers[first.env] = self._parse(folder, seqs, first.env)
-        return ledgers
+            try:
+                env, entries = self._folder_entries(folder, seqs)
+            except StateError as exc:
+                problems.append((folder, exc))
+                continue
+            # A branch's ledger an older releasekit wrote among declared ones is a branch's.
+            in_branches = ledger_folder_env_key(folder.split("/")[1])[1] or made_by_branch(entries)
+            (branches if in_branches else declared)[env] = entries
+        return declared, branches, problems
+
+    def _folder_entries(self, folder: str, seqs: list[int]) -> tuple[str, list[LedgerEntry]]:
+        first_key = folder + _entry_name(1)
+        first = loads(self._immutable(first_key), where=self.objects.describe(first_key))
+        if env_key(first.env) != ledger_folder_env_key(folder.split("/")[1])[0]:
+            where = self.objects.describe(folder)
+            raise StateError(f"{where}: holds entries of {first.env!r}", hint=KEEP_HINT)
+        return first.env, self._parse(folder, seqs, first.env)
 
     def _parse(self, folder: str, seqs: list[int], env: str) -> list[LedgerEntry]:
         keys = [folder + _entry_name(seq) for seq in seqs]
@@ -228,6 +315,7 @@ class ObjectStateStore:
 
     def register(self, record: BranchEnvironment) -> None:
         self._fence(record.branch)
+        self._folders.pop(record.branch, None)
         key = f"registry/{env_key(record.branch)}.json"
         data = _json_bytes(branch_to_document(record))
         for attempt in _attempts(f"register {record.branch!r} in {self.objects.describe(key)}"):
@@ -247,6 +335,7 @@ class ObjectStateStore:
 
     def unregister(self, name: str) -> None:
         self._fence(name)
+        self._folders.pop(name, None)
         key = f"registry/{env_key(name)}.json"
         for attempt in _attempts(f"forget {name!r} in {self.objects.describe(key)}"):
             current = self.objects.get(key)
@@ -258,9 +347,19 @@ class ObjectStateStore:
 
     @contextmanager
     def lock(self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[LockInfo]:
+        with self._holding(_lock_key(env), env, owner, timeout) as info:
+            yield info
+
+    def planning_lock(
+        self, *, owner: str, timeout: float = PLANNING_TIMEOUT
+    ) -> AbstractContextManager[LockInfo]:
+        return self._holding(f"locks/{PLANNING_LOCK}.json", PLANNING_LOCK, owner, timeout)
+
+    @contextmanager
+    def _holding(self, key: str, env: str, owner: str, timeout: float) -> Iterator[LockInfo]:
         if env in self._held:
-            raise locked_error(env, self._held[env].info, self._where(env))
-        hold = self._acquire(env, owner, timeout)
+            raise locked_error(env, self._held[env].info, f"lock object {self.objects.describe(key)}")
+        hold = self._acquire(key, env, owner, timeout)
         self._held[env] = hold
         beat = threading.Thread(
             target=self._heartbeat, args=(hold,), name=f"releasekit-lease-{env}", daemon=True
@@ -276,11 +375,45 @@ class ObjectStateStore:
             raise
         self._let_go(env, hold, beat)
 
+    def claim(self, env: str, physical_schema: str, builds: Sequence[str], uses: Sequence[str]) -> None:
+        """The claim rides on the lease: renewals carry it, letting go removes it, and a
+        lease that expired (its holder gone) carries a claim that is no longer live."""
+        self._fence(env)
+        if env not in self._held:
+            raise StateError(f"a claim on {env!r} needs its lock, and this process does not hold it")
+        hold = self._held[env]
+        with hold.guard:
+            hold.claim = claim_to_document(physical_schema, builds, uses)
+            etag = self.objects.replace(hold.key, self._lease_bytes(hold.info, hold.claim), hold.etag)
+            if etag is not None:
+                hold.etag, hold.renewed = etag, time.monotonic()
+                return
+        self._fence(env)  # it changed hands: LockLostError names who has it
+        raise LockLostError(f"this run lost the lock of environment {env!r} while claiming what it builds")
+
+    def claims(self) -> list[Claim]:
+        keys = self.objects.keys("locks/")
+        found = []
+        for key, stored in zip(keys, self._reads(keys), strict=True):
+            if stored is None:
+                continue  # let go while we looked
+            where = self.objects.describe(key)
+            try:
+                info, ttl = parse_lease(stored.data, where=where)
+                document = json.loads(stored.data)
+            except (StateError, ValueError):
+                continue  # a lease that does not read carries no claim we could honour
+            age = (self.objects.now() - stored.modified).total_seconds()
+            claim = claim_from_document(document, info, age <= ttl + CLOCK_SLACK, where=where)
+            if claim is not None:
+                found.append(claim)
+        return found
+
     def _let_go(self, env: str, hold: _Hold, beat: threading.Thread) -> None:
         hold.stop.set()
         beat.join()
         self._held.pop(env, None)
-        self._counts.pop(f"ledger/{env_key(env)}/", None)
+        self._counts.pop(self._folders.pop(env, f"ledger/{env_key(env)}/"), None)
         with hold.guard:
             if not hold.lost:
                 self.objects.delete(hold.key, hold.etag)  # False: it changed hands; leave it
@@ -328,8 +461,7 @@ class ObjectStateStore:
     def create_object(self, key: str, data: bytes) -> bool:
         return self.objects.create(key, data) is not None
 
-    def _acquire(self, env: str, owner: str, timeout: float) -> _Hold:
-        key = _lock_key(env)
+    def _acquire(self, key: str, env: str, owner: str, timeout: float) -> _Hold:
         info = LockInfo(
             env=env,
             owner=owner,
@@ -367,7 +499,7 @@ class ObjectStateStore:
         while not hold.stop.wait(hold.ttl / 4):
             with hold.guard:
                 try:
-                    etag = self.objects.replace(hold.key, self._lease_bytes(hold.info), hold.etag)
+                    etag = self.objects.replace(hold.key, self._lease_bytes(hold.info, hold.claim), hold.etag)
                     if etag is None:
                         current = self.objects.get(hold.key)
                         if current is None:
@@ -407,8 +539,10 @@ class ObjectStateStore:
                     "finishes or undoes a switch that was started",
                 )
 
-    def _lease_bytes(self, info: LockInfo) -> bytes:
+    def _lease_bytes(self, info: LockInfo, claim: dict[str, Any] | None = None) -> bytes:
         document = {**holder_to_document(info), "lease": LEASE_FORMAT, "ttl_seconds": self.lock_ttl}
+        if claim is not None:
+            document["claim"] = claim
         document["renewed_at"] = self.objects.now().isoformat(timespec="seconds")
         return _json_bytes(document)
 
@@ -513,7 +647,7 @@ def parse_lease(data: bytes, *, where: str) -> tuple[LockInfo, float]:
     ttl = document.get("ttl_seconds")
     if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
         raise StateError(f"{where}: ttl_seconds: should be a positive number", hint=hint)
-    document = {k: v for k, v in document.items() if k not in {"lease", "ttl_seconds", "renewed_at"}}
+    document = {k: v for k, v in document.items() if k not in {"lease", "ttl_seconds", "renewed_at", "claim"}}
     try:
         return holder_from_document(document, where=where), float(ttl)
     except StateError as exc:

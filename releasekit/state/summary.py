@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from releasekit.config.model import StateLocation
+from releasekit.errors import StateError
 from releasekit.state.base import BranchEnvironment, StateStore
-from releasekit.state.documents import ENTRY_NAME, HeldLock, lock_scan, read_documents
+from releasekit.state.documents import DOCUMENT_HINT, ENTRY_NAME, HeldLock, lock_scan, read_documents
 from releasekit.state.ledger import live_release_id
 
 
@@ -19,6 +20,7 @@ class EnvironmentSummary:
     name: str
     entries: int
     live_release: int | None
+    branch: bool = False  # a branch environment's ledger (its own namespace)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def summarize(store: StateStore, location: StateLocation) -> StateSummary:
         where=store.describe(),
         kind="s3" if location.url else "folder",
         location=location,
-        environments=tuple(_environment(store, env) for env in store.environments()),
+        environments=_environments(store),
         branches=tuple(store.branches()),
         checked_commits=tuple(sorted(commits.items())),
         artifacts=len(artifacts),
@@ -57,6 +59,14 @@ def summarize(store: StateStore, location: StateLocation) -> StateSummary:
     )
 
 
-def _environment(store: StateStore, env: str) -> EnvironmentSummary:
-    entries = store.entries(env)
-    return EnvironmentSummary(env, len(entries), live_release_id(entries))
+def _environments(store: StateStore) -> tuple[EnvironmentSummary, ...]:
+    """Declared environments' ledgers, then branch environments' (a torn-down branch's
+    too, which no name resolves to any more)."""
+    scan = store.scan_ledgers()
+    if scan.unreadable:
+        raise StateError(scan.unreadable[0].problem, hint=DOCUMENT_HINT)
+    return tuple(
+        EnvironmentSummary(env, len(entries), live_release_id(entries), branch)
+        for branch, ledgers in ((False, scan.entries), (True, scan.branches))
+        for env, entries in sorted(ledgers.items())
+    )

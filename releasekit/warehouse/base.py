@@ -40,6 +40,9 @@ class Capabilities:
     # Names longer than this many bytes are cut (PostgreSQL: 63): a plan refuses view names
     # that would not fit before anything is built. None: no limit.
     max_identifier_bytes: int | None = None
+    # One process at a time may open it (DuckDB's file lock): a deploy keeps it open from its
+    # plan to its switch, so no other process slips in while dbt needs it.
+    single_process: bool = False
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,9 @@ class _Step:
 class DuckDBWarehouse:
     """A DuckDB database file, reached through one connection."""
 
-    capabilities: Capabilities = Capabilities(transactional_ddl=True, schema_rename=False)
+    capabilities: Capabilities = Capabilities(
+        transactional_ddl=True, schema_rename=False, single_process=True
+    )
 
     def __init__(self, connection: Connection) -> None:
         self.path = _database_path(connection)

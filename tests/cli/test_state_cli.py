@@ -105,8 +105,8 @@ def test_state_show_on_a_folder(repo: Path) -> None:
     shown = json.loads(run_cli(repo, "state", "show", "--json").stdout)
     assert shown["kind"] == "folder" and shown["where"] == str(repo / ".releasekit")
     assert shown["environments"] == [
-        {"name": "dev", "entries": 2, "live_release": 1},
-        {"name": "feature/x", "entries": 2, "live_release": 1},
+        {"name": "dev", "entries": 2, "live_release": 1, "branch": False},
+        {"name": "feature/x", "entries": 2, "live_release": 1, "branch": True},
     ]
     assert [branch["branch"] for branch in shown["branches"]] == ["feature/x"]
     assert shown["artifacts"] == 1 and shown["artifact_bytes"] > 1000

@@ -79,8 +79,7 @@ def fill(store: StateStore) -> None:
     a registry record, two check records of one commit, an artifact."""
     for release in range(1, 13):  # past 9, so a name-sorted copy would still be in seq order
         store.append(make_entry(env="dev", release_id=release))
-    store.append(full_entry(env="feature/x"))
-    store.register(
+    store.register(  # before its first entry, as `env up` does: its ledger is a branch's
         BranchEnvironment(
             "feature/x",
             "br_feature_x",
@@ -91,6 +90,7 @@ def fill(store: StateStore) -> None:
             "2024-05-15T12:00:00+00:00",
         )
     )
+    store.append(full_entry(env="feature/x"))
     for passed in (False, True):
         record = CheckRecord(
             SHA, "feature/x", "dev", 1, passed, "ok", {"lint": "passed"}, "alice", "2024-05-01T12:00:00+00:00"

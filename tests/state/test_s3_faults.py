@@ -94,16 +94,16 @@ def test_a_dropped_connection_is_retried_and_the_write_happens_once(
 ) -> None:
     # `after`: the store carried the write out, its answer was lost, botocore sent it again
     # and was refused (If-None-Match / If-Match): the store sees its own write, not a rival's.
-    for key in ("ledger/prod/00000001.json", "locks/prod.json", "registry/prod.json"):
+    for key in ("ledger/prod/00000001.json", "locks/prod.json", "registry/review.json"):
         proxy.drop("PUT", key_pattern(key), times=1, after=after)
     with store.lock("prod", owner="me") as info:
         assert store.lock_holders() == [info]
         entry = store.append(make_entry(note="once"))
-        store.register(branch("prod"))
+        store.register(branch("review"))
         store.append(make_entry(note="twice"))
     assert entry.seq == 1
     assert [(e.seq, e.note) for e in bucket.store().entries("prod")] == [(1, "once"), (2, "twice")]
-    assert [record.branch for record in bucket.store().branches()] == ["prod"]
+    assert [record.branch for record in bucket.store().branches()] == ["review"]
     assert bucket.store().lock_holders() == []
     assert len(proxy.requests("PUT", key_pattern("ledger/prod/00000001.json"))) == 2
 
@@ -116,7 +116,7 @@ LASTING = [
     (500, "GET", "ledger/prod/00000001.json", "GetObject", "entries"),
     (500, "GET", "list", "ListObjectsV2", "entries"),
     (500, "HEAD", "artifacts/graph", "HeadObject", "has_artifact"),
-    (500, "DELETE", "registry/prod.json", "DeleteObject", "unregister"),
+    (500, "DELETE", "registry/review.json", "DeleteObject", "unregister"),
 ]
 
 
@@ -132,7 +132,7 @@ def test_a_store_that_keeps_failing_is_a_state_error_naming_operation_and_object
     action: str,
 ) -> None:
     store.append(make_entry(note="one"))
-    store.register(branch("prod"))
+    store.register(branch("review"))  # a branch environment's name is never a declared one's
     fresh = bucket.store(endpoint=proxy.url)  # nothing cached, a whole retry quota
     before = objects(bucket)
     pattern = list_pattern(bucket) if key == "list" else key_pattern(key)
@@ -141,7 +141,7 @@ def test_a_store_that_keeps_failing_is_a_state_error_naming_operation_and_object
         "append": lambda: fresh.append(make_entry(note="two")),
         "entries": lambda: fresh.entries("prod"),
         "has_artifact": lambda: fresh.has_artifact("graph"),
-        "unregister": lambda: fresh.unregister("prod"),
+        "unregister": lambda: fresh.unregister("review"),
     }
     started = time.monotonic()
     with pytest.raises(StateError) as raised:

@@ -271,8 +271,8 @@ def retry(action: Callable[[], LockInfo], within: float) -> LockInfo:
 def test_a_holder_whose_lease_changed_hands_writes_nothing_more(bucket: Bucket, how: str) -> None:
     store = bucket.store()
     with store.lock("feature/x", owner="me"):
+        store.register(branch("feature/x"))  # a branch environment is registered before its first entry
         store.append(make_entry(env="feature/x", note="while mine"))
-        store.register(branch("feature/x"))
         if how == "taken over":
             bucket.write("locks/feature%2Fx.json", lease_bytes("feature/x", owner="a later deploy"))
         else:

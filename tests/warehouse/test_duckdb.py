@@ -41,7 +41,9 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
 
 
 def test_capabilities() -> None:
-    assert DuckDBWarehouse.capabilities == Capabilities(transactional_ddl=True, schema_rename=False)
+    assert DuckDBWarehouse.capabilities == Capabilities(
+        transactional_ddl=True, schema_rename=False, single_process=True
+    )
 
 
 def test_a_file_held_by_another_process_fails_fast_and_names_it(
