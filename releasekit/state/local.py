@@ -669,21 +669,29 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _guarded_lock(method: Callable[..., AbstractContextManager[LockInfo]]) -> Callable[..., Any]:
+def _guarded_lock(
+    method: Callable[..., AbstractContextManager[LockInfo]], *, probe: bool
+) -> Callable[..., Any]:
+    """A lock whose taking translates filesystem errors; an environment's lock (`probe`)
+    also proves its ledger folder writable (the `ledger` folder, before its first entry),
+    so a run stops before it builds, not when it records."""
+
     @functools.wraps(method)
     @contextmanager
-    def call(self: LocalStore, env: str, **kwargs: Any) -> Iterator[LockInfo]:
+    def call(self: LocalStore, *args: Any, **kwargs: Any) -> Iterator[LockInfo]:
         with contextlib.ExitStack() as stack:
             with _translated(self.root):
-                info = stack.enter_context(method(self, env, **kwargs))
-                _probe_writable(self._ledger_folder(env))
+                info = stack.enter_context(method(self, *args, **kwargs))
+                if probe:
+                    folder = self._ledger_folder(args[0])
+                    _probe_writable(folder if folder.exists() else folder.parent)
             yield info  # errors of the caller's block pass through untranslated
 
     return call
 
 
 for _name, _method in list(vars(LocalStore).items()):
-    if _name == "lock":
-        setattr(LocalStore, _name, _guarded_lock(_method))
+    if _name in ("lock", "planning_lock"):
+        setattr(LocalStore, _name, _guarded_lock(_method, probe=_name == "lock"))
     elif not _name.startswith("_") and isinstance(_method, FunctionType) and _name != "describe":
         setattr(LocalStore, _name, _guarded(_method))

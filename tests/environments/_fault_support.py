@@ -26,7 +26,7 @@ from warehouse.support import postgres_connection
 
 from releasekit.config.model import Connection
 from releasekit.state.base import BranchEnvironment, LedgerEntry
-from releasekit.state.codec import env_key
+from releasekit.state.codec import BRANCH_LEDGER_PREFIX, env_key
 from releasekit.state.local import LocalStore
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker, Warehouse
 from releasekit.warehouse.duckdb import DuckDBWarehouse
@@ -129,7 +129,7 @@ def registry_file(repo: Path, branch: str) -> Path:
 
 
 def ledger_folder(repo: Path, branch: str) -> Path:
-    return repo / STATE / "ledger" / env_key(branch)
+    return repo / STATE / "ledger" / (BRANCH_LEDGER_PREFIX + env_key(branch))
 
 
 def registry_appears(repo: Path, branch: str) -> Callable[[], bool]:
@@ -196,10 +196,12 @@ def read_state(repo: Path, branch: str) -> StateView:
     """Everything the next run reads; any StateError here means it does not read cleanly."""
     state = store(repo)
     registered = state.branches()
-    environments = state.environments()
-    for env in environments:
-        state.entries(env)
-    return StateView(state.branch(branch), state.entries(branch), registered, state.entries("dev"))
+    scan = state.scan_ledgers()
+    assert not scan.unreadable, scan.unreadable
+    # By folder, not by name: once torn down, a branch has no registry record that would
+    # lead `entries` to its namespace, and its ledger is still what the next run reads.
+    entries = scan.branches.get(branch, [])
+    return StateView(state.branch(branch), entries, registered, state.entries("dev"))
 
 
 # --- what the warehouse serves ------------------------------------------------------------
