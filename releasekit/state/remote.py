@@ -184,23 +184,23 @@ class ObjectStateStore:
     def _find_ledger_folder(self, env: str) -> str:
         declared = f"ledger/{env_key(env)}/"
         branch = f"ledger/{BRANCH_LEDGER_PREFIX}{env_key(env)}/"
-        legacy = self._made_by_branch(declared)
-        if self.branch(env) is None:
+        # The registry record and the declared folder's first entry, in one round trip.
+        registry, first = f"registry/{env_key(env)}.json", declared + _entry_name(1)
+        keys = [registry] if first in self._documents else [registry, first]
+        found = self._reads(keys)
+        if len(found) > 1 and found[1] is not None:
+            self._documents[first] = found[1].data  # immutable once written
+        legacy = first in self._documents and made_by_branch(
+            [loads(self._documents[first], where=self.objects.describe(first))]
+        )
+        if found[0] is None:
             if legacy:
                 raise legacy_branch_ledger_error(
                     self.objects.describe(declared), env, self.objects.describe(branch)
                 )
             return declared
+        _branch(found[0], self.objects.describe(registry))  # a record that does not read is named
         return declared if legacy and not self.objects.keys(branch) else branch
-
-    def _made_by_branch(self, folder: str) -> bool:
-        key = folder + _entry_name(1)
-        if key not in self._documents:
-            stored = self.objects.get(key)
-            if stored is None:
-                return False
-            self._documents[key] = stored.data
-        return made_by_branch([loads(self._documents[key], where=self.objects.describe(key))])
 
     def _scan(
         self, *, first_only: bool
