@@ -57,7 +57,7 @@ def test_locked_deploy_exits_4_naming_the_holder_then_unlock_clears_a_killed_one
         run = run_cli(repo, "deploy", "dev")
         print(f"locked deploy: exit {run.code} in {run.seconds:.2f} s")
         assert run.code == 4, run.text()
-        assert run.seconds < 20.0  # fails at once (the lock waits 2 s), never waiting for the holder
+        assert holder.poll() is None  # refused while the holder still holds: it did not wait for it
         assert (
             f"environment 'dev' is locked by deploy dev by ci-runner-7 (pid {holder.pid} on "
             f"{socket.gethostname()}) since " in said(run)

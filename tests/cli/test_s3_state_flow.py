@@ -34,8 +34,6 @@ FILES = {
         "version: 1\nschema: prod\nbranch: prod\npromotes_from: staging\nvars:\n  min_amount: 1\n"
     ),
 }
-REFUSED_WITHIN = 20.0  # seconds: a locked environment refuses a second run at once, never waiting for
-# its holder (which holds until the test ends); the lock itself waits 2 s. Generous for loaded CI.
 LOCAL_ONLY = {"dbt", "logs"}  # what an S3-state project keeps in its local .releasekit/
 
 
@@ -153,8 +151,10 @@ def test_deploy_branch_promote_rollback_over_s3_from_two_clones(tmp_path: Path, 
     assert {"ledger", "artifacts"} <= areas <= set(STATE_AREAS), areas  # the registry: empty again
 
 
-def assert_refused(run_text: str, seconds: float, holder: Holder, env: str, owner: str) -> None:
-    assert seconds < REFUSED_WITHIN, f"refused after {seconds:.2f} s"
+def assert_refused(run_text: str, holder: Holder, env: str, owner: str) -> None:
+    # Refused while the holder still holds (it holds until the test ends): the run did not
+    # wait for it, which a timing bound would only guess at on a busy machine.
+    assert holder.process.poll() is None
     assert (
         f"environment '{env}' is locked by {owner} (pid {holder.pid} on {socket.gethostname()}) since "
         in run_text
@@ -179,7 +179,7 @@ def test_a_held_lease_refuses_deploy_promote_and_rollback_then_unlock_clears_a_d
         ):
             run = run_s3(repo, bucket, *args)
             assert run.code == 4, run.text()
-            assert_refused(said(run), run.seconds, holder, env, owner)
+            assert_refused(said(run), holder, env, owner)
 
         # A wrong id is refused and the lease stays; a live holder's lease cannot be cleared.
         lease = _holder_of(bucket, "dev")
