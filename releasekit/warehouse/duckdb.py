@@ -52,6 +52,12 @@ T = TypeVar("T")
 _LOCK_FAILURE = "Could not set lock on file"
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 _BUSY_HINT = "wait for it to finish or stop it; DuckDB allows one writing process per file"
+_DAMAGE = ("Corrupt database file", "Corrupt WAL file")
+_DAMAGE_HINT = (
+    "DuckDB cannot recover a file whose checkpoint was cut short by a process killed "
+    "(kill -9, out of memory) or a machine that lost power while writing it; restore the "
+    "file from a copy, or move it aside and deploy each environment again to rebuild it"
+)
 
 _RELATION_KINDS_SQL = """
 SELECT table_name, 'TABLE' FROM duckdb_tables()
@@ -297,7 +303,11 @@ def _open(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         if _LOCK_FAILURE in str(exc):
             raise _busy_error(path, str(exc)) from exc
-        raise WarehouseError(f"could not open DuckDB database {path}: {_first_line(exc)}") from exc
+        reason = _first_line(exc)
+        if any(damage in reason for damage in _DAMAGE):
+            damaged = f"the DuckDB database {path} is damaged: {reason}"
+            raise WarehouseError(damaged, hint=_DAMAGE_HINT) from exc
+        raise WarehouseError(f"could not open DuckDB database {path}: {reason}") from exc
 
 
 def _busy_error(path: str, message: str) -> WarehouseBusyError:

@@ -9,10 +9,10 @@ Kill rounds launch `releasekit promote prod` and SIGKILL it at a uniform random 
 [0, 1.2 x a normal run] or at an aimed moment (polled in a tight loop): as prod's branch
 moves, as dbt logs the first relation it created (during the build), as the `switching`
 entry appears, as the warehouse shows the switch committed (the `succeeded` entry still to
-come), as the `succeeded` entry appears (the tag still to come). With the run dead they
-check that prod serves exactly one whole release its ledger records (marker, views,
-nothing else in the schema, every view readable), that its branch is where it was or at
-staging's commit, and that staging is untouched. Then they run `releasekit promote prod`
+come; PostgreSQL only, see DUCKDB_AIMS), as the `succeeded` entry appears (the tag still to
+come). With the run dead they check that prod serves exactly one whole release its ledger
+records (marker, views, nothing else in the schema, every view readable), that its branch
+is where it was or at staging's commit, and that staging is untouched. Then they run `releasekit promote prod`
 again, which must exit 0 and leave: prod serving staging's commit, exactly one `succeeded`
 entry for that release and every announced switch settled once, prod's branch at
 staging's commit, the tag `release/prod/<id>` at it, no worktree registered besides the
@@ -97,6 +97,14 @@ AIMS: dict[str, tuple[Trigger, str]] = {  # aim -> (trigger, the earliest phase 
     "switch commit": (lambda bench: switch_commits(bench, "prod", "prod"), ANNOUNCED),
     "succeeded entry": (lambda bench: nullcontext(entry_appears(bench.repo, "prod", "succeeded")), RECORDED),
 }
+# On DuckDB the switch's commit shows only as the checkpoint that follows it, and DuckDB
+# itself does not survive a kill inside a checkpoint: the file is left with a block whose
+# checksum fails, and no client can prevent that (DuckDB 1.4.4, 1.5.6 and 2.0.1 alike; the
+# warehouse names such a file as damaged). So the switch commit is aimed at on PostgreSQL,
+# where the commit is seen through the marker, and on DuckDB only random kills may land there.
+DUCKDB_AIMS = [aim for aim in AIMS if aim != "switch commit"]
+# The branch move is git's alone: the same on every warehouse, so aimed at on DuckDB only.
+POSTGRES_AIMS = [aim for aim in AIMS if aim != "branch move"]
 # Stress: later aimed kills land up to this long after their trigger (the parse that follows
 # the branch move takes seconds; the switch, `succeeded`, cleanup and tag take milliseconds).
 AIM_JITTER = {
@@ -285,24 +293,24 @@ def _seed() -> int:
     return int(os.environ.get("RELEASEKIT_FAULT_SEED", str(random.randrange(2**32))))
 
 
-def _stress_plans(seed: int) -> list[Plan]:
+def _stress_plans(seed: int, aims: list[str]) -> list[Plan]:
     rng = random.Random(seed ^ 0x5EED)
     plans = [Plan("random") for _ in range(STRESS_ROUNDS)]
-    for aim, jitter in AIM_JITTER.items():
+    for aim in aims:
+        jitter = AIM_JITTER[aim]
         plans += [Plan(aim, 0.0 if i == 0 else rng.uniform(0, jitter)) for i in range(3)]
     rng.shuffle(plans)
     return plans
 
 
 def test_kill_9_during_promote_prod_leaves_a_promotion_the_rerun_finishes(tmp_path: Path) -> None:
-    plans = [Plan("random"), *(Plan(aim) for aim in AIMS)]
+    plans = [Plan("random"), *(Plan(aim) for aim in DUCKDB_AIMS)]
     _run_kills(tmp_path, plans, _seed(), "kill -9 during promote prod")
 
 
 @pytest.mark.postgres
 def test_kill_9_during_promote_prod_on_postgres(tmp_path: Path) -> None:
-    # The branch move is git's alone: the same on every warehouse, so aimed at on DuckDB only.
-    plans = [Plan("random"), *(Plan(aim) for aim in AIMS if aim != "branch move")]
+    plans = [Plan("random"), *(Plan(aim) for aim in POSTGRES_AIMS)]
     with fresh_database() as database:
         _run_kills(tmp_path, plans, _seed(), "kill -9 during promote prod on PostgreSQL", database)
 
@@ -310,7 +318,7 @@ def test_kill_9_during_promote_prod_on_postgres(tmp_path: Path) -> None:
 @pytest.mark.stress
 def test_kill_9_during_promote_prod_stress(tmp_path: Path) -> None:
     seed = _seed()
-    plans = _stress_plans(seed)
+    plans = _stress_plans(seed, DUCKDB_AIMS)
     _run_kills(tmp_path, plans, seed, f"kill -9 during promote prod, stress ({len(plans)} rounds)")
 
 
@@ -318,7 +326,7 @@ def test_kill_9_during_promote_prod_stress(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_kill_9_during_promote_prod_on_postgres_stress(tmp_path: Path) -> None:
     seed = _seed()
-    plans = _stress_plans(seed)
+    plans = _stress_plans(seed, POSTGRES_AIMS)
     with fresh_database() as database:
         title = f"kill -9 during promote prod on PostgreSQL, stress ({len(plans)} rounds)"
         _run_kills(tmp_path, plans, seed, title, database)

@@ -87,6 +87,24 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     assert not isinstance(raised.value, WarehouseBusyError)
 
 
+def test_a_damaged_file_is_named_with_what_happened_and_the_way_back(tmp_path: Path) -> None:
+    # What a process killed during a DuckDB checkpoint can leave: a block whose checksum
+    # does not match its bytes (the first block after the file's three headers).
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS id FROM range(100000)")
+    with path.open("r+b") as file:
+        file.seek(3 * 4096 + 100)
+        file.write(b"\xff" * 64)
+
+    with pytest.raises(WarehouseError) as raised:
+        DuckDBWarehouse(duckdb_connection(path))
+
+    assert f"the DuckDB database {path} is damaged: " in raised.value.message
+    assert "Corrupt database file" in raised.value.message
+    assert raised.value.hint is not None and "deploy each environment again" in raised.value.hint
+
+
 @pytest.mark.parametrize("settings", [{}, {"path": ""}, {"path": "relative/w.duckdb"}])
 def test_a_missing_or_relative_path_is_refused(settings: dict[str, str]) -> None:
     with pytest.raises(WarehouseError, match=r"path|file"):
