@@ -12,7 +12,7 @@ query (logic tests). The SQL those share, and the checks on a query's text, live
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +25,8 @@ __all__ = [
     "QueryResult",
     "ReleaseMarker",
     "RowComparison",
+    "Statement",
+    "StatementHook",
     "Warehouse",
 ]
 
@@ -33,9 +35,11 @@ Row = tuple[object, ...]
 
 @dataclass(frozen=True)
 class Capabilities:
-    transactional_ddl: bool  # many DDL statements commit or roll back as one
-    schema_rename: bool  # ALTER SCHEMA ... RENAME works (swap a staged schema in)
-    zero_copy_clone: bool = False
+    # Many DDL statements commit or roll back as one: a switch is one transaction. Without
+    # it a switch goes view by view and puts back what it changed when a step fails
+    # (releasekit.warehouse.switch decides which).
+    transactional_ddl: bool
+    zero_copy_clone: bool = False  # a table can be cloned without copying its data
     grants: bool = False  # GRANT on views: a switch can give consumers their privileges
     # Names longer than this many bytes are cut (PostgreSQL: 63): a plan refuses view names
     # that would not fit before anything is built. None: no limit.
@@ -54,6 +58,18 @@ class ReleaseMarker:
     git_sha: str
     switched_at: str  # ISO 8601, UTC
 
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement an adapter runs, and what it touches (named in the error message)."""
+
+    subject: str
+    sql: str
+
+
+# Told of each statement a switch runs, before it runs; raising fails that statement. An
+# adapter takes one as `on_statement`, so a test can hold or fail a switch part-way.
+StatementHook = Callable[[Statement], None]
 
 MARKER_VIEW = "_releasekit_release"
 # What every adapter says when a switch fails: the transaction rolled back.

@@ -1,8 +1,10 @@
 """DuckDB, the embedded default warehouse.
 
-DDL is transactional, so a switch replaces every view and the marker in one transaction:
-readers on other connections see the old release or the new one, never a mix. Schemas
-cannot be renamed ("Altering schemas is not yet supported"), hence schema_rename=False.
+DDL is transactional, so a switch (releasekit.warehouse.switch) replaces every view and
+the marker in one transaction: readers on other connections see the old release or the new
+one, never a mix. This adapter gives the statements: it replaces views in place (CREATE OR
+REPLACE VIEW), since DuckDB cannot rename schemas ("Altering schemas is not yet supported").
+It gives the view-by-view statements too (a test runs that path on DuckDB).
 
 DuckDB allows one process per database file: a second process cannot open it at all,
 not even read-only. Opening fails fast and names the process that holds the file.
@@ -29,13 +31,13 @@ import duckdb
 from releasekit.errors import WarehouseBusyError, WarehouseError
 from releasekit.warehouse.base import (
     MARKER_VIEW,
-    SWITCH_HINT,
     Capabilities,
     Connection,
     QueryResult,
     ReleaseMarker,
     RowComparison,
-    check_switch_names,
+    Statement,
+    StatementHook,
 )
 from releasekit.warehouse.inspection import (
     Execute,
@@ -46,6 +48,7 @@ from releasekit.warehouse.inspection import (
     run_query,
 )
 from releasekit.warehouse.naming import qualify, quote, string_literal
+from releasekit.warehouse.switch import SwitchRequest, in_place, switch_schema
 
 T = TypeVar("T")
 
@@ -81,26 +84,31 @@ WHERE database_name = current_database() AND schema_name = ? AND NOT internal
 _IDENT = r'(?:"(?:[^"]|"")*"|[^\W\d][\w$]*)'
 _RELEASEKIT_VIEW = re.compile(
     rf"\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:{_IDENT}\.){{0,2}}{_IDENT}\s+AS\s+"
-    rf"SELECT\s+\*\s+FROM\s+(?:{_IDENT}\.)?{_IDENT}\.(?P<relation>{_IDENT})\s*;?\s*",
+    rf"SELECT\s+\*\s+FROM\s+(?:{_IDENT}\.)?(?P<schema>{_IDENT})\.(?P<relation>{_IDENT})\s*;?\s*",
     re.IGNORECASE,
 )
 
 
 @dataclass(frozen=True)
-class _Step:
-    subject: str  # what the statement touches, for the error message
-    sql: str
+class DuckDBSession:
+    """The transaction a switch's statements run in; a failing one names `failure`."""
+
+    warehouse: DuckDBWarehouse
+    failure: str
+    hint: str | None
+
+    def execute(self, statement: Statement) -> None:
+        self.warehouse.execute(statement, self.failure, self.hint)
 
 
 class DuckDBWarehouse:
     """A DuckDB database file, reached through one connection."""
 
-    capabilities: Capabilities = Capabilities(
-        transactional_ddl=True, schema_rename=False, single_process=True
-    )
+    capabilities: Capabilities = Capabilities(transactional_ddl=True, single_process=True)
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, on_statement: StatementHook | None = None) -> None:
         self.path = _database_path(connection)
+        self._on_statement = on_statement
         self._con = _open(self.path, _config_options(connection))
 
     def __enter__(self) -> DuckDBWarehouse:
@@ -127,16 +135,8 @@ class DuckDBWarehouse:
         drop: Iterable[str] = (),
         grants: Mapping[str, Sequence[str]] = {},
     ) -> None:
-        dropped = list(dict.fromkeys(drop))
-        check_switch_names(views, dropped)
-        if any(grants.values()):
-            raise WarehouseError("DuckDB has no GRANT: a DuckDB environment cannot declare grants")
-        steps = [_Step(f"schema {schema!r}", f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")]
-        steps += [_view_step(schema, name, physical_schema, rel) for name, rel in views.items()]
-        steps += [_drop_step(schema, name, "VIEW") for name in dropped]
-        steps.append(_marker_step(schema, marker))
-        failure = f"could not switch schema {schema!r} to release {marker.release_id}"
-        self._transact(steps, failure, hint=SWITCH_HINT)
+        dropped = tuple(dict.fromkeys(drop))
+        switch_schema(self, SwitchRequest(schema, views, physical_schema, marker, dropped, grants))
 
     def read_marker(self, schema: str) -> ReleaseMarker | None:
         if MARKER_VIEW not in self._views(schema):
@@ -148,26 +148,21 @@ class DuckDBWarehouse:
         return _marker_from_rows(schema, rows)
 
     def view_targets(self, schema: str) -> dict[str, str]:
-        targets: dict[str, str] = {}
-        for name, sql in self._views(schema).items():
-            relation = _view_target(sql)
-            if name != MARKER_VIEW and relation is not None:
-                targets[name] = relation
-        return targets
+        return {name: relation for name, (_, relation) in self.view_sources(schema).items()}
 
     def drop_relations(self, schema: str, names: Iterable[str]) -> None:
         kinds = self._relation_kinds(schema)
         wanted = [name for name in dict.fromkeys(names) if name in kinds]
-        steps = [_drop_step(schema, name, kinds[name]) for name in wanted]
+        steps = [_drop(schema, name, kinds[name]) for name in wanted]
         if steps:
-            self._transact(steps, f"could not drop relations in schema {schema!r}", hint=None)
+            self._run(steps, f"could not drop relations in schema {schema!r}")
 
     def readers(self, schema: str, names: Iterable[str]) -> dict[str, list[str]]:
         return {}  # DuckDB binds a view to names when it is queried: nothing to ask
 
     def drop_schema(self, schema: str) -> None:
-        step = _Step(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
-        self._transact([step], f"could not drop schema {schema!r}", hint=None)
+        step = Statement(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
+        self._run([step], f"could not drop schema {schema!r}")
 
     def columns(self, schema: str, relation: str) -> list[tuple[str, str]]:
         doing = f"list the columns of {qualify(schema, relation)}"
@@ -205,6 +200,88 @@ class DuckDBWarehouse:
     def close(self) -> None:
         self._con.close()
 
+    # --- the statements of a switch (releasekit.warehouse.switch decides their order) ---
+
+    def check_switch(self, request: SwitchRequest) -> None:
+        if any(request.grants.values()):
+            raise WarehouseError("DuckDB has no GRANT: a DuckDB environment cannot declare grants")
+
+    def transact(
+        self,
+        work: Callable[[DuckDBSession], None],
+        failure: str,
+        *,
+        hint: str | None,
+        contended: Sequence[str] = (),
+    ) -> None:
+        """Run `work` in one transaction, rolled back when it raises. DuckDB fails a
+        conflicting writer at once, so nothing here waits for `contended`."""
+        session = DuckDBSession(self, failure, hint)
+        session.execute(Statement("transaction", "BEGIN TRANSACTION"))
+        try:
+            work(session)
+            session.execute(Statement("commit", "COMMIT"))
+        except BaseException:
+            self._rollback()
+            raise
+
+    def switch_statements(self, session: DuckDBSession, request: SwitchRequest) -> list[Statement]:
+        return in_place(self, request)
+
+    def view_sources(self, schema: str) -> dict[str, tuple[str, str]]:
+        sources: dict[str, tuple[str, str]] = {}
+        for name, sql in self._views(schema).items():
+            source = _view_source(sql)
+            if name != MARKER_VIEW and source is not None:
+                sources[name] = source
+        return sources
+
+    def view_definitions(self, schema: str) -> dict[str, Statement]:
+        return {
+            name: Statement(f"view {name!r} as it was", f"DROP VIEW IF EXISTS {qualify(schema, name)}; {sql}")
+            for name, sql in self._views(schema).items()
+        }
+
+    def create_schema(self, schema: str) -> Statement:
+        return Statement(f"schema {schema!r}", f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+
+    def replace_view(self, schema: str, name: str, physical_schema: str, relation: str) -> Statement:
+        sql = (
+            f"CREATE OR REPLACE VIEW {qualify(schema, name)} AS "
+            f"SELECT * FROM {qualify(physical_schema, relation)}"
+        )
+        return Statement(f"view {name!r} -> {physical_schema}.{relation}", sql)
+
+    def drop_view(self, schema: str, name: str) -> Statement:
+        return _drop(schema, name, "VIEW")
+
+    def write_marker(self, schema: str, marker: ReleaseMarker) -> Statement:
+        sql = (
+            f"CREATE OR REPLACE VIEW {qualify(schema, MARKER_VIEW)} AS SELECT "
+            f"CAST({int(marker.release_id)} AS BIGINT) AS release_id, "
+            f"{string_literal(marker.env)} AS env, "
+            f"{string_literal(marker.git_sha)} AS git_sha, "
+            f"{string_literal(marker.switched_at)} AS switched_at"
+        )
+        return Statement(f"marker view {MARKER_VIEW!r}", sql)
+
+    def execute(self, statement: Statement, failure: str, hint: str | None) -> None:
+        """Run one statement that changes the warehouse (told to `on_statement` first)."""
+        if self._on_statement is not None:
+            self._on_statement(statement)
+        try:
+            self._con.execute(statement.sql)
+        except duckdb.Error as exc:
+            message = f"{failure}: {statement.subject}: {_first_line(exc)}"
+            raise WarehouseError(message, hint=hint) from exc
+
+    def _run(self, statements: list[Statement], failure: str) -> None:
+        def work(session: DuckDBSession) -> None:
+            for statement in statements:
+                session.execute(statement)
+
+        self.transact(work, failure, hint=None)
+
     def _relation_kinds(self, schema: str) -> dict[str, str]:
         rows = self._query(
             _RELATION_KINDS_SQL, [schema, schema], doing=f"list relations in schema {schema!r}"
@@ -220,23 +297,6 @@ class DuckDBWarehouse:
             return self._con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
             raise WarehouseError(f"could not {doing} in {self.path}: {_first_line(exc)}") from exc
-
-    def _transact(self, steps: list[_Step], failure: str, *, hint: str | None) -> None:
-        self._execute(_Step("transaction", "BEGIN TRANSACTION"), failure, hint)
-        try:
-            for step in steps:
-                self._execute(step, failure, hint)
-            self._execute(_Step("commit", "COMMIT"), failure, hint)
-        except BaseException:
-            self._rollback()
-            raise
-
-    def _execute(self, step: _Step, failure: str, hint: str | None) -> None:
-        try:
-            self._con.execute(step.sql)
-        except duckdb.Error as exc:
-            message = f"{failure}: {step.subject}: {_first_line(exc)}"
-            raise WarehouseError(message, hint=hint) from exc
 
     def _rollback(self) -> None:
         # A failed COMMIT has already ended the transaction; the first error is the story.
@@ -334,27 +394,8 @@ def _command_line(pid: int) -> str | None:
     return line if len(line) <= 160 else line[:157] + "..."
 
 
-def _view_step(schema: str, name: str, physical_schema: str, relation: str) -> _Step:
-    sql = (
-        f"CREATE OR REPLACE VIEW {qualify(schema, name)} AS "
-        f"SELECT * FROM {qualify(physical_schema, relation)}"
-    )
-    return _Step(f"view {name!r} -> {physical_schema}.{relation}", sql)
-
-
-def _drop_step(schema: str, name: str, kind: str) -> _Step:
-    return _Step(f"{kind.lower()} {name!r}", f"DROP {kind} IF EXISTS {qualify(schema, name)}")
-
-
-def _marker_step(schema: str, marker: ReleaseMarker) -> _Step:
-    sql = (
-        f"CREATE OR REPLACE VIEW {qualify(schema, MARKER_VIEW)} AS SELECT "
-        f"CAST({int(marker.release_id)} AS BIGINT) AS release_id, "
-        f"{string_literal(marker.env)} AS env, "
-        f"{string_literal(marker.git_sha)} AS git_sha, "
-        f"{string_literal(marker.switched_at)} AS switched_at"
-    )
-    return _Step(f"marker view {MARKER_VIEW!r}", sql)
+def _drop(schema: str, name: str, kind: str) -> Statement:
+    return Statement(f"{kind.lower()} {name!r}", f"DROP {kind} IF EXISTS {qualify(schema, name)}")
 
 
 def _marker_from_rows(schema: str, rows: list[tuple[Any, ...]]) -> ReleaseMarker:
@@ -370,8 +411,13 @@ def _marker_from_rows(schema: str, rows: list[tuple[Any, ...]]) -> ReleaseMarker
 
 
 def _view_target(sql: str) -> str | None:
+    source = _view_source(sql)
+    return None if source is None else source[1]
+
+
+def _view_source(sql: str) -> tuple[str, str] | None:
     match = _RELEASEKIT_VIEW.fullmatch(sql)
-    return None if match is None else _unquote(match["relation"])
+    return None if match is None else (_unquote(match["schema"]), _unquote(match["relation"]))
 
 
 def _unquote(identifier: str) -> str:

@@ -42,7 +42,7 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
 
 def test_capabilities() -> None:
     assert DuckDBWarehouse.capabilities == Capabilities(
-        transactional_ddl=True, schema_rename=False, single_process=True
+        transactional_ddl=True, single_process=True
     )
 
 

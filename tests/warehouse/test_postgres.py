@@ -108,7 +108,7 @@ def _switch(warehouse: PostgresWarehouse, models: list[str], release_id: int, en
 
 def test_capabilities() -> None:
     assert PostgresWarehouse.capabilities == Capabilities(
-        transactional_ddl=True, schema_rename=True, grants=True
+        transactional_ddl=True, grants=True
     )
 
 

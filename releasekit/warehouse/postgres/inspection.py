@@ -17,17 +17,16 @@ from typing import Any, TypeVar
 import psycopg2
 
 from releasekit.errors import WarehouseError
-from releasekit.warehouse.base import RowComparison
+from releasekit.warehouse.base import RowComparison, Statement
 from releasekit.warehouse.inspection import Execute, Side, compare_relations, missing_relation
 from releasekit.warehouse.naming import qualify
-from releasekit.warehouse.postgres_statements import (
+from releasekit.warehouse.postgres.statements import (
     Cursor,
-    _describe,
-    _execute,
-    _fetch,
-    _rollback,
-    _StatementFailed,
-    _Step,
+    StatementFailed,
+    describe,
+    execute,
+    fetch,
+    rollback,
 )
 
 T = TypeVar("T")
@@ -51,37 +50,37 @@ ORDER BY a.attnum
 _WITHOUT_EQUALITY = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"})
 
 
-def _read_only(con: Any, work: Callable[[Cursor], T], failure: str, *, timeout_ms: int | None = None) -> T:
+def read_only(con: Any, work: Callable[[Cursor], T], failure: str, *, timeout_ms: int | None = None) -> T:
     """Run `work` in a read-only transaction, rolled back whatever happens."""
     try:
         cur = con.cursor()
     except psycopg2.Error as exc:  # closed, or the connection broke
-        raise _read_error(_StatementFailed("connection", exc), failure, timeout_ms) from exc
+        raise _read_error(StatementFailed("connection", exc), failure, timeout_ms) from exc
     try:
-        _execute(cur, _Step("read-only transaction", _READ_ONLY_SQL))
+        execute(cur, Statement("read-only transaction", _READ_ONLY_SQL))
         if timeout_ms is not None:
-            _execute(cur, _Step("statement timeout", f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+            execute(cur, Statement("statement timeout", f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
         return work(cur)
-    except _StatementFailed as failed:
+    except StatementFailed as failed:
         raise _read_error(failed, failure, timeout_ms) from failed.cause
     finally:
-        _rollback(con)
+        rollback(con)
         with contextlib.suppress(psycopg2.Error):
             cur.close()
 
 
-def _columns(cur: Cursor, schema: str, relation: str) -> list[tuple[str, str]]:
-    rows = _fetch(cur, "columns", _COLUMNS_SQL, (schema, relation))
+def read_columns(cur: Cursor, schema: str, relation: str) -> list[tuple[str, str]]:
+    rows = fetch(cur, "columns", _COLUMNS_SQL, (schema, relation))
     return [(str(name), str(data_type)) for name, data_type in rows]
 
 
-def _row_count(cur: Cursor, schema: str, relation: str) -> int:
-    if not _columns(cur, schema, relation):
+def count_rows(cur: Cursor, schema: str, relation: str) -> int:
+    if not read_columns(cur, schema, relation):
         raise missing_relation(schema, relation)
-    return int(_fetch(cur, "count", f"SELECT count(*) FROM {qualify(schema, relation)}")[0][0])
+    return int(fetch(cur, "count", f"SELECT count(*) FROM {qualify(schema, relation)}")[0][0])
 
 
-def _compare(
+def compare_rows(
     cur: Cursor,
     before: tuple[str, str],
     after: tuple[str, str],
@@ -89,15 +88,15 @@ def _compare(
     columns: Sequence[str],
     examples: int,
 ) -> RowComparison:
-    old, new = (Side(name, dict(_columns(cur, *name))) for name in (before, after))
-    execute = _executor(cur)
+    old, new = (Side(name, dict(read_columns(cur, *name))) for name in (before, after))
+    execute = executor(cur)
     return compare_relations(execute, old, new, key, columns, examples=examples, as_text=_without_equality)
 
 
-def _executor(cur: Cursor) -> Execute:
-    # _fetch passes no parameters, so psycopg2 leaves a `%` in the SQL alone.
+def executor(cur: Cursor) -> Execute:
+    # fetch passes no parameters, so psycopg2 leaves a `%` in the SQL alone.
     def execute(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        rows = _fetch(cur, "query", sql)
+        rows = fetch(cur, "query", sql)
         return [column.name for column in cur.description], rows
 
     return execute
@@ -107,10 +106,10 @@ def _without_equality(data_type: str) -> bool:
     return data_type.removesuffix("[]") in _WITHOUT_EQUALITY
 
 
-def _read_error(failed: _StatementFailed, failure: str, timeout_ms: int | None) -> WarehouseError:
+def _read_error(failed: StatementFailed, failure: str, timeout_ms: int | None) -> WarehouseError:
     hint = None
     if failed.pgcode == _QUERY_CANCELED and timeout_ms is not None:
         hint = f"it ran longer than the statement timeout ({timeout_ms} ms): make it cheaper"
     elif failed.pgcode == _SYNTAX_ERROR:
         hint = "a query is one SELECT (WITH ... SELECT is fine); INSERT, CREATE and other writes are refused"
-    return WarehouseError(f"{failure}: {_describe(failed.cause)}", hint=hint)
+    return WarehouseError(f"{failure}: {describe(failed.cause)}", hint=hint)

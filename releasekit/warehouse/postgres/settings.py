@@ -22,7 +22,7 @@ _PASSED_THROUGH = ("sslmode", "sslcert", "sslkey", "sslrootcert", "keepalives_id
 
 
 @dataclass(frozen=True)
-class _Settings:
+class Settings:
     dsn: dict[str, Any]  # keyword arguments of psycopg2.connect
     role: str | None
     lock_timeout_ms: int
@@ -32,7 +32,7 @@ class _Settings:
         return f"{self.dsn['host']}:{self.dsn['port']}/{self.dsn['dbname']}"
 
 
-def _read_settings(connection: Connection) -> _Settings:
+def read_settings(connection: Connection) -> Settings:
     raw = connection.settings
     dbname = connection.database or raw.get("dbname") or raw.get("database")
     if not dbname:
@@ -51,7 +51,7 @@ def _read_settings(connection: Connection) -> _Settings:
     optional.update({key: raw.get(key) for key in _PASSED_THROUGH})
     dsn.update({key: value for key, value in optional.items() if value not in (None, "", 0)})
     lock_timeout = _int_setting(raw, "lock_timeout_ms", DEFAULT_LOCK_TIMEOUT_MS, minimum=1)
-    return _Settings(dsn=dsn, role=raw.get("role") or None, lock_timeout_ms=lock_timeout)
+    return Settings(dsn=dsn, role=raw.get("role") or None, lock_timeout_ms=lock_timeout)
 
 
 def _int_setting(raw: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:

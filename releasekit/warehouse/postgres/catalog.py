@@ -20,20 +20,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from releasekit.errors import WarehouseError
-from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
+from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker, Statement
 from releasekit.warehouse.naming import qualify, quote
-from releasekit.warehouse.postgres_statements import Cursor, _execute, _fetch, _Step
+from releasekit.warehouse.postgres.statements import Cursor, execute, fetch
 
-_DROP_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE"}
-_KIND_WORDS = {
-    **{kind: word.lower() for kind, word in _DROP_KINDS.items()},
+DROP_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE"}
+KIND_WORDS = {
+    **{kind: word.lower() for kind, word in DROP_KINDS.items()},
     "p": "partitioned table",
     "S": "sequence",
     "i": "index",
     "I": "partitioned index",
     "c": "composite type",
 }
-_VIEW_COMMENT = "releasekit: SELECT * FROM "
+VIEW_COMMENT = "releasekit: SELECT * FROM "
 
 _RELATIONS_SQL = """
 SELECT c.relname, c.relkind, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -89,14 +89,14 @@ class _Dependant:
         return f"{self.kind} {self.identity} (reads {self.reads})"
 
 
-def _relations(cur: Cursor, schema: str, names: Sequence[str] | None = None) -> dict[str, tuple[str, int]]:
+def relations(cur: Cursor, schema: str, names: Sequence[str] | None = None) -> dict[str, tuple[str, int]]:
     """name -> (relkind, oid) for `names` in `schema` (every relation when names is None)."""
-    rows = _fetch(cur, f"schema {schema!r}", _RELATIONS_SQL, (schema, names is None, list(names or [])))
+    rows = fetch(cur, f"schema {schema!r}", _RELATIONS_SQL, (schema, names is None, list(names or [])))
     return {str(name): (str(kind), int(oid)) for name, kind, oid in rows}
 
 
-def _refuse_dependants(cur: Cursor, failure: str, oids: list[int], *, outside: str | None = None) -> None:
-    rows = _fetch(cur, "dependants", _DEPENDANTS_SQL, {"oids": oids}) if oids else []
+def refuse_dependants(cur: Cursor, failure: str, oids: list[int], *, outside: str | None = None) -> None:
+    rows = fetch(cur, "dependants", _DEPENDANTS_SQL, {"oids": oids}) if oids else []
     found = [_Dependant(*map(str, row)) for row in rows]
     found = [dependant for dependant in found if dependant.schema != outside]
     if found:
@@ -107,11 +107,11 @@ def _refuse_dependants(cur: Cursor, failure: str, oids: list[int], *, outside: s
         )
 
 
-def _read_marker(cur: Cursor, schema: str) -> ReleaseMarker | None:
-    if _relations(cur, schema, [MARKER_VIEW]).get(MARKER_VIEW, ("",))[0] != "v":
+def read_marker(cur: Cursor, schema: str) -> ReleaseMarker | None:
+    if relations(cur, schema, [MARKER_VIEW]).get(MARKER_VIEW, ("",))[0] != "v":
         return None
     sql = f"SELECT release_id, env, git_sha, switched_at FROM {qualify(schema, MARKER_VIEW)}"
-    rows = _fetch(cur, "marker", sql)
+    rows = fetch(cur, "marker", sql)
     if len(rows) != 1:
         raise WarehouseError(
             f"the release marker {schema}.{MARKER_VIEW} holds {len(rows)} rows, not 1",
@@ -121,37 +121,37 @@ def _read_marker(cur: Cursor, schema: str) -> ReleaseMarker | None:
     return ReleaseMarker(env=env, release_id=int(release_id), git_sha=git_sha, switched_at=switched_at)
 
 
-def _our_views(cur: Cursor, schema: str) -> dict[str, tuple[str, str]]:
+def our_views(cur: Cursor, schema: str) -> dict[str, tuple[str, str]]:
     """view -> (schema, relation) it reads, for the views releasekit made in `schema`: their
     comment names the one relation pg_depend says they read."""
     reads: dict[str, set[tuple[str | None, str, str]]] = {}
-    for view, comment, source_schema, relation in _fetch(cur, "views", _VIEW_READS_SQL, (schema,)):
+    for view, comment, source_schema, relation in fetch(cur, "views", _VIEW_READS_SQL, (schema,)):
         reads.setdefault(view, set()).add((comment, source_schema, relation))
     ours = {}
     for view, found in reads.items():
         if view == MARKER_VIEW or len(found) != 1:
             continue
         [(comment, source_schema, relation)] = found
-        if comment == _VIEW_COMMENT + qualify(source_schema, relation):
+        if comment == VIEW_COMMENT + qualify(source_schema, relation):
             ours[view] = (source_schema, relation)
     return ours
 
 
-def _drop_relations(cur: Cursor, schema: str, names: list[str]) -> None:
+def drop_relations(cur: Cursor, schema: str, names: list[str]) -> None:
     """Drop what exists of `names`, readers before what they read: physical relations read
     each other (a view model on a table model), and DROP without CASCADE refuses to drop a
     relation another one still reads. One outside `names` that reads them makes it fail."""
-    kinds = _relations(cur, schema, names)
-    present = {name: kinds[name] for name in names if kinds.get(name, ("",))[0] in _DROP_KINDS}
+    kinds = relations(cur, schema, names)
+    present = {name: kinds[name] for name in names if kinds.get(name, ("",))[0] in DROP_KINDS}
     for name in _readers_first(cur, present):
         kind = present[name][0]
-        step = _Step(f"{_KIND_WORDS[kind]} {name!r}", f"DROP {_DROP_KINDS[kind]} {qualify(schema, name)}")
-        _execute(cur, step)
+        step = Statement(f"{KIND_WORDS[kind]} {name!r}", f"DROP {DROP_KINDS[kind]} {qualify(schema, name)}")
+        execute(cur, step)
 
 
-def _readers(cur: Cursor, schema: str, names: list[str]) -> dict[str, list[str]]:
-    oids = [oid for _, oid in _relations(cur, schema, names).values()]
-    rows = _fetch(cur, "dependants", _DEPENDANTS_SQL, {"oids": oids}) if oids else []
+def readers(cur: Cursor, schema: str, names: list[str]) -> dict[str, list[str]]:
+    oids = [oid for _, oid in relations(cur, schema, names).values()]
+    rows = fetch(cur, "dependants", _DEPENDANTS_SQL, {"oids": oids}) if oids else []
     found: dict[str, list[str]] = {}
     for row in rows:  # readers among `names` themselves are left out by the query
         dependant = _Dependant(*map(str, row))
@@ -161,7 +161,7 @@ def _readers(cur: Cursor, schema: str, names: list[str]) -> dict[str, list[str]]
 
 def _readers_first(cur: Cursor, relations: Mapping[str, tuple[str, int]]) -> list[str]:
     by_oid = {oid: name for name, (_, oid) in relations.items()}
-    edges = _fetch(cur, "dependencies", _READS_AMONG_SQL, {"oids": list(by_oid)}) if len(by_oid) > 1 else []
+    edges = fetch(cur, "dependencies", _READS_AMONG_SQL, {"oids": list(by_oid)}) if len(by_oid) > 1 else []
     order: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name in relations:
         order.add(name)
@@ -170,7 +170,7 @@ def _readers_first(cur: Cursor, relations: Mapping[str, tuple[str, int]]) -> lis
     return list(order.static_order())
 
 
-def _drop_schema(cur: Cursor, schema: str) -> None:
-    oids = [oid for _, oid in _relations(cur, schema).values()]
-    _refuse_dependants(cur, f"could not drop schema {schema!r}", oids, outside=schema)
-    _execute(cur, _Step(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE"))
+def drop_schema(cur: Cursor, schema: str) -> None:
+    oids = [oid for _, oid in relations(cur, schema).values()]
+    refuse_dependants(cur, f"could not drop schema {schema!r}", oids, outside=schema)
+    execute(cur, Statement(f"schema {schema!r}", f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE"))

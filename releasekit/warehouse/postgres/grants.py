@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from releasekit.errors import WarehouseError
+from releasekit.warehouse.base import Statement
 from releasekit.warehouse.naming import qualify, quote
-from releasekit.warehouse.postgres_statements import Cursor, _fetch, _Step
+from releasekit.warehouse.postgres.statements import Cursor, fetch
 
 _PRIVILEGES = frozenset({"select", "insert", "update", "delete", "truncate", "references", "trigger"})
 
@@ -37,41 +38,41 @@ WHERE NOT has_table_privilege(g.role, format('%%I.%%I', %(schema)s::text, v.name
 
 
 @dataclass(frozen=True)
-class _Grant:
+class Grant:
     privilege: str  # SELECT, INSERT, ...
     role: str  # a role's name, or PUBLIC
     view: str | None = None  # carried over from this replaced view; None: on every view
     grantable: bool = False
 
-    def on_view(self, schema: str, name: str) -> _Step:
+    def on_view(self, schema: str, name: str) -> Statement:
         option = " WITH GRANT OPTION" if self.grantable else ""
-        sql = f"GRANT {self.privilege} ON {qualify(schema, name)} TO {_grantee(self.role)}{option}"
-        return _Step(f"grant {self.privilege} on {name!r} to {self.role!r}", sql)
+        sql = f"GRANT {self.privilege} ON {qualify(schema, name)} TO {grantee(self.role)}{option}"
+        return Statement(f"grant {self.privilege} on {name!r} to {self.role!r}", sql)
 
 
-def _grants(grants: Mapping[str, Sequence[str]]) -> tuple[_Grant, ...]:
+def parse_grants(grants: Mapping[str, Sequence[str]]) -> tuple[Grant, ...]:
     unknown = sorted(set(grants) - _PRIVILEGES)
     if unknown:
         raise WarehouseError(
             f"unknown privilege(s) for views: {', '.join(map(repr, unknown))}",
             hint=f"use {', '.join(sorted(_PRIVILEGES))}",
         )
-    return tuple(_Grant(privilege.upper(), role) for privilege, roles in grants.items() for role in roles)
+    return tuple(Grant(privilege.upper(), role) for privilege, roles in grants.items() for role in roles)
 
 
-def _grantee(role: str) -> str:
+def grantee(role: str) -> str:
     return "PUBLIC" if role.upper() == "PUBLIC" else quote(role)
 
 
-def _view_grants(cur: Cursor, schema: str, names: list[str]) -> list[_Grant]:
+def view_grants(cur: Cursor, schema: str, names: list[str]) -> list[Grant]:
     """What was granted on these views, by whoever, to anyone but their owner."""
-    rows = _fetch(cur, "grants", _VIEW_GRANTS_SQL, (schema, names)) if names else []
-    return [_Grant(str(priv), str(role), str(view), bool(option)) for view, priv, role, option in rows]
+    rows = fetch(cur, "grants", _VIEW_GRANTS_SQL, (schema, names)) if names else []
+    return [Grant(str(priv), str(role), str(view), bool(option)) for view, priv, role, option in rows]
 
 
-def _missing(
-    cur: Cursor, schema: str, names: list[str], grants: Sequence[_Grant]
-) -> list[tuple[_Grant, str]]:
+def missing_grants(
+    cur: Cursor, schema: str, names: list[str], grants: Sequence[Grant]
+) -> list[tuple[Grant, str]]:
     """(grant, view) pairs the view lacks. PUBLIC cannot be asked, so it is always granted."""
     public = [(grant, name) for grant in grants if grant.role.upper() == "PUBLIC" for name in names]
     asked = [grant for grant in grants if grant.role.upper() != "PUBLIC"]
@@ -84,5 +85,5 @@ def _missing(
         "privileges": [grant.privilege for grant in asked],
     }
     by_key = {(grant.role, grant.privilege): grant for grant in asked}
-    rows = _fetch(cur, "privileges", _LACKING_SQL, params)
+    rows = fetch(cur, "privileges", _LACKING_SQL, params)
     return public + [(by_key[(str(role), str(priv))], str(name)) for name, role, priv in rows]
