@@ -60,8 +60,10 @@ from projects import commit, make_repo
 from releasekit import api
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
+from releasekit.warehouse.base import Statement
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
+from releasekit.warehouse.registry import ADAPTERS
 
 pytestmark = pytest.mark.integration
 
@@ -293,7 +295,7 @@ def test_kill_9_at_random_points_stress(tmp_path: Path) -> None:
 # --- 2. a reader in the deploying process never sees a mix -----------------------------
 
 
-SWITCH_PAUSE = 0.03  # seconds after each statement of the switch transaction
+SWITCH_PAUSE = 0.03  # seconds before each statement of the switch transaction
 
 
 @dataclass(frozen=True)
@@ -345,11 +347,11 @@ def test_reader_in_the_deploying_process_never_sees_a_mix(
     change(repo, 0)  # stg_customers: rebuilds 5 of the 7 models
     physical_schema = physical_schema_of(entries(repo))
 
-    # Time the switch, and widen its transaction: a pause after each statement keeps it
-    # open, half done, for a few hundred ms, so the reader samples it mid-switch too.
+    # Time the switch, and widen its transaction: a pause before each statement keeps it
+    # open, half done, for a few hundred ms, so the reader samples it mid-switch too. The
+    # pause is a statement hook, given to the adapter the registry opens.
     switch_window: list[float] = []
     real_switch = DuckDBWarehouse.switch
-    real_execute = DuckDBWarehouse._execute
 
     def timed_switch(self: DuckDBWarehouse, *args: object, **kwargs: object) -> None:
         switch_window.append(time.monotonic())
@@ -358,13 +360,12 @@ def test_reader_in_the_deploying_process_never_sees_a_mix(
         finally:
             switch_window.append(time.monotonic())
 
-    def slow_execute(self: DuckDBWarehouse, *args: object, **kwargs: object) -> None:
-        real_execute(self, *args, **kwargs)  # type: ignore[arg-type]
+    def pause(statement: Statement) -> None:
         if len(switch_window) == 1:  # inside the switch
             time.sleep(SWITCH_PAUSE)
 
     monkeypatch.setattr(DuckDBWarehouse, "switch", timed_switch)
-    monkeypatch.setattr(DuckDBWarehouse, "_execute", slow_execute)
+    monkeypatch.setitem(ADAPTERS, "duckdb", functools.partial(DuckDBWarehouse, on_statement=pause))
     samples: list[Sample] = []
     errors: list[BaseException] = []
     deployed = threading.Event()

@@ -14,6 +14,7 @@ Run with -s to see the reader's counts and latencies.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import threading
 import time
@@ -34,9 +35,10 @@ from releasekit import api
 from releasekit.api import DeployResult, Workspace
 from releasekit.errors import ConfigError, NotFoundError, WarehouseBusyError, WarehouseError
 from releasekit.warehouse import postgres as pg_adapter
-from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
+from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker, Statement
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.postgres import PostgresWarehouse
+from releasekit.warehouse.registry import ADAPTERS
 from releasekit.warehouse.registry import connect as open_warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -642,7 +644,7 @@ def test_a_reader_never_sees_a_mix_while_a_real_deploy_switches(
     # Time the switch, and hold its transaction open (views staged, live ones not yet
     # touched) so that readers sample it mid-way too.
     window: list[float] = []
-    real_switch, real_execute = PostgresWarehouse.switch, pg_adapter._execute
+    real_switch = PostgresWarehouse.switch
 
     def timed_switch(self: PostgresWarehouse, *args: Any, **kwargs: Any) -> None:
         window.append(time.monotonic())
@@ -651,13 +653,14 @@ def test_a_reader_never_sees_a_mix_while_a_real_deploy_switches(
         finally:
             window.append(time.monotonic())
 
-    def paused_execute(cur: Any, step: Any, params: Any = None) -> None:
-        real_execute(cur, step, params)
-        if step.subject.startswith("views of release"):
+    def pause_before_the_swap(statement: Statement) -> None:
+        if statement.subject == "swap":  # the views are staged, the live ones not yet touched
             time.sleep(STAGING_PAUSE)
 
     monkeypatch.setattr(PostgresWarehouse, "switch", timed_switch)
-    monkeypatch.setattr(pg_adapter, "_execute", paused_execute)
+    monkeypatch.setitem(
+        ADAPTERS, "postgres", functools.partial(PostgresWarehouse, on_statement=pause_before_the_swap)
+    )
     samples: list[Sample] = []
     errors: list[BaseException] = []
     done = threading.Event()
