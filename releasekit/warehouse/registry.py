@@ -8,7 +8,11 @@ from releasekit.errors import WarehouseError
 from releasekit.warehouse.base import Connection, Warehouse
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 
-_POSTGRES_HINT = "PostgreSQL support comes with the postgres extra: pip install 'releasekit[postgres]'"
+# What each type needs installed: the dbt adapter that brings its driver.
+PACKAGES: dict[str, str] = {
+    "duckdb": "dbt-duckdb, which comes with releasekit (pip install releasekit)",
+    "postgres": "dbt-postgres, with the postgres extra: pip install 'releasekit[postgres]'",
+}
 
 
 def _postgres(conn: Connection) -> Warehouse:
@@ -20,7 +24,7 @@ def _postgres(conn: Connection) -> Warehouse:
             raise
         raise WarehouseError(
             f"cannot open PostgreSQL database {conn.database!r}: psycopg2 is not installed",
-            hint=_POSTGRES_HINT,
+            hint=f"PostgreSQL support needs {PACKAGES['postgres']}",
         ) from exc
     return PostgresWarehouse(conn)
 
@@ -36,9 +40,10 @@ def connect(conn: Connection) -> Warehouse:
     adapter = ADAPTERS.get(conn.type)
     if adapter is None:
         supported = ", ".join(sorted(ADAPTERS))
+        needs = "; ".join(f"{kind} needs {PACKAGES[kind]}" for kind in sorted(ADAPTERS) if kind in PACKAGES)
         raise WarehouseError(
             f"releasekit has no adapter for warehouse type {conn.type!r} "
             f"(database {conn.database!r}); supported: {supported}",
-            hint=_POSTGRES_HINT,
+            hint=f"point the dbt target at a supported warehouse: {needs}",
         )
     return adapter(conn)
