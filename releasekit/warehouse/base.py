@@ -72,7 +72,8 @@ class Statement:
 StatementHook = Callable[[Statement], None]
 
 MARKER_VIEW = "_releasekit_release"
-# What every adapter says when a switch fails: the transaction rolled back.
+# What a failed switch says: the transaction rolled back, or (view by view) every view it
+# switched was put back.
 SWITCH_HINT = (
     "nothing changed: the schema still serves its previous release; "
     "fix the cause above and run the switch again"
@@ -126,8 +127,9 @@ class Warehouse(Protocol):
         drop: Iterable[str] = (),
         grants: Mapping[str, Sequence[str]] = {},
     ) -> None:
-        """Atomically make `schema` hold exactly: view name -> select * from physical relation,
-        plus the marker; drop the views named in `drop`. Readers see old or new, never a mix.
+        """Make `schema` hold exactly: view name -> select * from physical relation, plus the
+        marker; drop the views named in `drop`. With transactional DDL readers see old or new,
+        never a mix; without, the marker moves last (releasekit.warehouse.switch decides).
         `grants` (privilege -> roles; needs `capabilities.grants`) hold on every view after
         the switch, and the roles get USAGE on the schema; a replaced view's own grants
         carry over to the view that replaces it."""

@@ -41,9 +41,7 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
 
 
 def test_capabilities() -> None:
-    assert DuckDBWarehouse.capabilities == Capabilities(
-        transactional_ddl=True, single_process=True
-    )
+    assert DuckDBWarehouse.capabilities == Capabilities(transactional_ddl=True, single_process=True)
 
 
 def test_a_file_held_by_another_process_fails_fast_and_names_it(

@@ -107,9 +107,7 @@ def _switch(warehouse: PostgresWarehouse, models: list[str], release_id: int, en
 
 
 def test_capabilities() -> None:
-    assert PostgresWarehouse.capabilities == Capabilities(
-        transactional_ddl=True, grants=True
-    )
+    assert PostgresWarehouse.capabilities == Capabilities(transactional_ddl=True, grants=True)
 
 
 def test_the_registry_opens_postgres(postgres_database: str) -> None:
