@@ -19,7 +19,7 @@ from releasekit.state.codec import (
     ledger_folder_env_key,
     loads,
 )
-from releasekit.state.store import ENTRY_NAME
+from releasekit.state.store import ENTRY_NAME, missing_seqs
 
 __all__ = [
     "DOCUMENT_HINT",
@@ -101,7 +101,7 @@ def sequence_problems(store: Documents, keys: Sequence[str]) -> list[str]:
             folders.setdefault(folder, []).append(int(name.removesuffix(".json")))
     problems = []
     for folder, seqs in sorted(folders.items()):
-        missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs))
+        missing = missing_seqs(seqs)
         if missing:
             problems.append(
                 f"{location_of(store, folder)}: entry {missing[0]:08d}.json is missing "

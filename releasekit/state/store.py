@@ -404,13 +404,14 @@ class DocumentStore:
                     f"{self.objects.describe(folder + name)}: not a ledger entry name", hint=KEEP_HINT
                 )
         seqs = sorted(int(name.removesuffix(".json")) for name in names if ENTRY_NAME.match(name))
-        for expected, seq in enumerate(seqs, start=1):
-            if seq != expected:
-                raise StateError(
-                    f"{self.objects.describe(folder)}: entry {entry_name(expected)} is missing "
-                    f"(found {entry_name(seq)} next)",
-                    hint="restore the missing entry from a backup; releasekit never rewrites a ledger",
-                )
+        gaps = missing_seqs(seqs)
+        if gaps:
+            found = min(seq for seq in seqs if seq > gaps[0])
+            raise StateError(
+                f"{self.objects.describe(folder)}: entry {entry_name(gaps[0])} is missing "
+                f"(found {entry_name(found)} next)",
+                hint="restore the missing entry from a backup; releasekit never rewrites a ledger",
+            )
         return seqs
 
     def _immutables(self, keys: list[str]) -> list[bytes]:
@@ -430,6 +431,11 @@ class DocumentStore:
 
     def _reads(self, keys: list[str]) -> list[Stored | None]:
         return read_all(self.objects, keys, self._readers)
+
+
+def missing_seqs(seqs: Sequence[int]) -> list[int]:
+    """The numbers an append-only folder holding `seqs` lacks below its last: history lost."""
+    return sorted(set(range(1, max(seqs, default=0) + 1)) - set(seqs))
 
 
 def entry_name(seq: int) -> str:
