@@ -5,6 +5,7 @@ five operations, so their conditional semantics are what keeps a ledger whole.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,13 +83,14 @@ def test_the_same_bytes_have_the_same_tag_after_a_reread(objects: ObjectStore) -
     assert abs((objects.now() - stored.modified).total_seconds()) < 3600
 
 
-def test_racing_creates_of_one_key_have_one_winner(objects: ObjectStore) -> None:
+def _race(write: Callable[[bytes], str | None]) -> list[int]:
+    """Eight threads write at once; which of them the store accepted."""
     won: list[int] = []
     start = threading.Barrier(8)
 
     def racer(n: int) -> None:
         start.wait()
-        if objects.create("ledger/prod/00000001.json", f"writer {n}".encode()) is not None:
+        if write(f"writer {n}".encode()) is not None:
             won.append(n)
 
     threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
@@ -96,30 +98,21 @@ def test_racing_creates_of_one_key_have_one_winner(objects: ObjectStore) -> None
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(won) == 1
+    return won
+
+
+def test_racing_creates_of_one_key_have_one_winner(objects: ObjectStore) -> None:
+    [winner] = _race(lambda data: objects.create("ledger/prod/00000001.json", data))
     stored = objects.get("ledger/prod/00000001.json")
-    assert stored is not None and stored.data == f"writer {won[0]}".encode()
+    assert stored is not None and stored.data == f"writer {winner}".encode()
 
 
 def test_racing_swaps_of_one_version_have_one_winner(objects: ObjectStore) -> None:
     first = objects.create("registry/x.json", b"start")
     assert first is not None
-    won: list[int] = []
-    start = threading.Barrier(8)
-
-    def racer(n: int) -> None:
-        start.wait()
-        if objects.replace("registry/x.json", f"writer {n}".encode(), first) is not None:
-            won.append(n)
-
-    threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 1
+    [winner] = _race(lambda data: objects.replace("registry/x.json", data, first))
     stored = objects.get("registry/x.json")
-    assert stored is not None and stored.data == f"writer {won[0]}".encode()
+    assert stored is not None and stored.data == f"writer {winner}".encode()
 
 
 def test_a_folder_refuses_keys_that_leave_it(tmp_path: Path) -> None:
