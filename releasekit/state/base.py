@@ -8,10 +8,13 @@ after, so a run killed at any point leaves a ledger a rerun can reconcile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from releasekit.state.probes import Check
 
 # How long a run waits for an environment's lock before LockedError. Short: a second run
 # should fail at once, naming the holder (the whole command within 5 seconds), not queue.
@@ -81,6 +84,17 @@ class LockInfo:
 PLANNING_LOCK = "~planning"
 # How long a deploy or gc waits for the planning lock (held for the seconds a plan takes).
 PLANNING_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock record in the store: `held` by a run, or `left behind` (its holder is gone or
+    its lease expired; the next run takes it over, `releasekit unlock` clears it now)."""
+
+    info: LockInfo
+    where: str
+    state: Literal["held", "left behind"]
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -290,6 +304,14 @@ class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, Stat
 
     def claims(self) -> list[Claim]:
         """Every claim recorded on an environment's lock, live or left by a dead run."""
+        ...
+
+    def lock_records(self) -> tuple[list[HeldLock], list[str]]:
+        """Every lock record, held or left behind, and those that do not read (named)."""
+        ...
+
+    def probe(self) -> Generator[Check, None, None]:
+        """Doctor's access probes: what this kind of store must honour to keep state safe."""
         ...
 
 

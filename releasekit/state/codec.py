@@ -122,6 +122,26 @@ def branch_to_document(record: BranchEnvironment) -> dict[str, Any]:
     return {"format": REGISTRY_FORMAT, **dataclasses.asdict(record)}
 
 
+def branch_to_bytes(record: BranchEnvironment) -> bytes:
+    return json_bytes(branch_to_document(record))
+
+
+def branch_from_bytes(data: bytes, *, where: str) -> BranchEnvironment:
+    """A registry record; StateError naming `where` when it does not read."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StateError(f"{where}: unreadable registry record: {exc}", hint=KEEP_HINT) from None
+    if not isinstance(document, dict):
+        raise StateError(f"{where}: not a releasekit registry record", hint=KEEP_HINT)
+    return branch_from_document(document, where=where)
+
+
+def json_bytes(document: Any) -> bytes:
+    """How releasekit writes a JSON document other than a ledger entry: sorted, indented."""
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 def branch_from_document(document: Mapping[str, Any], *, where: str) -> BranchEnvironment:
     if document.get("format") != REGISTRY_FORMAT:
         raise StateError(
@@ -150,6 +170,22 @@ def holder_to_document(info: LockInfo) -> dict[str, Any]:
         "since": info.since,
         "id": info.id,
     }
+
+
+def holder_from_bytes(data: bytes, *, where: str) -> LockInfo:
+    """A local lock-holder record; StateError naming `where` when it does not read (its hint
+    says to delete it: unlike a ledger document, a holder record is safe to remove)."""
+    hint = "if no releasekit run of this environment is going on, delete it"
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise StateError(f"{where}: unreadable lock-holder record: {exc}", hint=hint) from None
+    if not isinstance(document, dict):
+        raise StateError(f"{where}: not a releasekit lock-holder record", hint=hint)
+    try:
+        return holder_from_document(document, where=where)
+    except StateError as exc:  # the document hint is for ledger documents, which are never replaced
+        raise StateError(exc.message, hint=hint) from None
 
 
 def holder_from_document(document: Mapping[str, Any], *, where: str) -> LockInfo:
