@@ -33,7 +33,6 @@ from releasekit.engine.gc import GcResult, collect_garbage
 from releasekit.engine.plan import Plan
 from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
-from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
 from releasekit.errors import ConfigError, NotFoundError, ProjectError, ReleasekitError, StateError
 from releasekit.gitops.refs import resolve
@@ -54,7 +53,7 @@ from releasekit.promotion.sync import sync as run_sync
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, CheckRecord, LedgerEntry, LockInfo
 from releasekit.state.doctor import Check, DoctorReport, diagnose
-from releasekit.state.ledger import Hold, active_hold
+from releasekit.state.ledger import Hold, active_hold, live_entry
 from releasekit.state.migrate import MigrationResult, migrate, switch_line
 from releasekit.state.open import open_store_at
 from releasekit.state.summary import StateSummary, summarize
@@ -354,12 +353,10 @@ def env_up(
     _refuse_declared(workspace, branch)
     template = workspace.config.branches
     base = workspace.config.environment(template.base)
-    base_live = live_entry(workspace.store.entries(base.name))
-    if base_live is None:
-        raise NotFoundError(
-            f"the base environment {base.name!r} has no live release to branch from",
-            hint=f"deploy it first: releasekit deploy {base.name}",
-        )
+    entries = workspace.store.entries(base.name)
+    base_live = ledger.require_live(
+        entries, base.name, "branch from", label=f"the base environment {base.name!r}"
+    )
     catalog = workspace.light_target(base).connection.database  # DuckDB resolves it like a schema
     record = _new_record(workspace, branch, base.name, base_live.release_id, pin, catalog)
     target = workspace.light_target(workspace.branch_environment(record))

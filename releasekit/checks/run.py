@@ -44,13 +44,12 @@ from releasekit.dbtcore.session import DbtProject, NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph, stored_graph
-from releasekit.engine.runtime import live_entry
 from releasekit.environments.policy import committed, config_at, policy_changes, project_content
-from releasekit.errors import NotFoundError
 from releasekit.gitops.worktree import worktree_at
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
 from releasekit.state.base import LedgerEntry
+from releasekit.state.ledger import live_entry, require_live
 from releasekit.workspace import Workspace
 
 _SQL_FOLDERS_SKIPPED = frozenset({"target", "dbt_packages", "dbt_modules", "logs", ".releasekit", ".git"})
@@ -302,10 +301,5 @@ def lint_files(
 
 
 def _base_release(workspace: Workspace, base: EnvironmentConfig) -> LedgerEntry:
-    live = live_entry(workspace.store.entries(base.name))
-    if live is None:
-        raise NotFoundError(
-            f"the base environment {base.name!r} has no live release to check against",
-            hint=f"deploy it first: releasekit deploy {base.name}",
-        )
-    return live
+    entries = workspace.store.entries(base.name)
+    return require_live(entries, base.name, "check against", label=f"the base environment {base.name!r}")

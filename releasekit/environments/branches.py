@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from releasekit.engine.runtime import Target, live_entry, reconcile, switch
+from releasekit.engine.runtime import Target, reconcile, switch
 from releasekit.errors import NotFoundError
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, LedgerEntry
@@ -48,7 +48,7 @@ def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) 
         store.register(record)
         reconcile(target, warehouse)
         entries = store.entries(target.name)
-        live = live_entry(entries)
+        live = ledger.live_entry(entries)
         marker = warehouse.read_marker(record.schema)
         if live is not None and marker is not None and marker.release_id == live.release_id:
             return UpResult(record, False, live.release_id, len(live.models))

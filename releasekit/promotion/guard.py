@@ -14,12 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from releasekit.config.model import EnvironmentConfig
-from releasekit.errors import ReleasekitError
+from releasekit.errors import UnpromotedDeployError
 from releasekit.gitops.refs import branch_head, remote_for, resolve
-
-
-class UnpromotedDeployError(ReleasekitError):
-    """A deploy of a promoted environment named a commit that is not its branch head."""
 
 
 def unpromoted(root: Path, env: EnvironmentConfig, commit: str) -> str | None:

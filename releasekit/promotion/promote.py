@@ -30,9 +30,9 @@ from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.plan import Plan
-from releasekit.engine.runtime import live_entry, reconcile
+from releasekit.engine.runtime import reconcile
 from releasekit.environments.policy import project_content
-from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, ReleasekitError
+from releasekit.errors import EXIT_FINDINGS, GitError, ReleasekitError
 from releasekit.gitops.refs import (
     BranchUpdate,
     advance_branch,
@@ -49,6 +49,7 @@ from releasekit.promotion.drift import git_drift, warehouse_drift
 from releasekit.promotion.gates import Gate, GateInputs, evaluate
 from releasekit.promotion.policy import declared_at, strictest
 from releasekit.state.base import CheckRecord, LedgerEntry
+from releasekit.state.ledger import live_entry, require_live
 from releasekit.workspace import Workspace
 
 
@@ -153,12 +154,7 @@ def _branch_of(dst: EnvironmentConfig) -> str:
 
 
 def _promotable(workspace: Workspace, src: EnvironmentConfig) -> LedgerEntry:
-    live = live_entry(workspace.store.entries(src.name))
-    if live is None:
-        raise NotFoundError(
-            f"{src.name!r} has no live release to promote",
-            hint=f"deploy it first: releasekit deploy {src.name}",
-        )
+    live = require_live(workspace.store.entries(src.name), src.name, "promote")
     if live.git_sha.endswith("-dirty"):
         raise GitError(
             f"{src.name} release {live.release_id} was deployed from uncommitted changes ({live.git_sha})",
