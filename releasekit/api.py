@@ -122,8 +122,8 @@ def plan(workspace: Workspace, env: str | None = None) -> Plan:
     """What a deploy of the checkout into `env` (default: the current branch's) would build,
     reuse and switch. Where `deploy` would refuse it (a promoted environment and a commit
     that is not its branch head), the plan says so in its warnings and still shows what the
-    deploy would do. Raises NotFoundError for an unknown environment, ProjectError when dbt
-    cannot parse the project."""
+    deploy would do. Returns the plan; nothing changes. Raises NotFoundError for an unknown
+    environment, ProjectError when dbt cannot parse the project."""
     environment = workspace.environment(env)
     target = workspace.target(environment)
     planned = plan_deploy(target)
@@ -174,13 +174,14 @@ def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = N
 
 
 def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
-    """`env`'s ledger entries, oldest first. Raises NotFoundError for an unknown
-    environment, StateError for a ledger that does not read."""
+    """Returns `env`'s ledger entries (default: the current branch's environment), oldest
+    first. Raises NotFoundError for an unknown environment, StateError for a ledger that
+    does not read."""
     return workspace.store.entries(workspace.environment(env).name)
 
 
 def unlock(workspace: Workspace, env: str, lock_id: str) -> LockInfo:
-    """Clear `env`'s lock left by a run that died, if `lock_id` is its id; returns what was
+    """Clear `env`'s lock left by a run that died, if `lock_id` is its id. Returns what was
     cleared. `env` is not checked against the configuration: a branch environment whose
     record is gone can still have left a lock. Raises NotFoundError when nothing holds the
     lock, LockMismatchError when another id does."""
@@ -292,15 +293,15 @@ def env_down_if_up(
     on_wait: Callable[[str], None] | None = None,
 ) -> DownResult | None:
     """`env_down`, except that a branch with no environment is no error but None: a pull
-    request closed before its check brought one up. Raises ConfigError for a declared
-    environment's branch, LockedError."""
+    request closed before its check brought one up. Returns what was dropped, or None.
+    Raises ConfigError for a declared environment's branch, LockedError."""
     return lifecycle.down_if_up(workspace, branch, wait=wait, on_wait=on_wait)
 
 
 def env_list(workspace: Workspace, *, now: datetime | None = None) -> list[BranchStatus]:
-    """Every branch environment releasekit made: its branch, whether the branch still
-    exists, expiry as of `now` (default: the clock), live release. A ledger that does not
-    read is named in its status, not raised. Raises StateError when the registry does not
+    """Returns every branch environment releasekit made: its record, whether its branch
+    still exists, expiry as of `now` (default: the clock), live release. A ledger that does
+    not read is named in its status, not raised. Raises StateError when the registry does not
     read."""
     return lifecycle.statuses(workspace, now)
 

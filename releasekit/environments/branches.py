@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from releasekit.engine.runtime import Target, reconcile, switch
-from releasekit.errors import NotFoundError
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, LedgerEntry
 
@@ -82,17 +81,6 @@ def tear_down(target: Target, record: BranchEnvironment) -> DownResult:
             target.record("teardown", "succeeded", live, note=f"schema {record.schema} dropped")
         store.unregister(record.branch)
         return DownResult(record, existed)
-
-
-def require_branch(target: Target, name: str) -> BranchEnvironment:
-    record = target.store.branch(name)
-    if record is None:
-        raise NotFoundError(
-            f"{name!r} is not a branch environment releasekit made",
-            hint="`releasekit env list` shows the branch environments; declared environments "
-            "(environments/*.yml) are never dropped this way",
-        )
-    return record
 
 
 def expired(record: BranchEnvironment, now: datetime) -> bool:
