@@ -13,6 +13,8 @@ Exceptions are for what could not run. The CLI maps them to fixed exit codes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -59,6 +61,26 @@ class DirtyWorktreeError(GitError):
     """The working tree holds uncommitted changes to the dbt project."""
 
 
+class NotFastForwardError(GitError):
+    """The branch has commits the promoted commit lacks, and merging is not allowed."""
+
+
+class MergeConflictError(GitError):
+    """Merging the promoted commit into the branch conflicts; nothing was changed."""
+
+    def __init__(self, message: str, *, files: Sequence[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.files = tuple(files)
+
+
+class RefMovedError(GitError):
+    """Someone else moved the ref between reading it and updating it."""
+
+
+class PushRejectedError(GitError):
+    """The remote refused some of the pushed refs (the local refs are already updated)."""
+
+
 class WarehouseError(ReleasekitError):
     """The warehouse could not be reached or refused a statement."""
 
@@ -91,7 +113,29 @@ class NotFoundError(ReleasekitError):
     """A named environment, release or relation does not exist."""
 
 
-class BuildFailed(ReleasekitError):
-    """A deploy's build or tests failed; the environment stayed on its previous release."""
+class NoLiveReleaseError(NotFoundError):
+    """`env` serves no release yet, and what was asked needs one: to promote it, roll back
+    from it, branch from it or check against it. `label` names the environment in the
+    message (default: its quoted name)."""
+
+    def __init__(self, env: str, purpose: str, *, label: str | None = None) -> None:
+        super().__init__(
+            f"{label or repr(env)} has no live release to {purpose}",
+            hint=f"deploy it first: releasekit deploy {env}" if env else "deploy the environment first",
+        )
+        self.env = env
+
+
+class UnpromotedDeployError(ReleasekitError):
+    """A deploy of a promoted environment named a commit that is not its branch head."""
+
+
+class PromotionRefused(ReleasekitError):
+    """A promotion's gates said no, and nothing changed. The API returns a refusal as data
+    (`PromoteResult.refused`); the CLI and the quickstart raise this to end with exit 1."""
 
     exit_code = EXIT_FINDINGS
+
+
+class CommentError(ReleasekitError):
+    """The forge refused or could not be reached; nothing more was changed."""

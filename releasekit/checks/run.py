@@ -27,6 +27,7 @@ from typing import Literal
 
 from releasekit.checks import logic
 from releasekit.checks.changes import detect_changes
+from releasekit.checks.codec import to_dict
 from releasekit.checks.impact import breaking_findings, measure_impact
 from releasekit.checks.report import (
     CHECK_ORDER,
@@ -44,13 +45,12 @@ from releasekit.dbtcore.session import DbtProject, NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph, stored_graph
-from releasekit.engine.runtime import live_entry
 from releasekit.environments.policy import committed, config_at, policy_changes, project_content
-from releasekit.errors import NotFoundError
 from releasekit.gitops.worktree import worktree_at
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
-from releasekit.state.base import LedgerEntry
+from releasekit.state.base import CheckRecord, LedgerEntry
+from releasekit.state.ledger import live_entry, require_live
 from releasekit.workspace import Workspace
 
 _SQL_FOLDERS_SKIPPED = frozenset({"target", "dbt_packages", "dbt_modules", "logs", ".releasekit", ".git"})
@@ -84,6 +84,26 @@ class CheckRun:
     def full(self) -> bool:
         """Every check the policy does not turn off ran."""
         return all(reason == "off" for reason in self.skipped.values())
+
+    def record(self, who: str) -> CheckRecord:
+        """What the state store keeps of this run against its commit, for promotion gates:
+        the verdict, each check's status, what ran and was skipped, the content checked."""
+        report = self.report
+        return CheckRecord(
+            git_sha=report.git_sha,
+            env=report.env,
+            base=report.base,
+            release_id=report.release_id,
+            passed=report.passed,
+            verdict=report.verdict,
+            statuses={c.name: c.status for c in report.checks},
+            who=who,
+            at=report.started_at,
+            report=to_dict(report),
+            ran=self.ran,
+            skipped={name: str(reason) for name, reason in self.skipped.items()},
+            content=self.content,
+        )
 
 
 def run_checks(
@@ -302,10 +322,5 @@ def lint_files(
 
 
 def _base_release(workspace: Workspace, base: EnvironmentConfig) -> LedgerEntry:
-    live = live_entry(workspace.store.entries(base.name))
-    if live is None:
-        raise NotFoundError(
-            f"the base environment {base.name!r} has no live release to check against",
-            hint=f"deploy it first: releasekit deploy {base.name}",
-        )
-    return live
+    entries = workspace.store.entries(base.name)
+    return require_live(entries, base.name, "check against", label=f"the base environment {base.name!r}")

@@ -30,17 +30,13 @@ from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
-from releasekit.errors import ConfigError, ReleasekitError
+from releasekit.errors import CommentError, ConfigError
 
 MARKER = "<!-- releasekit-check -->"  # the check's Markdown report opens with it
 GITHUB_API = "https://api.github.com"
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _TIMEOUT = 30.0
-
-
-class CommentError(ReleasekitError):
-    """The forge refused or could not be reached; nothing more was changed."""
 
 
 @dataclass(frozen=True)

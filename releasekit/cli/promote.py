@@ -6,7 +6,7 @@ import click
 
 from releasekit.cli.errors import Exit
 from releasekit.cli.session import CONSOLE, session
-from releasekit.errors import EXIT_FINDINGS
+from releasekit.errors import EXIT_FINDINGS, PromotionRefused
 
 
 @click.command("promote")
@@ -29,7 +29,10 @@ def promote(
     reason: str | None,
 ) -> None:
     """Promote the release SRC serves into DST: gates, DST's branch moves to that exact
-    commit, DST deploys it (reusing SRC's tables where fingerprints agree) and switches."""
+    commit, DST deploys it (reusing SRC's tables where fingerprints agree) and switches.
+
+    A gate that says no changes nothing and exits 1, saying why; with --dry-run, the gates
+    (the failing ones among them) and the plan are shown first."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
         from releasekit.reporting.promotion import PromotionReporter
@@ -46,7 +49,11 @@ def promote(
                 reason=reason,
                 on_node=on_node,
             )
+        if result.refused and not dry_run:
+            raise PromotionRefused(result.refusal)
         PromotionReporter(CONSOLE).promote(result)
+        if result.refused:
+            raise PromotionRefused(result.refusal)
         if result.deployed is not None and not result.deployed.ok:
             raise Exit(EXIT_FINDINGS)
 

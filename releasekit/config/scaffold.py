@@ -19,7 +19,7 @@ from pathlib import Path
 
 from releasekit.config.loader import CONFIG_FILE
 from releasekit.config.model import DEFAULT_ENVIRONMENTS_DIR, DEFAULT_STATE_PATH
-from releasekit.errors import ConfigError
+from releasekit.errors import ConfigError, ProjectError
 
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 GITIGNORE_LINE = f"{DEFAULT_STATE_PATH}/"
@@ -95,6 +95,19 @@ def init_project(
         root=root,
         written=(*contents, *([gitignore] if changed else [])),
         skipped=() if changed else (gitignore,),
+    )
+
+
+def find_dbt_project(root: Path) -> Path:
+    """The folder holding the repository's one dbt project: `root`, or one level down."""
+    if (root / "dbt_project.yml").exists():
+        return root
+    found = sorted(p.parent for p in root.glob("*/dbt_project.yml"))
+    if len(found) == 1:
+        return found[0]
+    raise ProjectError(
+        f"no single dbt project found in {root} (looked for dbt_project.yml at the top and one level down)",
+        hint="run `releasekit init` at the root of a git repository that holds one dbt project",
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from releasekit.engine.runtime import Target, live_entry, reconcile, switch
+from releasekit.engine.runtime import Target, reconcile, switch
 from releasekit.errors import NotFoundError
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
@@ -39,12 +39,9 @@ def rollback(target: Target, to: int | None = None, *, content_of: Content | Non
         target.check_grants(warehouse)
         reconcile(target, warehouse)
         entries = target.store.entries(target.name)
-        live = live_entry(entries)
-        if live is None:
-            raise NotFoundError(
-                f"environment {target.name!r} has no live release to roll back from",
-                hint=f"deploy it first: releasekit deploy {target.name}",
-            )
+        live = ledger.require_live(
+            entries, target.name, "roll back from", label=f"environment {target.name!r}"
+        )
         wanted = ledger.rollback_target(entries, to, keep=target.env.retention)
         release = _release_entry(entries, wanted)
         missing = {v.relation for v in release.models.values()} - warehouse.relations(target.physical_schema)

@@ -111,13 +111,6 @@ class Target:
         return ReleaseMarker(env=self.name, release_id=release_id, git_sha=git_sha, switched_at=self.now())
 
 
-def live_entry(entries: list[LedgerEntry]) -> LedgerEntry | None:
-    """The entry that made the live release live (its models are what consumers read)."""
-    live_id = ledger.live_release_id(entries)
-    succeeded = [e for e in entries if e.outcome == "succeeded" and e.release_id == live_id]
-    return succeeded[-1] if succeeded else None
-
-
 @dataclass(frozen=True)
 class Survey:
     """What the whole ledger says, as one environment's plan needs it."""
@@ -142,11 +135,11 @@ def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
         for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
                 verified.update(version.relation for version in entry.models.values())
-        current = live_entry(entries)
+        current = ledger.live_entry(entries)
         if name != env and current is not None:
             elsewhere.update({uid: (name, version) for uid, version in current.models.items()})
     unreadable = tuple(ledger for ledger in scan.unreadable if ledger.env != env)
-    return Survey(live_entry(own), verified, elsewhere, unreadable)
+    return Survey(ledger.live_entry(own), verified, elsewhere, unreadable)
 
 
 # How long a deploy waits for another environment's run that is building a relation it

@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from releasekit.engine.runtime import Target, live_entry, reconcile, switch
-from releasekit.errors import NotFoundError
+from releasekit.engine.runtime import Target, reconcile, switch
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, LedgerEntry
 
@@ -48,7 +47,7 @@ def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) 
         store.register(record)
         reconcile(target, warehouse)
         entries = store.entries(target.name)
-        live = live_entry(entries)
+        live = ledger.live_entry(entries)
         marker = warehouse.read_marker(record.schema)
         if live is not None and marker is not None and marker.release_id == live.release_id:
             return UpResult(record, False, live.release_id, len(live.models))
@@ -82,17 +81,6 @@ def tear_down(target: Target, record: BranchEnvironment) -> DownResult:
             target.record("teardown", "succeeded", live, note=f"schema {record.schema} dropped")
         store.unregister(record.branch)
         return DownResult(record, existed)
-
-
-def require_branch(target: Target, name: str) -> BranchEnvironment:
-    record = target.store.branch(name)
-    if record is None:
-        raise NotFoundError(
-            f"{name!r} is not a branch environment releasekit made",
-            hint="`releasekit env list` shows the branch environments; declared environments "
-            "(environments/*.yml) are never dropped this way",
-        )
-    return record
 
 
 def expired(record: BranchEnvironment, now: datetime) -> bool:

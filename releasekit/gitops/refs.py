@@ -18,7 +18,13 @@ from typing import Literal
 
 import git
 
-from releasekit.errors import GitError
+from releasekit.errors import (
+    GitError,
+    MergeConflictError,
+    NotFastForwardError,
+    PushRejectedError,
+    RefMovedError,
+)
 
 MergeMode = Literal["ff-only", "merge"]
 UpdateKind = Literal["created", "fast-forward", "merge", "up-to-date"]
@@ -31,26 +37,6 @@ class BranchUpdate:
     old_sha: str | None  # None: the branch was created
     new_sha: str
     kind: UpdateKind
-
-
-class NotFastForwardError(GitError):
-    """The branch has commits the promoted commit lacks, and merging is not allowed."""
-
-
-class MergeConflictError(GitError):
-    """Merging the promoted commit into the branch conflicts; nothing was changed."""
-
-    def __init__(self, message: str, *, files: Sequence[str], hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.files = tuple(files)
-
-
-class RefMovedError(GitError):
-    """Someone else moved the ref between reading it and updating it."""
-
-
-class PushRejectedError(GitError):
-    """The remote refused some of the pushed refs (the local refs are already updated)."""
 
 
 def advance_branch(

@@ -14,12 +14,11 @@ from pathlib import Path
 
 from releasekit.config.model import EnvironmentConfig
 from releasekit.engine.drift import warehouse_drift as schema_drift
-from releasekit.engine.runtime import live_entry
 from releasekit.errors import ReleasekitError
 from releasekit.gitops.refs import branch_head
 from releasekit.state.base import LedgerEntry
 from releasekit.state.doctor import Check
-from releasekit.state.ledger import hold_of
+from releasekit.state.ledger import hold_of, live_entry
 from releasekit.warehouse.base import Warehouse
 from releasekit.workspace import Workspace
 

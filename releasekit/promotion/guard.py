@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from releasekit.config.model import EnvironmentConfig
-from releasekit.errors import ReleasekitError
+from releasekit.errors import UnpromotedDeployError
 from releasekit.gitops.refs import branch_head, remote_for, resolve
-
-
-class UnpromotedDeployError(ReleasekitError):
-    """A deploy of a promoted environment named a commit that is not its branch head."""
+from releasekit.workspace import Workspace
 
 
 def unpromoted(root: Path, env: EnvironmentConfig, commit: str) -> str | None:
@@ -50,6 +47,27 @@ def guard(root: Path, env: EnvironmentConfig, commit: str, *, reason: str | None
         raise UnpromotedDeployError(f"refusing to deploy {env.name}: {problem}", hint=fix(env))
     head = branch_head(root, env.branch) if env.branch else None
     return {"reason": reason, "branch": env.branch, "branch_head": head, "commit": commit, "refused": problem}
+
+
+def guard_deploy(
+    workspace: Workspace, env: EnvironmentConfig, commit: str, *, reason: str | None
+) -> dict[str, Any]:
+    """`guard`, for a declared environment with `promotes_from`; nothing for another."""
+    return guard(workspace.repo.root, env, commit, reason=reason) if promoted(workspace, env) else {}
+
+
+def plan_warning(workspace: Workspace, env: EnvironmentConfig, commit: str) -> str | None:
+    """What `releasekit plan` says when `releasekit deploy` would refuse `commit` into
+    `env`, with the fix; None when the deploy would take it."""
+    problem = unpromoted(workspace.repo.root, env, commit) if promoted(workspace, env) else None
+    if problem is None:
+        return None
+    return f"`releasekit deploy {env.name}` would refuse this commit: {problem}\n  hint: {fix(env)}"
+
+
+def promoted(workspace: Workspace, env: EnvironmentConfig) -> bool:
+    """`env` is declared and takes its releases from promotions (it has `promotes_from`)."""
+    return workspace.is_declared(env) and env.promotes_from is not None
 
 
 def fix(env: EnvironmentConfig) -> str:

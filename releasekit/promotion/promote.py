@@ -4,7 +4,8 @@
    which may have moved on since).
 2. Check DST's gates, with DST's rules at their strictest over its deployed commit, the
    promoted commit and the checked-out configuration (`policy`); a refusal changes nothing
-   and says what to do.
+   and says what to do. A refusal is a result (every gate with its verdict), not an error:
+   a dry run shows it beside the plan, and the CLI ends a refused promotion with exit 1.
 3. Under DST's lock: move DST's branch to that commit (fast-forward only, or a merge commit
    when DST's policy allows it), without touching the user's checkout.
 4. Deploy DST from that commit in a temporary worktree, with DST's parameters. Models whose
@@ -30,9 +31,9 @@ from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy, plan_deploy
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.plan import Plan
-from releasekit.engine.runtime import live_entry, reconcile
+from releasekit.engine.runtime import reconcile
 from releasekit.environments.policy import project_content
-from releasekit.errors import EXIT_FINDINGS, GitError, NotFoundError, ReleasekitError
+from releasekit.errors import GitError, ReleasekitError
 from releasekit.gitops.refs import (
     BranchUpdate,
     advance_branch,
@@ -49,13 +50,8 @@ from releasekit.promotion.drift import git_drift, warehouse_drift
 from releasekit.promotion.gates import Gate, GateInputs, evaluate
 from releasekit.promotion.policy import declared_at, strictest
 from releasekit.state.base import CheckRecord, LedgerEntry
+from releasekit.state.ledger import live_entry, require_live
 from releasekit.workspace import Workspace
-
-
-class PromotionRefused(ReleasekitError):
-    """A gate said no. Nothing changed."""
-
-    exit_code = EXIT_FINDINGS
 
 
 @dataclass(frozen=True)
@@ -82,6 +78,13 @@ class PromoteResult:
     tag: str | None = None
     pushed: tuple[str, ...] = ()  # refs pushed to the remote
     remote: str | None = None
+    # A gate said no: what was refused, each failed gate's reason, where DST's rules were
+    # read. Nothing changed (and on a dry run, nothing would). Empty: no refusal.
+    refusal: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return any(not gate.passed and not gate.forced for gate in self.gates)
 
     @property
     def release_id(self) -> int | None:
@@ -96,11 +99,22 @@ def promote(
     src_live = _promotable(workspace, src)
     commit = src_live.git_sha
     if request.dry_run:
-        gates = _gates(workspace, request, src_live, _rules(workspace, dst, src_live))
+        rules = _rules(workspace, dst, src_live)
+        gates = _gates(workspace, request, src_live, rules)
         planned = _plan(workspace, dst, commit)
         moved = _would_move(workspace, branch, commit)
+        refusal = _refusal(request, src_live, rules, gates)
         return PromoteResult(
-            dst.name, src.name, src_live.release_id, commit, gates, branch, moved, None, planned
+            dst.name,
+            src.name,
+            src_live.release_id,
+            commit,
+            gates,
+            branch,
+            moved,
+            None,
+            planned,
+            refusal=refusal,
         )
     # Everything that reads DST happens under its lock: a second promoter waits for (or is
     # refused by) the lock, never by what the first one is half-way through.
@@ -112,6 +126,9 @@ def promote(
         rules = _rules(workspace, dst, src_live)
         gates = _gates(workspace, request, src_live, rules)
         result = PromoteResult(dst.name, src.name, src_live.release_id, commit, gates, branch, "", None)
+        refusal = _refusal(request, src_live, rules, gates)
+        if refusal:
+            return dataclasses.replace(result, refusal=refusal)
         update = advance_branch(
             workspace.repo.root,
             branch,
@@ -153,12 +170,7 @@ def _branch_of(dst: EnvironmentConfig) -> str:
 
 
 def _promotable(workspace: Workspace, src: EnvironmentConfig) -> LedgerEntry:
-    live = live_entry(workspace.store.entries(src.name))
-    if live is None:
-        raise NotFoundError(
-            f"{src.name!r} has no live release to promote",
-            hint=f"deploy it first: releasekit deploy {src.name}",
-        )
+    live = require_live(workspace.store.entries(src.name), src.name, "promote")
     if live.git_sha.endswith("-dirty"):
         raise GitError(
             f"{src.name} release {live.release_id} was deployed from uncommitted changes ({live.git_sha})",
@@ -215,15 +227,20 @@ def _gates(
             Gate(g.name, g.passed, g.detail, forced=True) if g.name == "drift" and not g.passed else g
             for g in gates
         )
-    refused = [g for g in gates if not g.passed and not g.forced]
-    if refused:
-        reasons = "\n  ".join(f"{g.name}: {g.detail}" for g in refused)
-        what = f"promotion of {request.src.name} release {src_live.release_id} to {dst.name}"
-        where = ", ".join(rules.read_from)
-        raise PromotionRefused(
-            f"{what} refused; nothing changed:\n  {reasons}\n  ({dst.name}'s rules: the strictest of {where})"
-        )
     return gates
+
+
+def _refusal(request: PromoteRequest, src_live: LedgerEntry, rules: _Rules, gates: Sequence[Gate]) -> str:
+    """What a refusal says: the promotion, each gate that said no and what to do, and
+    where DST's rules were read. Empty when no gate refuses."""
+    refused = [g for g in gates if not g.passed and not g.forced]
+    if not refused:
+        return ""
+    reasons = "\n  ".join(f"{g.name}: {g.detail}" for g in refused)
+    dst = rules.dst.name
+    what = f"promotion of {request.src.name} release {src_live.release_id} to {dst}"
+    where = ", ".join(rules.read_from)
+    return f"{what} refused; nothing changed:\n  {reasons}\n  ({dst}'s rules: the strictest of {where})"
 
 
 def _recorded_checks(workspace: Workspace, sha: str, content: str | None) -> list[CheckRecord]:

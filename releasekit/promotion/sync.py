@@ -19,12 +19,12 @@ from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.drift import warehouse_drift
 from releasekit.engine.graphs import stored_graph
-from releasekit.engine.runtime import live_entry, reconcile
+from releasekit.engine.runtime import reconcile
 from releasekit.errors import GitError, ReleasekitError
 from releasekit.gitops.refs import resolve
 from releasekit.gitops.worktree import worktree_at
 from releasekit.state.base import LedgerEntry
-from releasekit.state.ledger import Hold, hold_of, pending_switch
+from releasekit.state.ledger import Hold, hold_of, live_entry, pending_switch
 from releasekit.workspace import Workspace
 
 

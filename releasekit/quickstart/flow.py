@@ -13,7 +13,7 @@ from typing import Protocol
 
 from releasekit import api
 from releasekit.config.scaffold import init_project
-from releasekit.errors import ReleasekitError
+from releasekit.errors import PromotionRefused, ReleasekitError
 from releasekit.gitops.repo import GitRepo
 from releasekit.quickstart.demo import DEMO_CHANGE, DEMO_VAR, DemoProject, write_demo_project
 
@@ -147,7 +147,10 @@ def _promote(
     workspace: api.Workspace, env: str, narrator: Narrator, number: int, title: str, text: str
 ) -> api.DeployResult:
     narrator.chapter(number, title, text)
-    result = api.promote(workspace, env).deployed
+    promoted = api.promote(workspace, env)
+    if promoted.refused:
+        raise PromotionRefused(promoted.refusal)
+    result = promoted.deployed
     if result is None or not result.ok:
         raise ReleasekitError(f"the quickstart's promotion to {env} failed; see the failures above")
     narrator.deploy(result)

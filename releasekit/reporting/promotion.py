@@ -30,7 +30,8 @@ class PromotionReporter:
         self.console.print(table)
         self.console.print(f"branch {result.branch}: {result.branch_update}", highlight=False)
         if result.deployed is None:
-            self.console.print("[cyan]Dry run:[/] nothing changed. The deploy would do this:")
+            would = "Past its gates, the deploy" if result.refused else "The deploy"
+            self.console.print(f"[cyan]Dry run:[/] nothing changed. {would} would do this:")
             if result.plan is not None:
                 self.terminal.plan(result.plan)
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from releasekit.errors import NotFoundError
+from releasekit.errors import NoLiveReleaseError, NotFoundError
 from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome
 
 
@@ -77,6 +77,24 @@ def live_release_id(entries: Sequence[LedgerEntry]) -> int | None:
     return None
 
 
+def live_entry(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
+    """The entry that made the live release live (its models are what consumers read)."""
+    live_id = live_release_id(entries)
+    succeeded = [e for e in entries if e.outcome == "succeeded" and e.release_id == live_id]
+    return succeeded[-1] if succeeded else None
+
+
+def require_live(
+    entries: Sequence[LedgerEntry], env: str, purpose: str, *, label: str | None = None
+) -> LedgerEntry:
+    """`live_entry`, for what needs a live release to `purpose` (promote, roll back from,
+    branch from, check against): raises NoLiveReleaseError when `env` serves none."""
+    live = live_entry(entries)
+    if live is None:
+        raise NoLiveReleaseError(env, purpose, label=label)
+    return live
+
+
 def torn_down(entries: Sequence[LedgerEntry]) -> bool:
     """The environment's last settled entry is its teardown."""
     settled = [entry for entry in entries if entry.outcome == "succeeded"]
@@ -130,12 +148,8 @@ def rollback_target(entries: Sequence[LedgerEntry], to: int | None, *, keep: int
     `keep` is the environment's retention; only retained, successful releases other than
     the live one are targets, because older ones may have lost their physical relations.
     """
-    live = live_release_id(entries)
-    if live is None:
-        raise NotFoundError(
-            f"{_env_label(entries)} has no live release to roll back from",
-            hint="deploy the environment first",
-        )
+    env = entries[0].env if entries else ""
+    live = require_live(entries, env, "roll back from", label=_env_label(entries)).release_id
     targets = _rollback_targets(entries, live, keep)
     if to is None:
         earlier = [release_id for release_id in targets if release_id < live]

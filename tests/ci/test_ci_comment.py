@@ -14,8 +14,8 @@ from _ci_support import FORGE_REPOSITORY, FORGE_TOKEN, Forge, serve_forge
 from cli_runs import RELEASEKIT, cli_env
 
 from releasekit import api
-from releasekit.ci.comment import MARKER, CommentError
-from releasekit.errors import ConfigError
+from releasekit.ci.comment import MARKER
+from releasekit.errors import CommentError, ConfigError
 
 TOKEN = FORGE_TOKEN
 

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from projects import commit, git, make_repo, write_files
 
-from releasekit.errors import GitError
-from releasekit.gitops.refs import (
-    BranchUpdate,
+from releasekit.errors import (
+    GitError,
     MergeConflictError,
     NotFastForwardError,
     PushRejectedError,
     RefMovedError,
+)
+from releasekit.gitops.refs import (
+    BranchUpdate,
     advance_branch,
     is_ancestor,
     push,

@@ -4,6 +4,7 @@ real dbt on DuckDB. dev follows main; staging (same parameters) is promoted from
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from warehouse_reads import sql, views
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import GitError
-from releasekit.promotion.promote import PromotionRefused
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +86,9 @@ def test_different_parameters_rebuild_only_their_readers_and_prod_follows_stagin
 
 def test_gates_refuse_with_the_reason_and_change_nothing(repo: Path) -> None:
     workspace = Workspace.open(repo)
-    with pytest.raises(PromotionRefused, match="prod is promoted from staging, not dev"):
-        api.promote(workspace, "prod", src="dev")
+    refused = api.promote(workspace, "prod", src="dev")
+    assert refused.refused and "prod is promoted from staging, not dev" in refused.refusal
+    assert refused.deployed is None and [g.name for g in refused.gates if not g.passed] == ["order"]
     write_files(
         repo,
         {
@@ -96,9 +97,7 @@ def test_gates_refuse_with_the_reason_and_change_nothing(repo: Path) -> None:
         },
     )
     commit(repo, "staging needs an approval and a check")
-    with pytest.raises(PromotionRefused) as refused:
-        api.promote(Workspace.open(repo), "staging", approvals=["Test User"])
-    message = str(refused.value)
+    message = api.promote(Workspace.open(repo), "staging", approvals=["Test User"]).refusal
     assert "needs 1 approval(s), has 0" in message and "cannot approve their own promotion" in message
     assert "requires a passing `releasekit check`" in message
     assert (
@@ -106,14 +105,15 @@ def test_gates_refuse_with_the_reason_and_change_nothing(repo: Path) -> None:
     )
 
     run = run_cli(repo, "promote", "staging", "--approve", "Grace")
-    assert run.code == 1 and "refused" in run.text()
+    assert run.code == 1 and "error: promotion of dev release 1 to staging refused" in run.stderr
+    assert "gate" not in run.stdout  # without --dry-run, only the refusal is said, as an error
 
 
 def test_drift_refuses_unless_forced_with_a_reason_which_is_recorded(repo: Path) -> None:
     api.promote(Workspace.open(repo), "staging")
     sql(repo, "drop view staging.revenue")
-    with pytest.raises(PromotionRefused, match="missing view"):
-        api.promote(Workspace.open(repo), "staging")
+    drifted = api.promote(Workspace.open(repo), "staging")
+    assert drifted.refused and "missing view" in drifted.refusal and drifted.deployed is None
     forced = api.promote(
         Workspace.open(repo), "staging", force=True, reason="revenue dropped by hand in INC-7"
     )
@@ -131,6 +131,20 @@ def test_dry_run_shows_the_plan_and_changes_nothing(repo: Path) -> None:
     assert (
         git(repo, "branch", "--list", "staging") == "" and api.releases(Workspace.open(repo), "staging") == []
     )
+
+
+def test_a_refused_dry_run_shows_the_failing_gate_beside_the_plan_and_exits_1(repo: Path) -> None:
+    # A refusal exits 1 with or without --dry-run (it always has); the dry run shows the
+    # gates, the refused one among them, and the plan first, then says why on stderr.
+    refs = git(repo, "for-each-ref")
+    run = run_cli(repo, "promote", "prod", "--from", "dev", "--dry-run")
+    assert run.code == 1, run.text()
+    assert re.search(r"order +refused +prod is promoted from staging, not dev", run.stdout), run.text()
+    assert re.search(r"checks +passed", run.stdout) and "branch prod:" in run.stdout
+    assert "Dry run:" in run.stdout and "Past its gates, the deploy would do this:" in run.stdout
+    assert "error: promotion of dev release 1 to prod refused; nothing changed" in run.stderr
+    assert "order: prod is promoted from staging, not dev" in run.stderr
+    assert git(repo, "for-each-ref") == refs and api.releases(Workspace.open(repo), "prod") == []
 
 
 def test_a_diverged_branch_is_refused_fast_forward_only(repo: Path) -> None:

@@ -14,7 +14,8 @@ from test_promote import FILES
 
 from releasekit import api
 from releasekit.api import Workspace
-from releasekit.promotion.guard import UnpromotedDeployError, unpromoted
+from releasekit.errors import UnpromotedDeployError
+from releasekit.promotion.guard import unpromoted
 
 pytestmark = pytest.mark.integration
 
