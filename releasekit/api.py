@@ -139,9 +139,9 @@ def plan(workspace: Workspace, env: str | None = None) -> Plan:
     promoted environment and a commit that is not its branch head), the plan says so in
     its warnings and still shows what the deploy would build."""
     environment = workspace.environment(env)
-    target = workspace.target(environment)
-    planned = plan_deploy(target)
-    problem = _unpromoted(workspace, environment, target.git_sha)
+    run = workspace.run_context(environment, builds=True)
+    planned = plan_deploy(run)
+    problem = _unpromoted(workspace, environment, run.git_sha)
     if problem is None:
         return planned
     refusal = f"`releasekit deploy {environment.name}` would refuse this commit: {problem}"
@@ -165,11 +165,11 @@ def deploy(
     building a relation it needs too."""
     _check_force(force, reason)
     environment = workspace.environment(env)
-    target = workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty)
+    run = workspace.run_context(environment, builds=True, on_node=on_node, allow_dirty=allow_dirty)
     forced = {}
     if _promoted(workspace, environment):
-        forced = guard(workspace.repo.root, environment, target.git_sha, reason=reason)
-    return engine_deploy(dataclasses.replace(target, on_wait=on_wait), forced=forced)
+        forced = guard(workspace.repo.root, environment, run.git_sha, reason=reason)
+    return engine_deploy(dataclasses.replace(run, on_wait=on_wait), forced=forced)
 
 
 def _promoted(workspace: Workspace, env: EnvironmentConfig) -> bool:
@@ -191,8 +191,8 @@ def _check_force(force: bool, reason: str | None) -> None:
 def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = None) -> RollbackResult:
     """Switch `env` back to a retained release, and hold it: `sync` leaves it alone until
     its branch brings content other than what was rolled back from."""
-    target = workspace.light_target(workspace.environment(env))
-    return engine_rollback(target, to, content_of=workspace.content_of)
+    run = workspace.run_context(workspace.environment(env))
+    return engine_rollback(run, to, content_of=workspace.content_of)
 
 
 def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
@@ -234,10 +234,10 @@ def status(workspace: Workspace) -> list[EnvironmentStatus]:
     result = []
     root = workspace.repo.root
     for env in every_environment(workspace):
-        target = workspace.light_target(env)
+        run = workspace.run_context(env)
         entries = workspace.store.entries(env.name)
         live = live_entry(entries)
-        with target.warehouse() as warehouse:
+        with run.warehouse() as warehouse:
             marker = warehouse.read_marker(env.schema)
             found = tuple(warehouse_drift(warehouse, env, live))
         head = resolve(root, f"refs/heads/{env.branch}") if env.branch else None
@@ -322,7 +322,7 @@ def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:
     workspace.refuse_shadowed()
     declared = list(workspace.config.environments.values())
     branches = [workspace.branch_environment(record) for record in workspace.store.branches()]
-    return collect_garbage([workspace.light_target(env) for env in declared + branches], dry_run=dry_run)
+    return collect_garbage([workspace.run_context(env) for env in declared + branches], dry_run=dry_run)
 
 
 # --- branch environments ------------------------------------------------------------------
@@ -360,10 +360,10 @@ def env_up(
             f"the base environment {base.name!r} has no live release to branch from",
             hint=f"deploy it first: releasekit deploy {base.name}",
         )
-    catalog = workspace.light_target(base).connection.database  # DuckDB resolves it like a schema
+    catalog = workspace.run_context(base).connection.database  # DuckDB resolves it like a schema
     record = _new_record(workspace, branch, base.name, base_live.release_id, pin, catalog)
-    target = workspace.light_target(workspace.branch_environment(record))
-    return bring_up(dataclasses.replace(target, busy_wait=wait, on_wait=on_wait), record, base_live)
+    run = workspace.run_context(workspace.branch_environment(record))
+    return bring_up(dataclasses.replace(run, busy_wait=wait, on_wait=on_wait), record, base_live)
 
 
 def env_down(
@@ -383,8 +383,8 @@ def env_down(
             f"{branch!r} has no branch environment releasekit made",
             hint="`releasekit env list` shows the branch environments",
         )
-    target = workspace.light_target(workspace.branch_environment(record))
-    return tear_down(dataclasses.replace(target, busy_wait=wait, on_wait=on_wait), record)
+    run = workspace.run_context(workspace.branch_environment(record))
+    return tear_down(dataclasses.replace(run, busy_wait=wait, on_wait=on_wait), record)
 
 
 def env_list(workspace: Workspace, *, now: datetime | None = None) -> list[BranchStatus]:

@@ -78,7 +78,7 @@ def _drift_check(workspace: Workspace, env: EnvironmentConfig) -> Check:
     name = f"warehouse {env.name}"
     try:
         live = live_entry(workspace.store.entries(env.name))
-        with workspace.light_target(env).warehouse() as warehouse:
+        with workspace.run_context(env).warehouse() as warehouse:
             found = schema_drift(warehouse, env, live)
     except ReleasekitError as exc:
         return Check(name, False, exc.message, exc.hint or "")

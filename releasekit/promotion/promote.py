@@ -138,9 +138,9 @@ def promote(
 def _settle(workspace: Workspace, dst: EnvironmentConfig) -> None:
     """Settle a switch a killed promotion or deploy of DST announced, from the warehouse's
     marker, before the gates read DST."""
-    target = workspace.light_target(dst)
-    with target.warehouse() as warehouse:
-        reconcile(target, warehouse)
+    run = workspace.run_context(dst)
+    with run.warehouse() as warehouse:
+        reconcile(run, warehouse)
 
 
 def _branch_of(dst: EnvironmentConfig) -> str:
@@ -192,7 +192,7 @@ def _gates(
 ) -> tuple[Gate, ...]:
     dst = rules.dst
     dst_live = live_entry(workspace.store.entries(dst.name))
-    with workspace.light_target(dst).warehouse() as warehouse:
+    with workspace.run_context(dst).warehouse() as warehouse:
         drift = warehouse_drift(warehouse, dst, dst_live)
     # DST's branch already at the promoted commit is no drift: a promotion of that commit
     # was interrupted after moving it, and this one finishes it.
@@ -273,16 +273,16 @@ def _deploy(
     resync: bool,
 ) -> DeployResult:
     with worktree_at(workspace.repo.root, commit) as tree:
-        target = workspace.target_at(dst, tree, commit, on_node=on_node)
+        run = workspace.run_context(dst, checkout=(tree, commit), on_node=on_node)
         graph = stored_graph(workspace.store, commit, dst.target, dst.vars)
         # Forced past drift: switch even if nothing changed, so DST serves its release whole again.
-        return deploy(target, locked=True, graph=graph, promotion=record, resync=resync, cause="promote")
+        return deploy(run, locked=True, graph=graph, promotion=record, resync=resync, cause="promote")
 
 
 def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> Plan:
     with worktree_at(workspace.repo.root, commit) as tree:
-        target = workspace.target_at(dst, tree, commit)
-        return plan_deploy(target, graph=stored_graph(workspace.store, commit, dst.target, dst.vars))
+        run = workspace.run_context(dst, checkout=(tree, commit))
+        return plan_deploy(run, graph=stored_graph(workspace.store, commit, dst.target, dst.vars))
 
 
 def _publish(

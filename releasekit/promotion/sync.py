@@ -71,15 +71,15 @@ def sync(
             return result
         cause = "sync --force" if force and hold is not None else "sync"
         with worktree_at(root, head) as tree:
-            target = workspace.target_at(env, tree, head, on_node=on_node)
+            run = workspace.run_context(env, checkout=(tree, head), on_node=on_node)
             graph = stored_graph(workspace.store, head, env.target, env.vars)
-            deployed = deploy(target, locked=True, graph=graph, cause=cause)
+            deployed = deploy(run, locked=True, graph=graph, cause=cause)
         return SyncResult(env.name, env.branch, head, before, deployed, hold)
 
 
 def _drifted(workspace: Workspace, env: EnvironmentConfig, live: LedgerEntry | None) -> bool:
     """The warehouse no longer serves the live release whole: the deploy repairs it."""
-    with workspace.light_target(env).warehouse() as warehouse:
+    with workspace.run_context(env).warehouse() as warehouse:
         return bool(warehouse_drift(warehouse, env, live))
 
 
@@ -88,6 +88,6 @@ def _settle(workspace: Workspace, env: EnvironmentConfig) -> None:
     Only then is the warehouse opened: a sync with nothing to do never touches it."""
     if pending_switch(workspace.store.entries(env.name)) is None:
         return
-    target = workspace.light_target(env)
-    with target.warehouse() as warehouse:
-        reconcile(target, warehouse)
+    run = workspace.run_context(env)
+    with run.warehouse() as warehouse:
+        reconcile(run, warehouse)
