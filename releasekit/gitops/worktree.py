@@ -19,6 +19,7 @@ from pathlib import Path
 import git
 
 from releasekit.errors import GitError
+from releasekit.processes import process_alive
 
 _PREFIX = "releasekit-worktree-"
 _HOLDER = re.compile(rf"^{_PREFIX}(?P<pid>\d+)-")
@@ -71,19 +72,4 @@ def _remove_stale(repo: git.Repo) -> None:
 
 def _dead_holder(path: Path) -> bool:
     match = _HOLDER.match(path.name)
-    return match is not None and not _alive(int(match.group("pid")))
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-        return status[0] != "Z"  # a zombie no longer runs
-    return True
+    return match is not None and not process_alive(int(match.group("pid")))
