@@ -36,7 +36,6 @@ from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
 from releasekit.errors import ConfigError, NotFoundError, ProjectError, ReleasekitError, StateError
-from releasekit.gitops.refs import resolve
 from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.drift import (
     drift_checks,
@@ -168,7 +167,7 @@ def deploy(
     run = workspace.run_context(environment, builds=True, on_node=on_node, allow_dirty=allow_dirty)
     forced = {}
     if _promoted(workspace, environment):
-        forced = guard(workspace.repo.root, environment, run.git_sha, reason=reason)
+        forced = guard(workspace.repo, environment, run.git_sha, reason=reason)
     return engine_deploy(dataclasses.replace(run, on_wait=on_wait), forced=forced)
 
 
@@ -177,7 +176,7 @@ def _promoted(workspace: Workspace, env: EnvironmentConfig) -> bool:
 
 
 def _unpromoted(workspace: Workspace, env: EnvironmentConfig, commit: str) -> str | None:
-    return unpromoted(workspace.repo.root, env, commit) if _promoted(workspace, env) else None
+    return unpromoted(workspace.repo, env, commit) if _promoted(workspace, env) else None
 
 
 def _check_force(force: bool, reason: str | None) -> None:
@@ -232,7 +231,7 @@ def status(workspace: Workspace) -> list[EnvironmentStatus]:
     serves it whole (marker, views, and the physical relations they read)."""
     workspace.refuse_shadowed()
     result = []
-    root = workspace.repo.root
+    repo = workspace.repo
     for env in every_environment(workspace):
         run = workspace.run_context(env)
         entries = workspace.store.entries(env.name)
@@ -240,10 +239,10 @@ def status(workspace: Workspace) -> list[EnvironmentStatus]:
         with run.warehouse() as warehouse:
             marker = warehouse.read_marker(env.schema)
             found = tuple(warehouse_drift(warehouse, env, live))
-        head = resolve(root, f"refs/heads/{env.branch}") if env.branch else None
+        head = repo.resolve(f"refs/heads/{env.branch}") if env.branch else None
         count = len(ledger.successful_release_ids(entries))
-        moved = git_drift(root, env, live, content_of=workspace.content_of)
-        drift = (*missing_branch(root, env, live), *moved)
+        moved = git_drift(repo, env, live, content_of=workspace.content_of)
+        drift = (*missing_branch(repo, env, live), *moved)
         result.append(
             EnvironmentStatus(
                 env.name,

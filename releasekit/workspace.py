@@ -221,7 +221,7 @@ class Workspace:
     def content_of(self, commit: str) -> str | None:
         """What `commit` holds of the dbt project: the git tree id of its folder (equal ids,
         equal project, whatever the commit's sha). None for a dirty tree's `<sha>-dirty`."""
-        return project_content(self.repo.root, self.config.dbt_project_dir, commit)
+        return project_content(self.repo, self.config.dbt_project_dir, commit)
 
     def _relative(self, path: Path) -> str:
         try:

@@ -47,7 +47,6 @@ from releasekit.engine.graphs import keep_graph, stored_graph
 from releasekit.engine.runtime import live_entry
 from releasekit.environments.policy import committed, config_at, policy_changes, project_content
 from releasekit.errors import NotFoundError
-from releasekit.gitops.worktree import worktree_at
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
 from releasekit.state.base import LedgerEntry
@@ -110,7 +109,7 @@ def run_checks(
         changed_files=tuple(run.changed),
         notes=tuple(run.notes),
     )
-    content = project_content(workspace.repo.root, workspace.config.dbt_project_dir, run.git_sha)
+    content = project_content(workspace.repo, workspace.config.dbt_project_dir, run.git_sha)
     return CheckRun(report, tuple(run.ran), dict(run.skips), content)
 
 
@@ -135,7 +134,7 @@ class _Run:
         """The base's `checks:` as its deployed commit declares them; the branch's own
         changes to any policy are noted, not applied."""
         base, config = self.request.base.name, self.workspace.config
-        declared = config_at(self.workspace.repo.root, config.root, commit)
+        declared = config_at(self.workspace.repo, config.root, commit)
         where = f"{base}'s deployed commit {commit[:12]}"
         if declared is None:
             self.notes.append(
@@ -267,8 +266,8 @@ class _Run:
         return graph
 
     def _parse_base(self) -> ProjectGraph:
-        root, commit = self.workspace.repo.root, self.base_live.git_sha.removesuffix("-dirty")
-        with worktree_at(root, commit) as tree:
+        commit = self.base_live.git_sha.removesuffix("-dirty")
+        with self.workspace.repo.worktree_at(commit) as tree:
             settings = self.workspace.settings_at(self.request.base, tree)
             settings = dataclasses.replace(settings, vars=dict(self.base_live.params))
             return DbtProject(settings).parse().graph

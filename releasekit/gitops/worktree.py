@@ -25,27 +25,32 @@ _PREFIX = "releasekit-worktree-"
 _HOLDER = re.compile(rf"^{_PREFIX}(?P<pid>\d+)-")
 
 
-@contextmanager
-def worktree_at(root: Path, sha: str) -> Iterator[Path]:
-    """A detached worktree of the repository at `root` holding commit `sha`, removed (and
-    pruned from the repository's worktree list) afterwards, whatever happens inside."""
-    repo = git.Repo(root)
-    _remove_stale(repo)
-    holder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
-    path = holder / "tree"
-    try:
-        repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
-    except git.GitCommandError as exc:
-        shutil.rmtree(holder, ignore_errors=True)
-        raise GitError(
-            f"could not check out commit {sha[:12]} in a temporary worktree: {exc.stderr.strip()}",
-            hint=f"make sure the commit is in this clone (git fetch origin {sha})",
-        ) from None
-    try:
-        yield path
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
-        repo.git.worktree("prune")
+class Worktrees:
+    """Temporary worktrees of a GitRepo (mixed into it)."""
+
+    _repo: git.Repo
+
+    @contextmanager
+    def worktree_at(self, sha: str) -> Iterator[Path]:
+        """A detached worktree of this repository holding commit `sha`, removed (and
+        pruned from the repository's worktree list) afterwards, whatever happens inside."""
+        repo = self._repo
+        _remove_stale(repo)
+        holder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+        path = holder / "tree"
+        try:
+            repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
+        except git.GitCommandError as exc:
+            shutil.rmtree(holder, ignore_errors=True)
+            raise GitError(
+                f"could not check out commit {sha[:12]} in a temporary worktree: {exc.stderr.strip()}",
+                hint=f"make sure the commit is in this clone (git fetch origin {sha})",
+            ) from None
+        try:
+            yield path
+        finally:
+            shutil.rmtree(holder, ignore_errors=True)
+            repo.git.worktree("prune")
 
 
 def _remove_stale(repo: git.Repo) -> None:

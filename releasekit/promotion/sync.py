@@ -21,8 +21,6 @@ from releasekit.engine.drift import warehouse_drift
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.runtime import live_entry, reconcile
 from releasekit.errors import GitError, ReleasekitError
-from releasekit.gitops.refs import resolve
-from releasekit.gitops.worktree import worktree_at
 from releasekit.state.base import LedgerEntry
 from releasekit.state.ledger import Hold, hold_of, pending_switch
 from releasekit.workspace import Workspace
@@ -51,8 +49,7 @@ def sync(
             f"environment {env.name!r} names no git branch to sync from",
             hint=f"set `branch:` in {env.name}'s environment file",
         )
-    root = workspace.repo.root
-    head = resolve(root, f"refs/heads/{env.branch}")
+    head = workspace.repo.resolve(f"refs/heads/{env.branch}")
     if head is None:
         raise GitError(
             f"branch {env.branch!r} of environment {env.name!r} does not exist in this clone",
@@ -70,7 +67,7 @@ def sync(
         if before == head and (hold is None or not force) and not _drifted(workspace, env, live):
             return result
         cause = "sync --force" if force and hold is not None else "sync"
-        with worktree_at(root, head) as tree:
+        with workspace.repo.worktree_at(head) as tree:
             run = workspace.run_context(env, checkout=(tree, head), on_node=on_node)
             graph = stored_graph(workspace.store, head, env.target, env.vars)
             deployed = deploy(run, locked=True, graph=graph, cause=cause)
