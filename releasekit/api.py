@@ -125,9 +125,9 @@ def plan(workspace: Workspace, env: str | None = None) -> Plan:
     deploy would do. Returns the plan; nothing changes. Raises NotFoundError for an unknown
     environment, ProjectError when dbt cannot parse the project."""
     environment = workspace.environment(env)
-    target = workspace.target(environment)
-    planned = plan_deploy(target)
-    warning = plan_warning(workspace, environment, target.git_sha)
+    run = workspace.run_context(environment, builds=True)
+    planned = plan_deploy(run)
+    warning = plan_warning(workspace, environment, run.git_sha)
     return planned if warning is None else dataclasses.replace(planned, warnings=(warning,))
 
 
@@ -151,9 +151,9 @@ def deploy(
     LockedError when another run holds `env`, WarehouseError."""
     _check_force(force, reason)
     environment = workspace.environment(env)
-    target = workspace.target(environment, on_node=on_node, allow_dirty=allow_dirty)
-    forced = guard_deploy(workspace, environment, target.git_sha, reason=reason)
-    return engine_deploy(dataclasses.replace(target, on_wait=on_wait), forced=forced)
+    run = workspace.run_context(environment, builds=True, on_node=on_node, allow_dirty=allow_dirty)
+    forced = guard_deploy(workspace, environment, run.git_sha, reason=reason)
+    return engine_deploy(dataclasses.replace(run, on_wait=on_wait), forced=forced)
 
 
 def _check_force(force: bool, reason: str | None) -> None:
@@ -169,8 +169,8 @@ def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = N
     it: `sync` leaves it alone until its branch brings content other than what was rolled
     back from. Returns what was switched. Raises NoLiveReleaseError, NotFoundError (no such
     retained release, or its relations are gone), LockedError."""
-    target = workspace.light_target(workspace.environment(env))
-    return engine_rollback(target, to, content_of=workspace.content_of)
+    run = workspace.run_context(workspace.environment(env))
+    return engine_rollback(run, to, content_of=workspace.content_of)
 
 
 def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
@@ -249,7 +249,7 @@ def gc(workspace: Workspace, *, dry_run: bool = False) -> list[GcResult]:
     workspace.refuse_shadowed()
     declared = list(workspace.config.environments.values())
     branches = [workspace.branch_environment(record) for record in workspace.store.branches()]
-    return collect_garbage([workspace.light_target(env) for env in declared + branches], dry_run=dry_run)
+    return collect_garbage([workspace.run_context(env) for env in declared + branches], dry_run=dry_run)
 
 
 # --- branch environments ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from releasekit.config.loader import find_root, load_config
 from releasekit.config.model import Connection, EnvironmentConfig, ProjectConfig
 from releasekit.dbtcore.profile import connection
 from releasekit.dbtcore.session import DbtProject, DbtSettings, NodeCallback
-from releasekit.engine.runtime import Target
+from releasekit.engine.runtime import RunContext
 from releasekit.environments.policy import project_content
 from releasekit.errors import ConfigError, DirtyWorktreeError, GitError, NotFoundError
 from releasekit.gitops.repo import GitRepo
@@ -120,41 +120,42 @@ class Workspace:
             grants=self.config.branches.grants,
         )
 
-    # --- targets ---------------------------------------------------------------------------
+    # --- run contexts ----------------------------------------------------------------------
 
-    def target(
-        self, env: EnvironmentConfig, *, on_node: NodeCallback | None = None, allow_dirty: bool = True
-    ) -> Target:
-        """Everything a deploy of `env` needs. Declared environments refuse a dirty tree
-        unless allowed; branch environments are for experiments and take one as it is."""
-        settings = self.dbt_settings(env)
-        return Target(
+    def run_context(
+        self,
+        env: EnvironmentConfig,
+        *,
+        builds: bool = False,
+        checkout: tuple[Path, str] | None = None,
+        on_node: NodeCallback | None = None,
+        allow_dirty: bool = True,
+    ) -> RunContext:
+        """What one run against `env` works with; the one place a RunContext is made.
+
+        By default, for commands that build nothing (rollback, gc, branch environments up
+        and down, reading the warehouse): no dbt parse, no commit, no dirty check.
+        builds: with the dbt project and HEAD's commit. Declared environments refuse a dirty
+          tree unless `allow_dirty`; branch environments are for experiments and take one
+          as it is.
+        checkout: (tree, sha), another checkout of this repository (a temporary worktree at
+          sha) to build from with `env`'s parameters; it implies `builds`.
+        """
+        settings = self.dbt_settings(env) if checkout is None else self.settings_at(env, checkout[0])
+        run = RunContext(
             env=env,
             physical_schema=self.config.physical_schema,
             store=self.store,
             connection=self._connection(settings),
-            dbt=DbtProject(settings, on_node=on_node),
-            git_sha=self._git_sha(allow_dirty or not self.is_declared(env)),
             who=self.repo.user(),
             environ=self.environ,
         )
-
-    def target_at(
-        self, env: EnvironmentConfig, tree: Path, git_sha: str, *, on_node: NodeCallback | None = None
-    ) -> Target:
-        """A target that reads the project from `tree`, another checkout of this repository
-        (a temporary worktree at `git_sha`), with `env`'s parameters."""
-        settings = self.settings_at(env, tree)
-        return Target(
-            env=env,
-            physical_schema=self.config.physical_schema,
-            store=self.store,
-            connection=self._connection(settings),
-            dbt=DbtProject(settings, on_node=on_node),
-            git_sha=git_sha,
-            who=self.repo.user(),
-            environ=self.environ,
-        )
+        if checkout is not None:
+            return dataclasses.replace(run, dbt=DbtProject(settings, on_node=on_node), git_sha=checkout[1])
+        if not builds:
+            return run
+        git_sha = self._git_sha(allow_dirty or not self.is_declared(env))
+        return dataclasses.replace(run, dbt=DbtProject(settings, on_node=on_node), git_sha=git_sha)
 
     def settings_at(self, env: EnvironmentConfig, tree: Path) -> DbtSettings:
         """`env`'s dbt settings for the project in `tree`. The profile stays the user's: one
@@ -169,17 +170,6 @@ class Workspace:
             profiles_dir=self.config.profiles_dir or beside,
             working_dir=project_dir,
             target_path=tree.parent / f"{tree.name}-dbt-target",
-        )
-
-    def light_target(self, env: EnvironmentConfig) -> Target:
-        """A target for commands that build nothing: no dbt parse, no dirty check."""
-        return Target(
-            env=env,
-            physical_schema=self.config.physical_schema,
-            store=self.store,
-            connection=self._connection(self.dbt_settings(env)),
-            who=self.repo.user(),
-            environ=self.environ,
         )
 
     def _connection(self, settings: DbtSettings) -> Connection:
@@ -231,7 +221,7 @@ class Workspace:
     def content_of(self, commit: str) -> str | None:
         """What `commit` holds of the dbt project: the git tree id of its folder (equal ids,
         equal project, whatever the commit's sha). None for a dirty tree's `<sha>-dirty`."""
-        return project_content(self.repo.root, self.config.dbt_project_dir, commit)
+        return project_content(self.repo, self.config.dbt_project_dir, commit)
 
     def _relative(self, path: Path) -> str:
         try:

@@ -46,7 +46,6 @@ from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph, stored_graph
 from releasekit.environments.policy import committed, config_at, policy_changes, project_content
-from releasekit.gitops.worktree import worktree_at
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
 from releasekit.state.base import CheckRecord, LedgerEntry
@@ -130,7 +129,7 @@ def run_checks(
         changed_files=tuple(run.changed),
         notes=tuple(run.notes),
     )
-    content = project_content(workspace.repo.root, workspace.config.dbt_project_dir, run.git_sha)
+    content = project_content(workspace.repo, workspace.config.dbt_project_dir, run.git_sha)
     return CheckRun(report, tuple(run.ran), dict(run.skips), content)
 
 
@@ -139,8 +138,8 @@ class _Run:
         self, workspace: Workspace, request: CheckRequest, on_node: NodeCallback | None, on_step: StepCallback
     ) -> None:
         self.workspace, self.request, self.on_step = workspace, request, on_step
-        self.target = workspace.target(request.env, on_node=on_node)
-        self.git_sha = self.target.git_sha
+        self.context = workspace.run_context(request.env, builds=True, on_node=on_node)
+        self.git_sha = self.context.git_sha
         self.base_live = _base_release(workspace, request.base)
         base_commit = committed(self.base_live.git_sha)
         self.changed = [f.path for f in workspace.repo.changed_since(base_commit) if not f.deleted]
@@ -155,7 +154,7 @@ class _Run:
         """The base's `checks:` as its deployed commit declares them; the branch's own
         changes to any policy are noted, not applied."""
         base, config = self.request.base.name, self.workspace.config
-        declared = config_at(self.workspace.repo.root, config.root, commit)
+        declared = config_at(self.workspace.repo, config.root, commit)
         where = f"{base}'s deployed commit {commit[:12]}"
         if declared is None:
             self.notes.append(
@@ -227,14 +226,14 @@ class _Run:
         return lint_files(self.workspace, self.request.env, files, severity)
 
     def build(self, severity: Severity) -> CheckResult:
-        self.deployed = deploy(self.target)
+        self.deployed = deploy(self.context)
         return build_result(self.deployed, severity)
 
     def logic(self, severity: Severity) -> CheckResult:
         tests = logic.discover(self.workspace.config.dbt_project_dir)
         live = live_entry(self.workspace.store.entries(self.request.env.name))
         models = [version.name for version in live.models.values()] if live else []
-        with self.target.warehouse() as warehouse:
+        with self.context.warehouse() as warehouse:
             outcomes = logic.run(tests, warehouse, self.request.env.schema, models)
         return logic_result(outcomes, severity, self.workspace.repo.root)
 
@@ -245,7 +244,7 @@ class _Run:
         changes = detect_changes(
             base, branch, fingerprint_graph(base, environ), fingerprint_graph(branch, environ)
         )
-        with self.target.warehouse() as warehouse:
+        with self.context.warehouse() as warehouse:
             measured = measure_impact(changes, warehouse, self.request.base.schema, self.request.env.schema)
         self.impacts = measured.impacts
         self.notes += measured.notes
@@ -272,8 +271,8 @@ class _Run:
     def _branch_graph(self) -> ProjectGraph:
         if self.deployed is not None and self.deployed.graph is not None:
             return self.deployed.graph
-        assert self.target.dbt is not None
-        return self.target.dbt.parse().graph
+        assert self.context.dbt is not None
+        return self.context.dbt.parse().graph
 
     def _base_graph(self) -> ProjectGraph:
         """The base's project as its deployed commit had it, with the base's parameters: the
@@ -287,8 +286,8 @@ class _Run:
         return graph
 
     def _parse_base(self) -> ProjectGraph:
-        root, commit = self.workspace.repo.root, self.base_live.git_sha.removesuffix("-dirty")
-        with worktree_at(root, commit) as tree:
+        commit = self.base_live.git_sha.removesuffix("-dirty")
+        with self.workspace.repo.worktree_at(commit) as tree:
             settings = self.workspace.settings_at(self.request.base, tree)
             settings = dataclasses.replace(settings, vars=dict(self.base_live.params))
             return DbtProject(settings).parse().graph
@@ -310,7 +309,7 @@ def lint_files(
     run = lint(
         config.dbt_project_dir,
         inside,
-        dialect=dialect_for_adapter(workspace.light_target(env).connection.type),
+        dialect=dialect_for_adapter(workspace.run_context(env).connection.type),
         dbt_vars=env.vars,
         environ=workspace.environ,
         relative_to=workspace.repo.root,

@@ -179,8 +179,7 @@ def quickstart(directory: Path) -> None:
         from releasekit.quickstart.flow import run_quickstart
         from releasekit.reporting.terminal import TerminalReporter
 
-        reporter = TerminalReporter(CONSOLE)
-        reporter.quickstart_done(run_quickstart(directory, reporter))
+        run_quickstart(directory, TerminalReporter(CONSOLE))
 
 
 cli.add_command(check_command)

@@ -19,8 +19,8 @@ from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
 from releasekit.engine.runtime import (
+    RunContext,
     Survey,
-    Target,
     live_claims,
     reconcile,
     survey,
@@ -69,18 +69,18 @@ class DeployResult:
         return bool(self.repaired) and live is not None and self.release_id == live.release_id
 
 
-def plan_deploy(target: Target, *, graph: ProjectGraph | None = None) -> Plan:
+def plan_deploy(run: RunContext, *, graph: ProjectGraph | None = None) -> Plan:
     """What a deploy would do now. Changes nothing (no lock, no ledger entry, no DDL).
     `graph`: an earlier parse of this commit with these parameters (see `deploy`)."""
-    graph = graph if graph is not None else _dbt(target).parse().graph
-    with target.warehouse() as warehouse:
-        in_use = {relation for claim in live_claims(target) for relation in (*claim.builds, *claim.uses)}
-        plan = _plan(target, graph, warehouse, in_use)
-        return dataclasses.replace(plan, repairs=warehouse_drift(warehouse, target.env, plan.live).problems)
+    graph = graph if graph is not None else _dbt(run).parse().graph
+    with run.warehouse() as warehouse:
+        in_use = {relation for claim in live_claims(run) for relation in (*claim.builds, *claim.uses)}
+        plan = _plan(run, graph, warehouse, in_use)
+        return dataclasses.replace(plan, repairs=warehouse_drift(warehouse, run.env, plan.live).problems)
 
 
 def deploy(
-    target: Target,
+    run: RunContext,
     *,
     locked: bool = False,
     graph: ProjectGraph | None = None,
@@ -89,7 +89,7 @@ def deploy(
     cause: str = "deploy",
     forced: Mapping[str, Any] | None = None,
 ) -> DeployResult:
-    """Deploy `target`'s project to its environment.
+    """Deploy `run`'s project to its environment.
 
     locked: the caller already holds the environment's lock (a promotion holds it from
       merge to switch). graph: the project as an earlier parse of this very commit with
@@ -108,71 +108,71 @@ def deploy(
     as the plan builds every version that has no relation.
     """
     extra = {"promotion": dict(promotion or {}), "forced": dict(forced or {}), "cause": cause}
-    with contextlib.nullcontext() if locked else target.store.lock(target.name, owner=target.who):
-        return _deploy(target, graph, extra, resync)
+    with contextlib.nullcontext() if locked else run.store.lock(run.name, owner=run.who):
+        return _deploy(run, graph, extra, resync)
 
 
-def _deploy(target: Target, graph: ProjectGraph | None, extra: dict[str, Any], resync: bool) -> DeployResult:
+def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], resync: bool) -> DeployResult:
     parsed: ParsedProject | None = None
     recovered: LedgerEntry | None = None
     with contextlib.ExitStack() as kept_open:
         while True:
             # The warehouse first: a busy DuckDB file fails at once, not after a parse.
-            with target.warehouse() as warehouse:
-                target.check_grants(warehouse)
-                recovered = reconcile(target, warehouse) or recovered
+            with run.warehouse() as warehouse:
+                run.check_grants(warehouse)
+                recovered = reconcile(run, warehouse) or recovered
                 if graph is None:
-                    parsed = _parse(target)
+                    parsed = _parse(run)
                     graph = parsed.graph
-                plan, busy = _claim(target, graph, warehouse)
+                plan, busy = _claim(run, graph, warehouse)
                 if not busy and parsed is None and (plan.builds or plan.retests):
-                    parsed = _parse(target)  # the stored graph spared no build after all
+                    parsed = _parse(run)  # the stored graph spared no build after all
                     graph = parsed.graph
-                    plan, busy = _claim(target, graph, warehouse)
+                    plan, busy = _claim(run, graph, warehouse)
                 if not busy:
                     held = ledger.hold_of(plan.live) is not None
-                    drift = warehouse_drift(warehouse, target.env, plan.live)
+                    drift = warehouse_drift(warehouse, run.env, plan.live)
                     repair_only = plan.is_noop and not resync and not held
                     if repair_only and not drift:
                         return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
                     warehouse.drop_relations(plan.physical_schema, plan.stale)
                     if warehouse.capabilities.single_process:
-                        kept_open.enter_context(target.warehouse())  # dbt, in this process, shares it
+                        kept_open.enter_context(run.warehouse())  # dbt, in this process, shares it
                     break
-            wait_for_claims(target, busy)  # the warehouse closed: a DuckDB file is free meanwhile
+            wait_for_claims(run, busy)  # the warehouse closed: a DuckDB file is free meanwhile
         if repair_only:
-            return dataclasses.replace(_repair(target, plan, drift, recovered), graph=graph)
-        results = _build(target, parsed, plan) if parsed is not None else ()
+            return dataclasses.replace(_repair(run, plan, drift, recovered), graph=graph)
+        results = _build(run, parsed, plan) if parsed is not None else ()
         failures = _failures(results)
         if failures:
-            result = _fail(target, plan, failures, recovered, extra["forced"])
+            result = _fail(run, plan, failures, recovered, extra["forced"])
         else:
-            result = _switch(target, plan, recovered, extra, drift)
+            result = _switch(run, plan, recovered, extra, drift)
     return dataclasses.replace(result, results=results, graph=graph)
 
 
-def _parse(target: Target) -> ParsedProject:
-    parsed = _dbt(target).parse()
-    keep_graph(target.store, target.git_sha, target.env.target, target.env.vars, parsed.graph)
+def _parse(run: RunContext) -> ParsedProject:
+    parsed = _dbt(run).parse()
+    keep_graph(run.store, run.git_sha, run.env.target, run.env.vars, parsed.graph)
     return parsed
 
 
-def _claim(target: Target, graph: ProjectGraph, warehouse: Warehouse) -> tuple[Plan, tuple[Claim, ...]]:
+def _claim(run: RunContext, graph: ProjectGraph, warehouse: Warehouse) -> tuple[Plan, tuple[Claim, ...]]:
     """Plan under the store's planning lock, leaving alone what live runs of other
     environments claim, and claim what this plan builds and reuses. When a relation it
     must build is one such a run claims, nothing is claimed: those runs come back, to be
     waited for (their relation is verified once they succeed, gone if they fail)."""
-    with target.store.planning_lock(owner=target.who):
-        others = live_claims(target)
+    with run.store.planning_lock(owner=run.who):
+        others = live_claims(run)
         in_use = {relation for claim in others for relation in (*claim.builds, *claim.uses)}
-        ledger_view = survey(target.store, target.name, target.physical_schema)
-        plan = _plan(target, graph, warehouse, in_use, ledger_view)
+        ledger_view = survey(run.store, run.name, run.physical_schema)
+        plan = _plan(run, graph, warehouse, in_use, ledger_view)
         _refuse_unprovable_stale(plan, ledger_view.unreadable)
         builds = {step.relation for step in plan.builds}
         busy = tuple(claim for claim in others if builds & {*claim.builds, *claim.uses})
         # Waiting, it claims nothing: an earlier claim of this run must not hold others up.
         claimed = ([], []) if busy else (sorted(builds), [step.relation for step in plan.reuses])
-        target.store.claim(target.name, plan.physical_schema, *claimed)
+        run.store.claim(run.name, plan.physical_schema, *claimed)
         return plan, busy
 
 
@@ -191,29 +191,29 @@ def _refuse_unprovable_stale(plan: Plan, unreadable: Sequence[UnreadableLedger])
     )
 
 
-def _dbt(target: Target) -> DbtProject:
-    if target.dbt is None:
+def _dbt(run: RunContext) -> DbtProject:
+    if run.dbt is None:
         raise ValueError("a deploy needs a dbt project")
-    return target.dbt
+    return run.dbt
 
 
 def _plan(
-    target: Target,
+    run: RunContext,
     graph: ProjectGraph,
     warehouse: Warehouse,
     in_use: Set[str] = frozenset(),
     ledger_view: Survey | None = None,
 ) -> Plan:
-    prints = fingerprint_graph(graph, target.environ)
-    ledger_view = ledger_view or survey(target.store, target.name, target.physical_schema)
+    prints = fingerprint_graph(graph, run.environ)
+    ledger_view = ledger_view or survey(run.store, run.name, run.physical_schema)
     inputs = PlanInputs(
-        env=target.name,
-        schema=target.env.schema,
-        physical_schema=target.physical_schema,
-        git_sha=target.git_sha,
-        params=dict(target.env.vars),
+        env=run.name,
+        schema=run.env.schema,
+        physical_schema=run.physical_schema,
+        git_sha=run.git_sha,
+        params=dict(run.env.vars),
         live=ledger_view.live,
-        existing=warehouse.relations(target.physical_schema),
+        existing=warehouse.relations(run.physical_schema),
         verified=ledger_view.verified,
         elsewhere=ledger_view.elsewhere,
         max_name_bytes=warehouse.capabilities.max_identifier_bytes,
@@ -222,14 +222,14 @@ def _plan(
     return make_plan(graph, prints, inputs)
 
 
-def _build(target: Target, parsed: ParsedProject, plan: Plan) -> tuple[NodeResult, ...]:
+def _build(run: RunContext, parsed: ParsedProject, plan: Plan) -> tuple[NodeResult, ...]:
     """Build (and test) what is new; test again what is reused but whose tests changed."""
     placements = {s.unique_id: Placement(plan.physical_schema, s.relation) for s in plan.steps}
     results: list[NodeResult] = []
     if plan.builds:
-        results += _dbt(target).build(parsed, placements, [s.unique_id for s in plan.builds])
+        results += _dbt(run).build(parsed, placements, [s.unique_id for s in plan.builds])
     if plan.retests and not _failures(results):
-        results += _dbt(target).test(parsed, placements, [s.unique_id for s in plan.retests])
+        results += _dbt(run).test(parsed, placements, [s.unique_id for s in plan.retests])
     return tuple(results)
 
 
@@ -238,17 +238,17 @@ def _failures(results: Sequence[NodeResult]) -> tuple[Failure, ...]:
 
 
 def _fail(
-    target: Target,
+    run: RunContext,
     plan: Plan,
     failures: tuple[Failure, ...],
     recovered: LedgerEntry | None,
     forced: dict[str, Any],
 ) -> DeployResult:
     """Nothing switches; what this attempt built is dropped so it is never reused untested."""
-    with target.warehouse() as warehouse:
+    with run.warehouse() as warehouse:
         warehouse.drop_relations(plan.physical_schema, [s.relation for s in plan.builds])
-    release_id = _next_id(target)
-    target.record(
+    release_id = _next_id(run)
+    run.record(
         "deploy",
         "failed",
         release_id,
@@ -264,9 +264,9 @@ def _fail(
 
 
 def _switch(
-    target: Target, plan: Plan, recovered: LedgerEntry | None, extra: dict[str, Any], drift: Drift
+    run: RunContext, plan: Plan, recovered: LedgerEntry | None, extra: dict[str, Any], drift: Drift
 ) -> DeployResult:
-    release_id = _next_id(target)
+    release_id = _next_id(run)
     fields = dict(
         params=plan.params,
         models=plan.models,
@@ -278,16 +278,16 @@ def _switch(
         hold=_lift(plan.live, extra["cause"]),
         note=repair_note(drift),
     )
-    target.record("deploy", "switching", release_id, **fields)
-    with target.warehouse() as warehouse:
+    run.record("deploy", "switching", release_id, **fields)
+    with run.warehouse() as warehouse:
         previous = plan.live.models if plan.live else {}
         stray = drift.extra_views
-        switch(target, warehouse, plan.models, previous, release_id, target.git_sha, also_drop=stray)
-    target.record("deploy", "succeeded", release_id, **fields)
+        switch(run, warehouse, plan.models, previous, release_id, run.git_sha, also_drop=stray)
+    run.record("deploy", "succeeded", release_id, **fields)
     return DeployResult(plan, "succeeded", release_id, recovered=recovered, repaired=drift.problems)
 
 
-def _repair(target: Target, plan: Plan, drift: Drift, recovered: LedgerEntry | None) -> DeployResult:
+def _repair(run: RunContext, plan: Plan, drift: Drift, recovered: LedgerEntry | None) -> DeployResult:
     """Switch the live release in again, whole: its views, the marker, and no view it lacks.
     Nothing is built (every relation it reads exists: the plan built nothing)."""
     live = plan.live
@@ -300,11 +300,11 @@ def _repair(target: Target, plan: Plan, drift: Drift, recovered: LedgerEntry | N
         previous_release=live.release_id,
         note=repair_note(drift),
     )
-    target.record("repair", "switching", live.release_id, **fields)
-    with target.warehouse() as warehouse:
+    run.record("repair", "switching", live.release_id, **fields)
+    with run.warehouse() as warehouse:
         models = live.models
-        switch(target, warehouse, models, models, live.release_id, live.git_sha, also_drop=drift.extra_views)
-    target.record("repair", "succeeded", live.release_id, **fields)
+        switch(run, warehouse, models, models, live.release_id, live.git_sha, also_drop=drift.extra_views)
+    run.record("repair", "succeeded", live.release_id, **fields)
     return DeployResult(plan, "succeeded", live.release_id, recovered=recovered, repaired=drift.problems)
 
 
@@ -323,5 +323,5 @@ def _lift(live: LedgerEntry | None, cause: str) -> dict[str, Any]:
     }
 
 
-def _next_id(target: Target) -> int:
-    return ledger.next_release_id(target.store.entries(target.name))
+def _next_id(run: RunContext) -> int:
+    return ledger.next_release_id(run.store.entries(run.name))

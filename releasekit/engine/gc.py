@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from releasekit.config.model import DEFAULT_RETENTION
-from releasekit.engine.runtime import Target
+from releasekit.engine.runtime import RunContext
 from releasekit.errors import StateError
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry, LedgerScan
@@ -28,25 +28,25 @@ class GcResult:
     blocked: tuple[str, ...] = ()
 
 
-def collect_garbage(targets: Sequence[Target], *, dry_run: bool = False) -> list[GcResult]:
+def collect_garbage(runs: Sequence[RunContext], *, dry_run: bool = False) -> list[GcResult]:
     """Targets that share a warehouse share its physical schema: keep what any of them
     retains. gc runs beside deploys: it decides and drops under the store's planning lock,
     and keeps whatever a live run of any environment claims (what it builds, with dbt's
     temporary relations for it, and what it reuses); a deploy claims under the same lock
     before it builds."""
-    by_warehouse: dict[tuple[str, str], list[Target]] = {}
-    for target in targets:
-        key = (repr(sorted(target.connection.settings.items())), target.physical_schema)
-        by_warehouse.setdefault(key, []).append(target)
-    if not targets:
+    by_warehouse: dict[tuple[str, str], list[RunContext]] = {}
+    for run in runs:
+        key = (repr(sorted(run.connection.settings.items())), run.physical_schema)
+        by_warehouse.setdefault(key, []).append(run)
+    if not runs:
         return []
-    with targets[0].store.planning_lock(owner=targets[0].who):
-        scan = targets[0].store.scan_ledgers()
+    with runs[0].store.planning_lock(owner=runs[0].who):
+        scan = runs[0].store.scan_ledgers()
         return [_collect(group, scan, dry_run) for group in by_warehouse.values()]
 
 
-def _collect(targets: list[Target], scan: LedgerScan, dry_run: bool) -> GcResult:
-    first = targets[0]
+def _collect(runs: list[RunContext], scan: LedgerScan, dry_run: bool) -> GcResult:
+    first = runs[0]
     with first.warehouse() as warehouse:
         present = warehouse.relations(first.physical_schema)
         if scan.unreadable:
@@ -54,10 +54,10 @@ def _collect(targets: list[Target], scan: LedgerScan, dry_run: bool) -> GcResult
             # relation could be one it serves or retains. Keep them all, and say why.
             blocked = tuple(ledger.problem for ledger in scan.unreadable)
             return GcResult(first.physical_schema, (), len(present), dry_run, blocked=blocked)
-        keep = _recorded(scan, {t.name for t in targets})
-        for target in targets:
-            keep |= _retained(target.store.entries(target.name), target.env.retention)
-            keep |= set(warehouse.view_targets(target.env.schema).values())
+        keep = _recorded(scan, {t.name for t in runs})
+        for run in runs:
+            keep |= _retained(run.store.entries(run.name), run.env.retention)
+            keep |= set(warehouse.view_targets(run.env.schema).values())
         claimed = _claimed(first)
         unused = (name for name in present if name not in keep or is_dbt_leftover(name))
         doomed = sorted(name for name in unused if name not in claimed and not _building(name, claimed))
@@ -77,13 +77,13 @@ def _collect(targets: list[Target], scan: LedgerScan, dry_run: bool) -> GcResult
     return GcResult(first.physical_schema, tuple(doomed), len(present) - len(doomed), dry_run, held)
 
 
-def _claimed(target: Target) -> set[str]:
-    """Relations live runs claim in the target's physical schema (a dead run's claim is
+def _claimed(run: RunContext) -> set[str]:
+    """Relations live runs claim in the run's physical schema (a dead run's claim is
     nothing: what it built but never recorded is as unused as any other)."""
     return {
         relation
-        for claim in target.store.claims()
-        if claim.live and claim.physical_schema == target.physical_schema
+        for claim in run.store.claims()
+        if claim.live and claim.physical_schema == run.physical_schema
         for relation in (*claim.builds, *claim.uses)
     }
 

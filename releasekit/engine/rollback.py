@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from releasekit.engine.runtime import Target, reconcile, switch
+from releasekit.engine.runtime import RunContext, reconcile, switch
 from releasekit.errors import NotFoundError
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
@@ -31,23 +31,21 @@ class RollbackResult:
 Content = Callable[[str], str | None]  # a commit's content (its dbt project's git tree), if known
 
 
-def rollback(target: Target, to: int | None = None, *, content_of: Content | None = None) -> RollbackResult:
-    """Switch `target` back to release `to` (default: the one before live). `content_of`
+def rollback(run: RunContext, to: int | None = None, *, content_of: Content | None = None) -> RollbackResult:
+    """Switch `run` back to release `to` (default: the one before live). `content_of`
     tells the hold what the rolled-back commit holds; without it, the hold covers the
     commit alone."""
-    with target.store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
-        target.check_grants(warehouse)
-        reconcile(target, warehouse)
-        entries = target.store.entries(target.name)
-        live = ledger.require_live(
-            entries, target.name, "roll back from", label=f"environment {target.name!r}"
-        )
-        wanted = ledger.rollback_target(entries, to, keep=target.env.retention)
+    with run.store.lock(run.name, owner=run.who), run.warehouse() as warehouse:
+        run.check_grants(warehouse)
+        reconcile(run, warehouse)
+        entries = run.store.entries(run.name)
+        live = ledger.require_live(entries, run.name, "roll back from", label=f"environment {run.name!r}")
+        wanted = ledger.rollback_target(entries, to, keep=run.env.retention)
         release = _release_entry(entries, wanted)
-        missing = {v.relation for v in release.models.values()} - warehouse.relations(target.physical_schema)
+        missing = {v.relation for v in release.models.values()} - warehouse.relations(run.physical_schema)
         if missing:
             raise NotFoundError(
-                f"release {wanted} of {target.name!r} can no longer be served: "
+                f"release {wanted} of {run.name!r} can no longer be served: "
                 f"{len(missing)} physical relation(s) are gone (e.g. {sorted(missing)[0]})",
                 hint="pick a more recent release with `releasekit releases`, or redeploy its commit",
             )
@@ -55,11 +53,11 @@ def rollback(target: Target, to: int | None = None, *, content_of: Content | Non
         fields = dict(
             params=release.params, models=release.models, previous_release=live.release_id, hold=hold
         )
-        target.record("rollback", "switching", wanted, git_sha=release.git_sha, **fields)
-        switch(target, warehouse, release.models, live.models, wanted, release.git_sha)
-        done = target.record("rollback", "succeeded", wanted, git_sha=release.git_sha, **fields)
+        run.record("rollback", "switching", wanted, git_sha=release.git_sha, **fields)
+        switch(run, warehouse, release.models, live.models, wanted, release.git_sha)
+        done = run.record("rollback", "succeeded", wanted, git_sha=release.git_sha, **fields)
         return RollbackResult(
-            target.name, live.release_id, wanted, release.git_sha, len(release.models), ledger.hold_of(done)
+            run.name, live.release_id, wanted, release.git_sha, len(release.models), ledger.hold_of(done)
         )
 
 

@@ -32,7 +32,7 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
-class Target:
+class RunContext:
     """One environment, with everything a deploy, rollback or gc of it needs."""
 
     env: EnvironmentConfig
@@ -147,29 +147,29 @@ def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
 SETTLE_WAIT = 3600.0
 
 
-def live_claims(target: Target) -> list[Claim]:
-    """What live runs of other environments claim in `target`'s physical schema."""
+def live_claims(run: RunContext) -> list[Claim]:
+    """What live runs of other environments claim in `run`'s physical schema."""
     return [
         claim
-        for claim in target.store.claims()
-        if claim.live and claim.env != target.name and claim.physical_schema == target.physical_schema
+        for claim in run.store.claims()
+        if claim.live and claim.env != run.name and claim.physical_schema == run.physical_schema
     ]
 
 
-def wait_for_claims(target: Target, claims: Sequence[Claim], *, timeout: float = SETTLE_WAIT) -> None:
+def wait_for_claims(run: RunContext, claims: Sequence[Claim], *, timeout: float = SETTLE_WAIT) -> None:
     """Wait until the runs that made `claims` let go of them (succeeded, failed or died),
     saying once who is waited for; LockedError naming them after `timeout`."""
     ids = {claim.lock_id for claim in claims}
-    if target.on_wait is not None:
-        target.on_wait(
+    if run.on_wait is not None:
+        run.on_wait(
             "other runs are building relations this deploy needs: "
             + "; ".join(f"{c.env} by {c.owner} (lock id {c.lock_id})" for c in claims)
         )
     deadline, pause = time.monotonic() + timeout, 0.2
-    while any(c.live and c.lock_id in ids for c in target.store.claims()):
+    while any(c.live and c.lock_id in ids for c in run.store.claims()):
         if time.monotonic() > deadline:
             raise LockedError(
-                f"waited {timeout:g} s for other runs to finish building what {target.name!r} needs: "
+                f"waited {timeout:g} s for other runs to finish building what {run.name!r} needs: "
                 + "; ".join(f"{c.env} by {c.owner}, lock id {c.lock_id}" for c in claims),
                 hint="rerun when they are done; if such a run is gone, clear its lock with "
                 "`releasekit unlock ENV --id LOCK_ID`",
@@ -178,17 +178,17 @@ def wait_for_claims(target: Target, claims: Sequence[Claim], *, timeout: float =
         pause = min(pause * 1.5, 2.0)
 
 
-def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
+def reconcile(run: RunContext, warehouse: Warehouse) -> LedgerEntry | None:
     """Settle a switch a killed run announced but never confirmed: the warehouse's marker
     says whether its transaction committed."""
-    pending = ledger.pending_switch(target.store.entries(target.name))
+    pending = ledger.pending_switch(run.store.entries(run.name))
     if pending is None:
         return None
-    marker = warehouse.read_marker(target.env.schema)
+    marker = warehouse.read_marker(run.env.schema)
     committed = marker is not None and marker.release_id == pending.release_id
     if committed and pending.kind == "repair":  # its release was live before: the marker alone cannot tell
-        committed = not warehouse_drift(warehouse, target.env, pending)
-    return target.record(
+        committed = not warehouse_drift(warehouse, run.env, pending)
+    return run.record(
         pending.kind,
         "succeeded" if committed else "abandoned",
         pending.release_id,
@@ -207,7 +207,7 @@ def reconcile(target: Target, warehouse: Warehouse) -> LedgerEntry | None:
 
 
 def switch(
-    target: Target,
+    run: RunContext,
     warehouse: Warehouse,
     models: Mapping[str, ModelVersion],
     previous: Mapping[str, ModelVersion],
@@ -220,10 +220,10 @@ def switch(
     views = {version.name: version.relation for version in models.values()}
     dropped = ({version.name for version in previous.values()} | set(also_drop)) - set(views)
     warehouse.switch(
-        target.env.schema,
+        run.env.schema,
         views,
-        physical_schema=target.physical_schema,
-        marker=target.marker(release_id, git_sha),
+        physical_schema=run.physical_schema,
+        marker=run.marker(release_id, git_sha),
         drop=sorted(dropped),
-        grants=target.env.grants,
+        grants=run.env.grants,
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from releasekit.engine.runtime import Target, reconcile, switch
+from releasekit.engine.runtime import RunContext, reconcile, switch
 from releasekit.state import ledger
 from releasekit.state.base import BranchEnvironment, LedgerEntry
 
@@ -38,15 +38,15 @@ class DownResult:
     schema_dropped: bool
 
 
-def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) -> UpResult:
+def bring_up(run: RunContext, record: BranchEnvironment, base_live: LedgerEntry) -> UpResult:
     """Make `record.schema` serve the base's live release, unless it already serves one."""
-    store = target.store
-    with store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
-        target.check_grants(warehouse)
+    store = run.store
+    with store.lock(run.name, owner=run.who), run.warehouse() as warehouse:
+        run.check_grants(warehouse)
         record = store.branch(record.branch) or record
         store.register(record)
-        reconcile(target, warehouse)
-        entries = store.entries(target.name)
+        reconcile(run, warehouse)
+        entries = store.entries(run.name)
         live = ledger.live_entry(entries)
         marker = warehouse.read_marker(record.schema)
         if live is not None and marker is not None and marker.release_id == live.release_id:
@@ -59,26 +59,26 @@ def bring_up(target: Target, record: BranchEnvironment, base_live: LedgerEntry) 
             reused=tuple(base_live.models),
             note=f"{ledger.BRANCHED_FROM}{record.base} release {base_live.release_id}",
         )
-        target.record("deploy", "switching", release_id, **fields)
-        switch(target, warehouse, base_live.models, {}, release_id, base_live.git_sha)
-        target.record("deploy", "succeeded", release_id, **fields)
+        run.record("deploy", "switching", release_id, **fields)
+        switch(run, warehouse, base_live.models, {}, release_id, base_live.git_sha)
+        run.record("deploy", "succeeded", release_id, **fields)
         return UpResult(record, True, release_id, len(base_live.models))
 
 
-def tear_down(target: Target, record: BranchEnvironment) -> DownResult:
-    store = target.store
-    with store.lock(target.name, owner=target.who), target.warehouse() as warehouse:
+def tear_down(run: RunContext, record: BranchEnvironment) -> DownResult:
+    store = run.store
+    with store.lock(run.name, owner=run.who), run.warehouse() as warehouse:
         # Settle a switch a killed `env up` or deploy announced while the marker can still
         # say whether it committed: once the schema is gone nothing can. Left pending, the
         # teardown entry would hide it for good, or, after an earlier teardown of the same
         # branch, `torn_down` would be true and this teardown would go unrecorded.
-        reconcile(target, warehouse)
+        reconcile(run, warehouse)
         existed = warehouse.read_marker(record.schema) is not None or bool(warehouse.relations(record.schema))
         warehouse.drop_schema(record.schema)
-        entries = store.entries(target.name)
+        entries = store.entries(run.name)
         if not ledger.torn_down(entries):
             live = ledger.live_release_id(entries) or 0
-            target.record("teardown", "succeeded", live, note=f"schema {record.schema} dropped")
+            run.record("teardown", "succeeded", live, note=f"schema {record.schema} dropped")
         store.unregister(record.branch)
         return DownResult(record, existed)
 

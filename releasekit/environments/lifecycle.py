@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from releasekit.config.model import EnvironmentConfig, ProjectConfig
-from releasekit.engine.runtime import Target
+from releasekit.engine.runtime import RunContext
 from releasekit.environments.branches import DownResult, UpResult, bring_up, expired, tear_down
 from releasekit.errors import ConfigError, NotFoundError, StateError
 from releasekit.gitops.repo import GitRepo
@@ -43,7 +43,7 @@ class Host(Protocol):
 
     def current_branch(self) -> str: ...
 
-    def light_target(self, env: EnvironmentConfig) -> Target: ...
+    def run_context(self, env: EnvironmentConfig) -> RunContext: ...
 
     def branch_environment(self, record: BranchEnvironment) -> EnvironmentConfig: ...
 
@@ -73,8 +73,8 @@ def up(
     label = f"the base environment {base.name!r}"
     base_live = ledger.require_live(host.store.entries(base.name), base.name, "branch from", label=label)
     record = new_record(host, branch, base.name, base_live.release_id, pin=pin)
-    target = host.light_target(host.branch_environment(record))
-    return bring_up(dataclasses.replace(target, busy_wait=wait, on_wait=on_wait), record, base_live)
+    run = host.run_context(host.branch_environment(record))
+    return bring_up(dataclasses.replace(run, busy_wait=wait, on_wait=on_wait), record, base_live)
 
 
 def ensure_up(host: Host, branch: str, *, on_wait: WaitCallback | None = None) -> BranchEnvironment:
@@ -116,8 +116,8 @@ def down_if_up(
     if record is None:
         refuse_declared(host.config, branch)
         return None
-    target = host.light_target(host.branch_environment(record))
-    return tear_down(dataclasses.replace(target, busy_wait=wait, on_wait=on_wait), record)
+    run = host.run_context(host.branch_environment(record))
+    return tear_down(dataclasses.replace(run, busy_wait=wait, on_wait=on_wait), record)
 
 
 def statuses(host: Host, now: datetime | None = None) -> list[BranchStatus]:
@@ -163,7 +163,7 @@ def new_record(host: Host, branch: str, base: str, base_release: int, *, pin: bo
     clear of every declared schema, the physical schema and the base's catalog, and of
     other branch environments' schemas (a clash is refused)."""
     config = host.config
-    catalog = host.light_target(config.environment(base)).connection.database  # DuckDB: like a schema
+    catalog = host.run_context(config.environment(base)).connection.database  # DuckDB: like a schema
     reserved = [env.schema for env in config.environments.values()] + [config.physical_schema, catalog]
     schema = branch_schema(branch, prefix=config.branches.schema_prefix, reserved=reserved)
     clash = next((r for r in host.store.branches() if r.schema == schema and r.branch != branch), None)

@@ -19,7 +19,7 @@ from typing import Any
 from releasekit.config.loader import CONFIG_FILE, environments_folder, load_config
 from releasekit.config.model import CheckPolicy, EnvironmentConfig, ProjectConfig, PromotionPolicy
 from releasekit.errors import ConfigError
-from releasekit.gitops.blobs import files_in, read_at, tree_id
+from releasekit.gitops.repo import GitRepo
 
 _YAML = (".yml", ".yaml")
 
@@ -30,13 +30,13 @@ def committed(sha: str) -> str:
     return sha.removesuffix("-dirty")
 
 
-def config_at(repo_root: Path, config_root: Path, commit: str) -> ProjectConfig | None:
+def config_at(repo: GitRepo, config_root: Path, commit: str) -> ProjectConfig | None:
     """releasekit.yml and the environment files as `commit` has them, validated as
     `load_config` validates the working tree's (RELEASEKIT_* variables and flags aside: they
     set no policy). None when the commit has no releasekit.yml."""
     commit = committed(commit)
-    prefix = _relative(config_root, repo_root)
-    text = read_at(repo_root, commit, f"{prefix}/{CONFIG_FILE}")
+    prefix = _relative(config_root, repo.root)
+    text = repo.read_at(commit, f"{prefix}/{CONFIG_FILE}")
     if text is None:
         return None
     with tempfile.TemporaryDirectory(prefix="releasekit-config-") as folder:
@@ -46,7 +46,7 @@ def config_at(repo_root: Path, config_root: Path, commit: str) -> ProjectConfig 
         if env_dir.is_relative_to(root.resolve()):
             env_dir.mkdir(parents=True, exist_ok=True)
             inside = env_dir.relative_to(root.resolve()).as_posix()
-            for name, data in files_in(repo_root, commit, f"{prefix}/{inside}").items():
+            for name, data in repo.files_in(commit, f"{prefix}/{inside}").items():
                 if name.endswith(_YAML):
                     (env_dir / name).write_bytes(data)
         try:
@@ -59,13 +59,13 @@ def config_at(repo_root: Path, config_root: Path, commit: str) -> ProjectConfig 
             ) from None
 
 
-def project_content(repo_root: Path, project_dir: Path, git_sha: str) -> str | None:
+def project_content(repo: GitRepo, project_dir: Path, git_sha: str) -> str | None:
     """What a check of `git_sha` verified: the git tree id of the dbt project's folder at that
     commit (the top tree when the project is at the top). None for a dirty tree, whose
     content no commit holds."""
     if git_sha.endswith("-dirty"):
         return None
-    return tree_id(repo_root, git_sha, _relative(project_dir, repo_root))
+    return repo.tree_id(git_sha, _relative(project_dir, repo.root))
 
 
 def policy_changes(before: ProjectConfig | None, after: ProjectConfig) -> list[str]:

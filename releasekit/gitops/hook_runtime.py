@@ -209,6 +209,9 @@ def run_jobs(commands: list[list[str]]) -> int:
 class _Git:
     """git run with argv lists only, and without the variables that tie git to the hook's caller."""
 
+    # A subprocess, not GitRepo: inside git's own hook it must drop git's local env vars, and
+    # must not pay for importing gitpython on every checkout.
+
     def __init__(self, cwd: Path, environ: Mapping[str, str]) -> None:
         self._cwd = cwd
         self._env = dict(environ)

@@ -44,6 +44,7 @@ def hooks_dir(start: Path) -> Path:
     """Where git looks for this repository's hooks: honours core.hooksPath, and a linked
     worktree shares its main repository's hooks."""
     try:
+        # A subprocess, not GitRepo: git's own answer is where git's hook runner will look.
         found = subprocess.run(
             ["git", "rev-parse", "--git-path", "hooks"], cwd=start, capture_output=True, text=True
         )

@@ -39,145 +39,143 @@ class BranchUpdate:
     kind: UpdateKind
 
 
-def advance_branch(
-    root: Path,
-    branch: str,
-    commit: str,
-    *,
-    mode: MergeMode,
-    message: str,
-    author: Identity = None,
-    expected_old: str | None = None,
-) -> BranchUpdate:
-    """Make `branch` contain `commit`: create it, fast-forward it, or (mode "merge") merge.
+class BranchRefs:
+    """Branch and tag moves of a GitRepo (mixed into it): the repository is opened once."""
 
-    `message` is the merge commit's message and the reflog entry. `author` (name, email)
-    authors and commits the merge; without it git's configured identity does.
-    `expected_old` is the branch head the caller decided on (None: read it now); the ref
-    only moves if it still points there."""
-    repo = _open(root)
-    _check_name(repo, "branch", branch)
-    new = _require_commit(repo, commit)
-    current = _resolve(repo, f"refs/heads/{branch}")
-    old = current if expected_old is None else _require_commit(repo, expected_old)
-    if old is not None and _is_ancestor(repo, new, old):
-        if old != current:
-            raise _moved(branch, old, current)
-        return BranchUpdate(branch, old, old, "up-to-date")
-    _refuse_checked_out(repo, branch)
-    target, kind = _next_head(repo, branch, old, new, mode, message, author)
-    _update_ref(repo, branch, target, old, message)
-    return BranchUpdate(branch, old, target, kind)
+    _repo: git.Repo
+    root: Path
 
+    def advance_branch(
+        self,
+        branch: str,
+        commit: str,
+        *,
+        mode: MergeMode,
+        message: str,
+        author: Identity = None,
+        expected_old: str | None = None,
+    ) -> BranchUpdate:
+        """Make `branch` contain `commit`: create it, fast-forward it, or (mode "merge") merge.
 
-def branch_head(root: Path, branch: str) -> str | None:
-    """Where `branch` points: the local branch, else the remote's copy of it as of the last
-    fetch (a CI runner's fresh clone has `origin/<branch>` and no local branch)."""
-    repo = _open(root)
-    _check_name(repo, "branch", branch)
-    local = _resolve(repo, f"refs/heads/{branch}")
-    if local is not None:
-        return local
-    remote = remote_for(root, branch)
-    return None if remote is None else _resolve(repo, f"refs/remotes/{remote}/{branch}")
+        `message` is the merge commit's message and the reflog entry. `author` (name, email)
+        authors and commits the merge; without it git's configured identity does.
+        `expected_old` is the branch head the caller decided on (None: read it now); the ref
+        only moves if it still points there."""
+        repo = self._repo
+        _check_name(repo, "branch", branch)
+        new = _require_commit(repo, commit)
+        current = _resolve(repo, f"refs/heads/{branch}")
+        old = current if expected_old is None else _require_commit(repo, expected_old)
+        if old is not None and _is_ancestor(repo, new, old):
+            if old != current:
+                raise _moved(branch, old, current)
+            return BranchUpdate(branch, old, old, "up-to-date")
+        _refuse_checked_out(repo, branch)
+        target, kind = _next_head(repo, branch, old, new, mode, message, author)
+        _update_ref(repo, branch, target, old, message)
+        return BranchUpdate(branch, old, target, kind)
 
+    def branch_head(self, branch: str) -> str | None:
+        """Where `branch` points: the local branch, else the remote's copy of it as of the last
+        fetch (a CI runner's fresh clone has `origin/<branch>` and no local branch)."""
+        repo = self._repo
+        _check_name(repo, "branch", branch)
+        local = _resolve(repo, f"refs/heads/{branch}")
+        if local is not None:
+            return local
+        remote = self.remote_for(branch)
+        return None if remote is None else _resolve(repo, f"refs/remotes/{remote}/{branch}")
 
-def catch_up_branch(root: Path, branch: str) -> str | None:
-    """Bring the local `branch` up to the remote's copy of it (as of the last fetch) before a
-    promotion moves it: create it there when missing, fast-forward it when behind. Raises
-    NotFastForwardError, changing nothing, when the two diverged. Returns the remote's sha
-    when the local branch moved, else None."""
-    repo = _open(root)
-    _check_name(repo, "branch", branch)
-    remote = remote_for(root, branch)
-    tracked = None if remote is None else _resolve(repo, f"refs/remotes/{remote}/{branch}")
-    local = _resolve(repo, f"refs/heads/{branch}")
-    if tracked is None or tracked == local or (local is not None and _is_ancestor(repo, tracked, local)):
-        return None  # nothing on the remote, or the local branch already holds it all
-    if local is not None and not _is_ancestor(repo, local, tracked):
-        raise NotFastForwardError(
-            f"branch {branch} ({local[:12]}) and {remote}/{branch} ({tracked[:12]}) diverged",
-            hint=f"reconcile them first (git switch {branch} && git pull), then promote again",
+    def catch_up_branch(self, branch: str) -> str | None:
+        """Bring the local `branch` up to the remote's copy of it (as of the last fetch) before a
+        promotion moves it: create it there when missing, fast-forward it when behind. Raises
+        NotFastForwardError, changing nothing, when the two diverged. Returns the remote's sha
+        when the local branch moved, else None."""
+        repo = self._repo
+        _check_name(repo, "branch", branch)
+        remote = self.remote_for(branch)
+        tracked = None if remote is None else _resolve(repo, f"refs/remotes/{remote}/{branch}")
+        local = _resolve(repo, f"refs/heads/{branch}")
+        if tracked is None or tracked == local or (local is not None and _is_ancestor(repo, tracked, local)):
+            return None  # nothing on the remote, or the local branch already holds it all
+        if local is not None and not _is_ancestor(repo, local, tracked):
+            raise NotFastForwardError(
+                f"branch {branch} ({local[:12]}) and {remote}/{branch} ({tracked[:12]}) diverged",
+                hint=f"reconcile them first (git switch {branch} && git pull), then promote again",
+            )
+        _refuse_checked_out(repo, branch)
+        _update_ref(repo, branch, tracked, local, f"releasekit: catch up with {remote}/{branch}")
+        return tracked
+
+    def restore_branch(self, update: BranchUpdate) -> None:
+        """Undo `update` (say, its deploy failed): move the branch back, or delete it if the
+        update created it; only if it still points where the update left it."""
+        if update.kind == "up-to-date":
+            return
+        repo = self._repo
+        _check_name(repo, "branch", update.branch)
+        _refuse_checked_out(repo, update.branch)
+        _update_ref(repo, update.branch, update.old_sha, update.new_sha, "releasekit: undo promotion")
+
+    def tag_release(self, name: str, commit: str, message: str, *, tagger: Identity = None) -> None:
+        """An annotated tag `name` at `commit`; already there at that commit is a no-op.
+        `tagger` (name, email) signs it off; without it git's configured identity does."""
+        repo = self._repo
+        _check_name(repo, "tag", name)
+        sha = _require_commit(repo, commit)
+        tagged = _resolve(repo, f"refs/tags/{name}")
+        if tagged is None:
+            _git(repo, "tag", "-a", "-m", message, name, sha, env=_identity_env(tagger))
+        elif tagged != sha:
+            raise GitError(
+                f"tag {name} already exists at commit {tagged[:12]}, not {sha[:12]}",
+                hint="a release tag never moves: use a new release id, or delete the tag on purpose "
+                f"(git tag -d {name}, and on the remote: git push <remote> :refs/tags/{name})",
+            )
+
+    def remote_for(self, branch: str) -> str | None:
+        """Where `git push` would send `branch`: its pushRemote, remote.pushDefault, its
+        upstream's remote, else `origin` if configured, else None."""
+        repo = self._repo
+        _check_name(repo, "branch", branch)
+        remotes = _git(repo, "remote").split()
+        for key in (f"branch.{branch}.pushRemote", "remote.pushDefault", f"branch.{branch}.remote"):
+            status, value, _ = _run(repo, "config", "--get", key)
+            if status == 0 and value.strip() in remotes:
+                return value.strip()
+        return "origin" if "origin" in remotes else None
+
+    def push(self, remote: str, refs: Sequence[str]) -> None:
+        """Push branch and tag refs (`refs/heads/x`, `refs/tags/y`) to the same names on
+        `remote`, all or none (`--atomic`); no force, so a remote that moved on refuses."""
+        repo = self._repo
+        if remote.startswith("-") or remote not in _git(repo, "remote").split():
+            raise GitError(f"{remote!r} is not a remote of {self.root}", hint="list them with: git remote -v")
+        for ref in refs:
+            _check_pushable(repo, ref)
+        if not refs:
+            return  # a bare `git push` would push whatever push.default says: not ours to decide
+        status, out, err = _run(repo, "push", "--atomic", "--porcelain", remote, *(f"{r}:{r}" for r in refs))
+        if status == 0:
+            return
+        retry = f"retry with: git push {remote} {' '.join(refs)}"
+        rejected = [line.split("\t") for line in out.splitlines() if line.startswith("!")]
+        if not rejected:
+            raise GitError(f"could not push to {remote}: {err.strip()}", hint=f"check access, then {retry}")
+        reasons = "; ".join(f"{f[1].split(':')[-1]} {f[2] if len(f) > 2 else ''}".strip() for f in rejected)
+        raise PushRejectedError(
+            f"{remote} rejected the push: {reasons}. The local branch and tag are already updated",
+            hint=f"fetch {remote} and reconcile what moved there, then {retry}",
         )
-    _refuse_checked_out(repo, branch)
-    _update_ref(repo, branch, tracked, local, f"releasekit: catch up with {remote}/{branch}")
-    return tracked
 
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """`older` is `newer` or one of its ancestors."""
+        repo = self._repo
+        return _is_ancestor(repo, _require_commit(repo, older), _require_commit(repo, newer))
 
-def restore_branch(root: Path, update: BranchUpdate) -> None:
-    """Undo `update` (say, its deploy failed): move the branch back, or delete it if the
-    update created it; only if it still points where the update left it."""
-    if update.kind == "up-to-date":
-        return
-    repo = _open(root)
-    _check_name(repo, "branch", update.branch)
-    _refuse_checked_out(repo, update.branch)
-    _update_ref(repo, update.branch, update.old_sha, update.new_sha, "releasekit: undo promotion")
-
-
-def tag_release(root: Path, name: str, commit: str, message: str, *, tagger: Identity = None) -> None:
-    """An annotated tag `name` at `commit`; already there at that commit is a no-op.
-    `tagger` (name, email) signs it off; without it git's configured identity does."""
-    repo = _open(root)
-    _check_name(repo, "tag", name)
-    sha = _require_commit(repo, commit)
-    tagged = _resolve(repo, f"refs/tags/{name}")
-    if tagged is None:
-        _git(repo, "tag", "-a", "-m", message, name, sha, env=_identity_env(tagger))
-    elif tagged != sha:
-        raise GitError(
-            f"tag {name} already exists at commit {tagged[:12]}, not {sha[:12]}",
-            hint="a release tag never moves: use a new release id, or delete the tag on purpose "
-            f"(git tag -d {name}, and on the remote: git push <remote> :refs/tags/{name})",
-        )
-
-
-def remote_for(root: Path, branch: str) -> str | None:
-    """Where `git push` would send `branch`: its pushRemote, remote.pushDefault, its
-    upstream's remote, else `origin` if configured, else None."""
-    repo = _open(root)
-    _check_name(repo, "branch", branch)
-    remotes = _git(repo, "remote").split()
-    for key in (f"branch.{branch}.pushRemote", "remote.pushDefault", f"branch.{branch}.remote"):
-        status, value, _ = _run(repo, "config", "--get", key)
-        if status == 0 and value.strip() in remotes:
-            return value.strip()
-    return "origin" if "origin" in remotes else None
-
-
-def push(root: Path, remote: str, refs: Sequence[str]) -> None:
-    """Push branch and tag refs (`refs/heads/x`, `refs/tags/y`) to the same names on
-    `remote`, all or none (`--atomic`); no force, so a remote that moved on refuses."""
-    repo = _open(root)
-    if remote.startswith("-") or remote not in _git(repo, "remote").split():
-        raise GitError(f"{remote!r} is not a remote of {root}", hint="list them with: git remote -v")
-    for ref in refs:
-        _check_pushable(repo, ref)
-    if not refs:
-        return  # a bare `git push` would push whatever push.default says: not ours to decide
-    status, out, err = _run(repo, "push", "--atomic", "--porcelain", remote, *(f"{r}:{r}" for r in refs))
-    if status == 0:
-        return
-    retry = f"retry with: git push {remote} {' '.join(refs)}"
-    rejected = [line.split("\t") for line in out.splitlines() if line.startswith("!")]
-    if not rejected:
-        raise GitError(f"could not push to {remote}: {err.strip()}", hint=f"check access, then {retry}")
-    reasons = "; ".join(f"{f[1].split(':')[-1]} {f[2] if len(f) > 2 else ''}".strip() for f in rejected)
-    raise PushRejectedError(
-        f"{remote} rejected the push: {reasons}. The local branch and tag are already updated",
-        hint=f"fetch {remote} and reconcile what moved there, then {retry}",
-    )
-
-
-def is_ancestor(root: Path, older: str, newer: str) -> bool:
-    """`older` is `newer` or one of its ancestors."""
-    repo = _open(root)
-    return _is_ancestor(repo, _require_commit(repo, older), _require_commit(repo, newer))
-
-
-def resolve(root: Path, rev: str) -> str | None:
-    """The full sha of the commit `rev` names, or None if the repository has no such commit."""
-    return _resolve(_open(root), rev)
+    def resolve(self, rev: str) -> str | None:
+        """The full sha of the commit `rev` names, or None if the repository has no such commit."""
+        return _resolve(self._repo, rev)
 
 
 def _check_name(repo: git.Repo, kind: Literal["branch", "tag"], name: str) -> None:
@@ -204,13 +202,6 @@ def _check_pushable(repo: git.Repo, ref: str) -> None:
             f"cannot push {ref!r}", hint="push full branch or tag refs: refs/heads/<b>, refs/tags/<t>"
         )
     _check_name(repo, kinds[prefix], ref.removeprefix(prefix))
-
-
-def _open(root: Path) -> git.Repo:
-    try:
-        return git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise GitError(f"{root} is not inside a git repository", hint="run it in your clone") from None
 
 
 def _run(repo: git.Repo, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:

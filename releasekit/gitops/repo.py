@@ -9,6 +9,9 @@ from pathlib import Path
 import git
 
 from releasekit.errors import GitError
+from releasekit.gitops.blobs import CommitFiles
+from releasekit.gitops.refs import BranchRefs
+from releasekit.gitops.worktree import Worktrees
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,11 @@ class ChangedFile:
     deleted: bool = False  # gone from the working tree: nothing there to lint or build
 
 
-class GitRepo:
+class GitRepo(BranchRefs, CommitFiles, Worktrees):
+    """The one way releasekit reaches a git repository: opened once, here. Branch and tag
+    moves (gitops.refs), files at a commit (gitops.blobs) and temporary worktrees
+    (gitops.worktree) are its methods too. Only the hooks run git as a subprocess."""
+
     def __init__(self, path: Path) -> None:
         try:
             self._repo = git.Repo(path, search_parent_directories=True)

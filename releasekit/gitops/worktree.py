@@ -19,32 +19,38 @@ from pathlib import Path
 import git
 
 from releasekit.errors import GitError
+from releasekit.processes import process_alive
 
 _PREFIX = "releasekit-worktree-"
 _HOLDER = re.compile(rf"^{_PREFIX}(?P<pid>\d+)-")
 
 
-@contextmanager
-def worktree_at(root: Path, sha: str) -> Iterator[Path]:
-    """A detached worktree of the repository at `root` holding commit `sha`, removed (and
-    pruned from the repository's worktree list) afterwards, whatever happens inside."""
-    repo = git.Repo(root)
-    _remove_stale(repo)
-    holder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
-    path = holder / "tree"
-    try:
-        repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
-    except git.GitCommandError as exc:
-        shutil.rmtree(holder, ignore_errors=True)
-        raise GitError(
-            f"could not check out commit {sha[:12]} in a temporary worktree: {exc.stderr.strip()}",
-            hint=f"make sure the commit is in this clone (git fetch origin {sha})",
-        ) from None
-    try:
-        yield path
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
-        repo.git.worktree("prune")
+class Worktrees:
+    """Temporary worktrees of a GitRepo (mixed into it)."""
+
+    _repo: git.Repo
+
+    @contextmanager
+    def worktree_at(self, sha: str) -> Iterator[Path]:
+        """A detached worktree of this repository holding commit `sha`, removed (and
+        pruned from the repository's worktree list) afterwards, whatever happens inside."""
+        repo = self._repo
+        _remove_stale(repo)
+        holder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+        path = holder / "tree"
+        try:
+            repo.git.worktree("add", "--detach", "--quiet", str(path), sha)
+        except git.GitCommandError as exc:
+            shutil.rmtree(holder, ignore_errors=True)
+            raise GitError(
+                f"could not check out commit {sha[:12]} in a temporary worktree: {exc.stderr.strip()}",
+                hint=f"make sure the commit is in this clone (git fetch origin {sha})",
+            ) from None
+        try:
+            yield path
+        finally:
+            shutil.rmtree(holder, ignore_errors=True)
+            repo.git.worktree("prune")
 
 
 def _remove_stale(repo: git.Repo) -> None:
@@ -71,19 +77,4 @@ def _remove_stale(repo: git.Repo) -> None:
 
 def _dead_holder(path: Path) -> bool:
     match = _HOLDER.match(path.name)
-    return match is not None and not _alive(int(match.group("pid")))
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-        return status[0] != "Z"  # a zombie no longer runs
-    return True
+    return match is not None and not process_alive(int(match.group("pid")))

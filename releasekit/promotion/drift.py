@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 
 from releasekit.config.model import EnvironmentConfig
 from releasekit.engine.drift import warehouse_drift as schema_drift
 from releasekit.errors import ReleasekitError
-from releasekit.gitops.refs import branch_head
+from releasekit.gitops.repo import GitRepo
 from releasekit.state.base import LedgerEntry
 from releasekit.state.doctor import Check
 from releasekit.state.ledger import hold_of, live_entry
@@ -26,14 +25,14 @@ Content = Callable[[str], str | None]  # a commit's content (its dbt project's g
 
 
 def git_drift(
-    root: Path, env: EnvironmentConfig, live: LedgerEntry | None, *, content_of: Content | None = None
+    repo: GitRepo, env: EnvironmentConfig, live: LedgerEntry | None, *, content_of: Content | None = None
 ) -> list[str]:
     """The branch points elsewhere than the commit the live release serves. A rollback's
     hold explains a branch still at (the content of) what was rolled back from: no drift.
     A missing branch is no drift here (a promotion creates it): see `missing_branch`."""
     if env.branch is None or live is None:
         return []
-    head = branch_head(root, env.branch)
+    head = repo.branch_head(env.branch)
     deployed = live.git_sha.removesuffix("-dirty")
     if head is None or head == deployed:
         return []
@@ -43,13 +42,13 @@ def git_drift(
     return [f"branch {env.branch} is at {head[:12]}, release {live.release_id} serves {deployed[:12]}"]
 
 
-def missing_branch(root: Path, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
+def missing_branch(repo: GitRepo, env: EnvironmentConfig, live: LedgerEntry | None) -> list[str]:
     """A promoted environment (one with `promotes_from`) serves a release while its branch
     (its desired state) does not exist, here or as the remote's copy: what it serves was
     never promoted. (A branch environment whose branch is gone is `env gc`'s business.)"""
     if env.promotes_from is None or env.branch is None or live is None:
         return []
-    if branch_head(root, env.branch) is not None:
+    if repo.branch_head(env.branch) is not None:
         return []
     return [
         f"branch {env.branch} does not exist, release {live.release_id} serves {live.git_sha[:12]}"
@@ -77,7 +76,7 @@ def _drift_check(workspace: Workspace, env: EnvironmentConfig) -> Check:
     name = f"warehouse {env.name}"
     try:
         live = live_entry(workspace.store.entries(env.name))
-        with workspace.light_target(env).warehouse() as warehouse:
+        with workspace.run_context(env).warehouse() as warehouse:
             found = schema_drift(warehouse, env, live)
     except ReleasekitError as exc:
         return Check(name, False, exc.message, exc.hint or "")

@@ -10,16 +10,15 @@ the release records.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from releasekit.config.model import EnvironmentConfig
 from releasekit.errors import UnpromotedDeployError
-from releasekit.gitops.refs import branch_head, remote_for, resolve
+from releasekit.gitops.repo import GitRepo
 from releasekit.workspace import Workspace
 
 
-def unpromoted(root: Path, env: EnvironmentConfig, commit: str) -> str | None:
+def unpromoted(repo: GitRepo, env: EnvironmentConfig, commit: str) -> str | None:
     """Why deploying `commit` into `env` bypasses its promotion, or None when it does not:
     `env` has no `promotes_from`, or `commit` is its branch head (the local branch, or the
     remote's copy of it as of the last fetch)."""
@@ -28,7 +27,7 @@ def unpromoted(root: Path, env: EnvironmentConfig, commit: str) -> str | None:
     where = f"{env.name} is promoted from {env.promotes_from} and deploys only its branch head"
     if env.branch is None:
         return f"{where}, but names no branch"
-    heads = _heads(root, env.branch)
+    heads = _heads(repo, env.branch)
     if commit in heads:
         return None
     shown = _commit(commit)
@@ -37,15 +36,15 @@ def unpromoted(root: Path, env: EnvironmentConfig, commit: str) -> str | None:
     return f"{where}; branch {env.branch} is at {heads[0][:12]}, this checkout at {shown}"
 
 
-def guard(root: Path, env: EnvironmentConfig, commit: str, *, reason: str | None) -> dict[str, Any]:
+def guard(repo: GitRepo, env: EnvironmentConfig, commit: str, *, reason: str | None) -> dict[str, Any]:
     """Refuse a deploy `unpromoted` objects to, unless `reason` (--force --reason) is given:
     then return what the release records about it (empty when nothing was bypassed)."""
-    problem = unpromoted(root, env, commit)
+    problem = unpromoted(repo, env, commit)
     if problem is None:
         return {}
     if reason is None:
         raise UnpromotedDeployError(f"refusing to deploy {env.name}: {problem}", hint=fix(env))
-    head = branch_head(root, env.branch) if env.branch else None
+    head = repo.branch_head(env.branch) if env.branch else None
     return {"reason": reason, "branch": env.branch, "branch_head": head, "commit": commit, "refused": problem}
 
 
@@ -53,13 +52,13 @@ def guard_deploy(
     workspace: Workspace, env: EnvironmentConfig, commit: str, *, reason: str | None
 ) -> dict[str, Any]:
     """`guard`, for a declared environment with `promotes_from`; nothing for another."""
-    return guard(workspace.repo.root, env, commit, reason=reason) if promoted(workspace, env) else {}
+    return guard(workspace.repo, env, commit, reason=reason) if promoted(workspace, env) else {}
 
 
 def plan_warning(workspace: Workspace, env: EnvironmentConfig, commit: str) -> str | None:
     """What `releasekit plan` says when `releasekit deploy` would refuse `commit` into
     `env`, with the fix; None when the deploy would take it."""
-    problem = unpromoted(workspace.repo.root, env, commit) if promoted(workspace, env) else None
+    problem = unpromoted(workspace.repo, env, commit) if promoted(workspace, env) else None
     if problem is None:
         return None
     return f"`releasekit deploy {env.name}` would refuse this commit: {problem}\n  hint: {fix(env)}"
@@ -80,10 +79,10 @@ def fix(env: EnvironmentConfig) -> str:
     )
 
 
-def _heads(root: Path, branch: str) -> list[str]:
-    local = resolve(root, f"refs/heads/{branch}")
-    remote = remote_for(root, branch)
-    tracked = None if remote is None else resolve(root, f"refs/remotes/{remote}/{branch}")
+def _heads(repo: GitRepo, branch: str) -> list[str]:
+    local = repo.resolve(f"refs/heads/{branch}")
+    remote = repo.remote_for(branch)
+    tracked = None if remote is None else repo.resolve(f"refs/remotes/{remote}/{branch}")
     return [sha for sha in dict.fromkeys((local, tracked)) if sha is not None]
 
 

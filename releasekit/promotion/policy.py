@@ -22,6 +22,7 @@ from pathlib import Path
 
 from releasekit.config.model import EnvironmentConfig, PromotionPolicy
 from releasekit.environments.policy import config_at
+from releasekit.gitops.repo import GitRepo
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,12 @@ class Declared:
 
 
 def declared_at(
-    repo_root: Path, config_root: Path, name: str, commits: Sequence[tuple[str, str]]
+    repo: GitRepo, config_root: Path, name: str, commits: Sequence[tuple[str, str]]
 ) -> list[Declared]:
     """Environment `name` as each of `commits` ((what it is, sha)) declares it."""
     found = []
     for what, sha in commits:
-        config = config_at(repo_root, config_root, sha)
+        config = config_at(repo, config_root, sha)
         env = config.environments.get(name) if config is not None else None
         if env is not None:
             found.append(Declared(f"{what} {sha[:12]}", env))

@@ -34,18 +34,7 @@ from releasekit.engine.plan import Plan
 from releasekit.engine.runtime import reconcile
 from releasekit.environments.policy import project_content
 from releasekit.errors import GitError, ReleasekitError
-from releasekit.gitops.refs import (
-    BranchUpdate,
-    advance_branch,
-    branch_head,
-    catch_up_branch,
-    is_ancestor,
-    push,
-    remote_for,
-    restore_branch,
-    tag_release,
-)
-from releasekit.gitops.worktree import worktree_at
+from releasekit.gitops.refs import BranchUpdate
 from releasekit.promotion.drift import git_drift, warehouse_drift
 from releasekit.promotion.gates import Gate, GateInputs, evaluate
 from releasekit.promotion.policy import declared_at, strictest
@@ -121,7 +110,7 @@ def promote(
     with workspace.store.lock(dst.name, owner=workspace.repo.user()):
         # A CI runner's clone has DST's branch only as the remote's copy: start from that,
         # so a branch that moved on there is drift, not something to overwrite.
-        catch_up_branch(workspace.repo.root, branch)
+        workspace.repo.catch_up_branch(branch)
         _settle(workspace, dst)
         rules = _rules(workspace, dst, src_live)
         gates = _gates(workspace, request, src_live, rules)
@@ -129,8 +118,7 @@ def promote(
         refusal = _refusal(request, src_live, rules, gates)
         if refusal:
             return dataclasses.replace(result, refusal=refusal)
-        update = advance_branch(
-            workspace.repo.root,
+        update = workspace.repo.advance_branch(
             branch,
             commit,
             mode="merge" if rules.promotion.merge == "merge" else "ff-only",
@@ -143,10 +131,10 @@ def promote(
                 workspace, dst, update.new_sha, record, on_node, resync=bool(request.force_reason)
             )
         except BaseException:
-            restore_branch(workspace.repo.root, update)
+            workspace.repo.restore_branch(update)
             raise
         if not deployed.ok:
-            restore_branch(workspace.repo.root, update)
+            workspace.repo.restore_branch(update)
             return dataclasses.replace(result, deployed=deployed)
     tag, remote, pushed = _publish(workspace, request, dst, update, deployed)
     return dataclasses.replace(result, deployed=deployed, tag=tag, remote=remote, pushed=pushed)
@@ -155,9 +143,9 @@ def promote(
 def _settle(workspace: Workspace, dst: EnvironmentConfig) -> None:
     """Settle a switch a killed promotion or deploy of DST announced, from the warehouse's
     marker, before the gates read DST."""
-    target = workspace.light_target(dst)
-    with target.warehouse() as warehouse:
-        reconcile(target, warehouse)
+    run = workspace.run_context(dst)
+    with run.warehouse() as warehouse:
+        reconcile(run, warehouse)
 
 
 def _branch_of(dst: EnvironmentConfig) -> str:
@@ -195,7 +183,7 @@ def _rules(workspace: Workspace, dst: EnvironmentConfig, src_live: LedgerEntry) 
     dst_live = live_entry(workspace.store.entries(dst.name))
     commits = [(f"{dst.name}'s deployed commit", dst_live.git_sha)] if dst_live is not None else []
     commits.append(("the promoted commit", src_live.git_sha))
-    declared = declared_at(workspace.repo.root, workspace.config.root, dst.name, commits)
+    declared = declared_at(workspace.repo, workspace.config.root, dst.name, commits)
     return _Rules(strictest(dst, declared), ("your checkout", *(d.where for d in declared)))
 
 
@@ -204,13 +192,13 @@ def _gates(
 ) -> tuple[Gate, ...]:
     dst = rules.dst
     dst_live = live_entry(workspace.store.entries(dst.name))
-    with workspace.light_target(dst).warehouse() as warehouse:
+    with workspace.run_context(dst).warehouse() as warehouse:
         drift = warehouse_drift(warehouse, dst, dst_live)
     # DST's branch already at the promoted commit is no drift: a promotion of that commit
     # was interrupted after moving it, and this one finishes it.
-    if dst.branch is None or branch_head(workspace.repo.root, dst.branch) != src_live.git_sha:
-        drift += git_drift(workspace.repo.root, dst, dst_live, content_of=workspace.content_of)
-    content = project_content(workspace.repo.root, workspace.config.dbt_project_dir, src_live.git_sha)
+    if dst.branch is None or workspace.repo.branch_head(dst.branch) != src_live.git_sha:
+        drift += git_drift(workspace.repo, dst, dst_live, content_of=workspace.content_of)
+    content = project_content(workspace.repo, workspace.config.dbt_project_dir, src_live.git_sha)
     given = GateInputs(
         dst=dst,
         src=request.src,
@@ -253,13 +241,13 @@ def _recorded_checks(workspace: Workspace, sha: str, content: str | None) -> lis
 
 
 def _would_move(workspace: Workspace, branch: str, commit: str) -> str:
-    root = workspace.repo.root
-    head = branch_head(root, branch)
+    repo = workspace.repo
+    head = repo.branch_head(branch)
     if head is None:
         return "created"
-    if is_ancestor(root, commit, head):
+    if repo.is_ancestor(commit, head):
         return "up-to-date"
-    return "fast-forward" if is_ancestor(root, head, commit) else "merge (branches diverged)"
+    return "fast-forward" if repo.is_ancestor(head, commit) else "merge (branches diverged)"
 
 
 def _record(
@@ -289,17 +277,17 @@ def _deploy(
     *,
     resync: bool,
 ) -> DeployResult:
-    with worktree_at(workspace.repo.root, commit) as tree:
-        target = workspace.target_at(dst, tree, commit, on_node=on_node)
+    with workspace.repo.worktree_at(commit) as tree:
+        run = workspace.run_context(dst, checkout=(tree, commit), on_node=on_node)
         graph = stored_graph(workspace.store, commit, dst.target, dst.vars)
         # Forced past drift: switch even if nothing changed, so DST serves its release whole again.
-        return deploy(target, locked=True, graph=graph, promotion=record, resync=resync, cause="promote")
+        return deploy(run, locked=True, graph=graph, promotion=record, resync=resync, cause="promote")
 
 
 def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> Plan:
-    with worktree_at(workspace.repo.root, commit) as tree:
-        target = workspace.target_at(dst, tree, commit)
-        return plan_deploy(target, graph=stored_graph(workspace.store, commit, dst.target, dst.vars))
+    with workspace.repo.worktree_at(commit) as tree:
+        run = workspace.run_context(dst, checkout=(tree, commit))
+        return plan_deploy(run, graph=stored_graph(workspace.store, commit, dst.target, dst.vars))
 
 
 def _publish(
@@ -314,15 +302,15 @@ def _publish(
     live = live_entry(workspace.store.entries(dst.name))
     if live is None or live.git_sha != update.new_sha:
         return None, None, ()
-    root = workspace.repo.root
+    repo = workspace.repo
     tag = f"release/{dst.name}/{live.release_id}"
-    tag_release(root, tag, update.new_sha, f"releasekit: {dst.name} release {live.release_id}")
-    remote = remote_for(root, update.branch) if request.push else None
+    repo.tag_release(tag, update.new_sha, f"releasekit: {dst.name} release {live.release_id}")
+    remote = repo.remote_for(update.branch) if request.push else None
     if remote is None:
         return tag, None, ()
     refs = (f"refs/heads/{update.branch}", f"refs/tags/{tag}")
     try:
-        push(root, remote, refs)
+        repo.push(remote, refs)
     except GitError as exc:
         raise GitError(
             f"{dst.name} now serves release {live.release_id} (commit {update.new_sha[:12]}), but "

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from releasekit.config.model import EnvironmentConfig
-from releasekit.gitops.refs import resolve
 from releasekit.promotion.drift import every_environment, git_drift, missing_branch, warehouse_drift
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
@@ -52,15 +51,15 @@ def statuses(workspace: Workspace) -> list[EnvironmentStatus]:
 def environment_status(workspace: Workspace, env: EnvironmentConfig) -> EnvironmentStatus:
     """`env`'s live release, and whether its warehouse serves it whole (marker, views, and
     the physical relations they read) and its branch points at it."""
-    root = workspace.repo.root
-    target = workspace.light_target(env)
+    repo = workspace.repo
+    run = workspace.run_context(env)
     entries = workspace.store.entries(env.name)
     live = live_entry(entries)
-    with target.warehouse() as warehouse:
+    with run.warehouse() as warehouse:
         marker = warehouse.read_marker(env.schema)
         found = tuple(warehouse_drift(warehouse, env, live))
-    head = resolve(root, f"refs/heads/{env.branch}") if env.branch else None
-    moved = git_drift(root, env, live, content_of=workspace.content_of)
+    head = repo.resolve(f"refs/heads/{env.branch}") if env.branch else None
+    moved = git_drift(repo, env, live, content_of=workspace.content_of)
     return EnvironmentStatus(
         env.name,
         env.schema,
@@ -69,7 +68,7 @@ def environment_status(workspace: Workspace, env: EnvironmentConfig) -> Environm
         len(ledger.successful_release_ids(entries)),
         env.branch,
         head,
-        (*missing_branch(root, env, live), *moved),
+        (*missing_branch(repo, env, live), *moved),
         found,
         hold=active_hold(entries),
         forced=_forced_live(entries, live),

@@ -21,8 +21,6 @@ from releasekit.engine.drift import warehouse_drift
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.runtime import reconcile
 from releasekit.errors import GitError, ReleasekitError
-from releasekit.gitops.refs import resolve
-from releasekit.gitops.worktree import worktree_at
 from releasekit.state.base import LedgerEntry
 from releasekit.state.ledger import Hold, hold_of, live_entry, pending_switch
 from releasekit.workspace import Workspace
@@ -51,8 +49,7 @@ def sync(
             f"environment {env.name!r} names no git branch to sync from",
             hint=f"set `branch:` in {env.name}'s environment file",
         )
-    root = workspace.repo.root
-    head = resolve(root, f"refs/heads/{env.branch}")
+    head = workspace.repo.resolve(f"refs/heads/{env.branch}")
     if head is None:
         raise GitError(
             f"branch {env.branch!r} of environment {env.name!r} does not exist in this clone",
@@ -70,16 +67,16 @@ def sync(
         if before == head and (hold is None or not force) and not _drifted(workspace, env, live):
             return result
         cause = "sync --force" if force and hold is not None else "sync"
-        with worktree_at(root, head) as tree:
-            target = workspace.target_at(env, tree, head, on_node=on_node)
+        with workspace.repo.worktree_at(head) as tree:
+            run = workspace.run_context(env, checkout=(tree, head), on_node=on_node)
             graph = stored_graph(workspace.store, head, env.target, env.vars)
-            deployed = deploy(target, locked=True, graph=graph, cause=cause)
+            deployed = deploy(run, locked=True, graph=graph, cause=cause)
         return SyncResult(env.name, env.branch, head, before, deployed, hold)
 
 
 def _drifted(workspace: Workspace, env: EnvironmentConfig, live: LedgerEntry | None) -> bool:
     """The warehouse no longer serves the live release whole: the deploy repairs it."""
-    with workspace.light_target(env).warehouse() as warehouse:
+    with workspace.run_context(env).warehouse() as warehouse:
         return bool(warehouse_drift(warehouse, env, live))
 
 
@@ -88,6 +85,6 @@ def _settle(workspace: Workspace, env: EnvironmentConfig) -> None:
     Only then is the warehouse opened: a sync with nothing to do never touches it."""
     if pending_switch(workspace.store.entries(env.name)) is None:
         return
-    target = workspace.light_target(env)
-    with target.warehouse() as warehouse:
-        reconcile(target, warehouse)
+    run = workspace.run_context(env)
+    with run.warehouse() as warehouse:
+        reconcile(run, warehouse)

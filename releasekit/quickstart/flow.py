@@ -29,6 +29,7 @@ class Narrator(Protocol):
     def rollback(self, result: api.RollbackResult) -> None: ...
     def check(self, report: api.CheckReport) -> None: ...
     def status(self, statuses: Sequence[api.EnvironmentStatus]) -> None: ...
+    def done(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
     narrator.chapter(7, "Roll back", "dev switches back to its previous release. Nothing is built.")
     narrator.rollback(api.rollback(workspace, "dev"))
     narrator.status(api.status(workspace))
-    return QuickstartResult(
+    result = QuickstartResult(
         root,
         demo,
         workspace.config.state_path,
@@ -99,6 +100,8 @@ def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
         feature_built=tuple(branch.models[uid].name for uid in branch.built),
         dev_built=tuple(step.name for step in changed.plan.builds),
     )
+    narrator.done(_try_next(result))
+    return result
 
 
 def _fresh_folder(dest: Path) -> Path:
@@ -129,6 +132,30 @@ def _intro(root: Path, demo: DemoProject) -> str:
         f"Created {root}: a git repository with a dbt project on DuckDB ({len(demo.models)} models, "
         f"{len(demo.seeds)} seeds of generated shop data, data tests and a unit test), plus "
         "releasekit.yml and environments/{dev,staging,prod}.yml."
+    )
+
+
+def _try_next(result: QuickstartResult) -> str:
+    root = result.root
+    return (
+        f"The change was built once, by the check in its branch environment: "
+        f"{len(result.feature_built)} model(s) ({', '.join(result.feature_built)}); everything "
+        f"else was reused, and dev reused the check's tables ({len(result.dev_built)} built).\n"
+        f"  project:   {root}\n"
+        f"  warehouse: {result.demo.database_path} (schemas dev, staging: views; rk__physical: tables)\n"
+        f"  ledger:    {result.state_path}\n\n"
+        "Try next:\n"
+        f"  cd {root}\n"
+        "  releasekit releases dev        # the ledger: deploys, the rollback\n"
+        "  releasekit status              # dev is held: sync leaves a rollback alone\n"
+        "  releasekit env list            # the branch environment the check brought up\n"
+        "  git switch feature/revenue-on-placement && releasekit check --markdown check.md\n"
+        "  releasekit rollback dev --to 2 # back to the change, in one atomic switch\n"
+        "  releasekit promote prod        # staging's release into prod: same parameters, nothing built\n"
+        "  releasekit promote staging --dry-run  # staging's gates, and what promoting dev would build\n"
+        "  releasekit gc --dry-run        # physical tables no retained release needs\n"
+        "  python -c \"import duckdb; print(duckdb.connect('warehouse.duckdb')"
+        ".sql('select * from staging.revenue_daily limit 5'))\""
     )
 
 

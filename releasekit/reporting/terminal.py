@@ -23,7 +23,6 @@ from releasekit.api import (
     RollbackResult,
     UpResult,
 )
-from releasekit.quickstart.flow import QuickstartResult
 from releasekit.reporting.check_terminal import CheckTerminalReporter
 from releasekit.reporting.progress import node_progress
 from releasekit.state.base import LedgerEntry, LockInfo
@@ -311,30 +310,11 @@ class TerminalReporter:
         self.console.print(Rule(f"[bold]{number}. {title}[/]", align="left"))
         self.console.print(text)
 
-    def quickstart_done(self, result: QuickstartResult) -> None:
-        root = result.root
+    def done(self, text: str) -> None:
+        """The end of a narrated flow (the quickstart): what was shown, and what to try next."""
         self.console.print()
         self.console.print(Rule("[bold green]Done[/]", align="left"))
-        self.console.print(
-            f"The change was built once, by the check in its branch environment: "
-            f"{len(result.feature_built)} model(s) ({', '.join(result.feature_built)}); everything "
-            f"else was reused, and dev reused the check's tables ({len(result.dev_built)} built).\n"
-            f"  project:   {root}\n"
-            f"  warehouse: {result.demo.database_path} (schemas dev, staging: views; rk__physical: tables)\n"
-            f"  ledger:    {result.state_path}\n\n"
-            "Try next:\n"
-            f"  cd {root}\n"
-            "  releasekit releases dev        # the ledger: deploys, the rollback\n"
-            "  releasekit status              # dev is held: sync leaves a rollback alone\n"
-            "  releasekit env list            # the branch environment the check brought up\n"
-            "  git switch feature/revenue-on-placement && releasekit check --markdown check.md\n"
-            "  releasekit rollback dev --to 2 # back to the change, in one atomic switch\n"
-            "  releasekit promote prod        # staging's release into prod: same parameters, nothing built\n"
-            "  releasekit promote staging --dry-run  # staging's gates, and what promoting dev would build\n"
-            "  releasekit gc --dry-run        # physical tables no retained release needs\n"
-            "  python -c \"import duckdb; print(duckdb.connect('warehouse.duckdb')"
-            ".sql('select * from staging.revenue_daily limit 5'))\""
-        )
+        self.console.print(text)
 
     def init(self, result: InitResult) -> None:
         for path in result.written:

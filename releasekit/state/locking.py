@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 
 from releasekit.errors import LockedError, LockMismatchError, NotFoundError
+from releasekit.processes import process_alive as process_alive  # its stores import it from here
 from releasekit.state.base import PLANNING_LOCK, LockInfo
 
 
@@ -55,16 +55,3 @@ def live_holder_error(env: str, holder: LockInfo, detail: str = "") -> LockedErr
 
 def holder_words(holder: LockInfo) -> str:
     return f"{holder.owner} (pid {holder.pid} on {holder.host}) since {holder.since}"
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this host (a holder's liveness when it is ours to see)."""
-    if os.name == "nt" or pid == os.getpid():
-        return True  # Windows: os.kill(pid, 0) would terminate the process; assume it runs
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True

@@ -291,9 +291,9 @@ def test_a_deploy_leaves_its_parsed_graph_for_checks_and_it_reads_back_equal(rep
     live = api.releases(workspace, "dev")[-1]
     stored = workspace.store.get_artifact(graph_key(live.git_sha, dev.target, live.params))
     assert stored is not None
-    target = workspace.target(dev)
-    assert target.dbt is not None and target.git_sha == live.git_sha
-    assert graph_from_bytes(stored) == target.dbt.parse().graph
+    context = workspace.run_context(dev, builds=True)
+    assert context.dbt is not None and context.git_sha == live.git_sha
+    assert graph_from_bytes(stored) == context.dbt.parse().graph
     assert graph_from_bytes(b'{"format": "releasekit.graph/0"}') is None
     assert graph_from_bytes(b"not json") is None
 

@@ -111,9 +111,9 @@ class Scenario:
 
 def _graph(repo: Path, env: str) -> ProjectGraph:
     workspace = Workspace.open(repo)
-    target = workspace.target(workspace.environment(env))
-    assert target.dbt is not None
-    return target.dbt.parse().graph
+    context = workspace.run_context(workspace.environment(env), builds=True)
+    assert context.dbt is not None
+    return context.dbt.parse().graph
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         base, branch, fingerprint_graph(base, environ), fingerprint_graph(branch, environ)
     )
     workspace = Workspace.open(repo)
-    connection = workspace.light_target(workspace.environment(BRANCH)).connection
+    connection = workspace.run_context(workspace.environment(BRANCH)).connection
     warehouse = connect(connection)
     try:
         diff = measure_impact(changes, warehouse, "dev", up.record.schema)

@@ -110,14 +110,14 @@ def test_a_duckdb_deploy_keeps_the_file_from_its_plan_to_its_switch(tmp_path: Pa
     api.deploy(Workspace.open(repo), "dev")
     _changed(repo)
     workspace = Workspace.open(repo)
-    target = workspace.target(workspace.environment("dev"))
+    context = workspace.run_context(workspace.environment("dev"), builds=True)
     opened: list[bool] = []
 
     def open_watched(connection: Connection) -> Warehouse:
         opened.append(_outsider_opens(Path(str(connection.settings["path"]))))
         return connect(connection)
 
-    result = deploy(dataclasses.replace(target, open_warehouse=open_watched))
+    result = deploy(dataclasses.replace(context, open_warehouse=open_watched))
     assert result.outcome == "succeeded"
     assert opened[0] and len(opened) >= 3  # free before the deploy; then plan, hold, switch
     assert not any(opened[1:]), opened  # never free again until the switch was made

@@ -327,7 +327,7 @@ def test_gc_drops_unretained_relations_and_never_what_live_views_read(tmp_path: 
         # Live views that read release 1 (prod, switched by hand: the ledger knows nothing
         # of it) keep release 1's relations.
         marker = ReleaseMarker("prod", 1, sha_1, datetime.now(UTC).isoformat(timespec="seconds"))
-        prod = workspace.light_target(workspace.environment("prod"))
+        prod = workspace.run_context(workspace.environment("prod"))
         with contextlib.closing(open_warehouse(prod.connection)) as warehouse:
             warehouse.switch("prod", views_1, physical_schema=PHYSICAL, marker=marker)
         physical_before = pg.physical()
@@ -385,7 +385,7 @@ def test_lock_timeout_from_releasekit_yml_bounds_how_long_a_reader_is_blocked(tm
     with pg_repo(tmp_path / "repo", files) as at:
         workspace = at.workspace()
         assert (
-            workspace.light_target(workspace.environment("dev")).connection.settings["lock_timeout_ms"] == 40
+            workspace.run_context(workspace.environment("dev")).connection.settings["lock_timeout_ms"] == 40
         )
         deploy(workspace, "dev")
         views = at.pg.views("dev")

@@ -147,7 +147,7 @@ def _bench(tmp_path: Path, seed: int, database: str | None) -> Bench:
     dev_live = api.releases(workspace, "dev")[-1]
     config = workspace.config
     reserved = [env.schema for env in config.environments.values()]
-    reserved += [config.physical_schema, workspace.light_target(dev).connection.database]
+    reserved += [config.physical_schema, workspace.run_context(dev).connection.database]
     logs = tmp_path / "logs"
     logs.mkdir()
     # A normal run of each, on a branch outside the pool, to draw kill delays against; the

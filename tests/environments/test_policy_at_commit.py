@@ -11,6 +11,7 @@ from projects import ENV_FILES, RELEASEKIT_YML, commit, git, write_files
 from releasekit.config.loader import load_config
 from releasekit.environments.policy import config_at, policy_changes, project_content
 from releasekit.errors import ConfigError
+from releasekit.gitops.repo import GitRepo
 
 DEV = ENV_FILES["environments/dev.yml"]
 
@@ -27,8 +28,8 @@ def repo(tmp_path: Path) -> Path:
 
 def test_a_commit_without_configuration_has_none(repo: Path) -> None:
     sha = commit(repo, "no releasekit")
-    assert config_at(repo, repo, sha) is None
-    assert config_at(repo, repo, f"{sha}-dirty") is None
+    assert config_at(GitRepo(repo), repo, sha) is None
+    assert config_at(GitRepo(repo), repo, f"{sha}-dirty") is None
 
 
 def test_the_files_are_read_at_the_commit_not_from_the_checkout(repo: Path) -> None:
@@ -42,7 +43,7 @@ def test_the_files_are_read_at_the_commit_not_from_the_checkout(repo: Path) -> N
     sha = commit(repo, "config")
     write_files(repo, {"envs/dev.yml": DEV + "checks:\n  build: off\n"})  # the checkout moves on
 
-    at = config_at(repo, repo, sha)
+    at = config_at(GitRepo(repo), repo, sha)
 
     assert at is not None and at.environments["dev"].checks.lint == "warn"
     assert at.environments["dev"].checks.build == "error"
@@ -59,15 +60,15 @@ def test_a_commit_whose_configuration_does_not_validate_is_an_error_naming_it(re
     )
     sha = commit(repo, "bad config")
     with pytest.raises(ConfigError, match=rf"at commit {sha[:12]} does not load:\n.*environments/dev.yml"):
-        config_at(repo, repo, sha)
+        config_at(GitRepo(repo), repo, sha)
 
 
 def test_the_project_content_is_its_folders_tree_and_a_dirty_tree_has_none(repo: Path) -> None:
     sha = commit(repo, "project")
     write_files(repo, {"README.md": "changed outside the project\n"})
     other = commit(repo, "readme")
-    content = project_content(repo, repo / "project", sha)
+    content = project_content(GitRepo(repo), repo / "project", sha)
     assert content == git(repo, "rev-parse", f"{sha}:project")
-    assert project_content(repo, repo / "project", other) == content  # the project did not change
-    assert project_content(repo, repo, other) != project_content(repo, repo, sha)
-    assert project_content(repo, repo / "project", f"{sha}-dirty") is None
+    assert project_content(GitRepo(repo), repo / "project", other) == content  # the project did not change
+    assert project_content(GitRepo(repo), repo, other) != project_content(GitRepo(repo), repo, sha)
+    assert project_content(GitRepo(repo), repo / "project", f"{sha}-dirty") is None

@@ -16,16 +16,8 @@ from releasekit.errors import (
     PushRejectedError,
     RefMovedError,
 )
-from releasekit.gitops.refs import (
-    BranchUpdate,
-    advance_branch,
-    is_ancestor,
-    push,
-    remote_for,
-    resolve,
-    restore_branch,
-    tag_release,
-)
+from releasekit.gitops.refs import BranchUpdate
+from releasekit.gitops.repo import GitRepo
 
 HOSTILE = ["feat/$(touch${IFS}canary)", "feat/`touch${IFS}canary`", "x;touch${IFS}canary", "a|b&c>d"]
 INVALID = ["-f", "--upload-pack=touch canary", "a..b", "has space", "@{-1}", "x.lock", "a:b", "", "HEAD"]
@@ -78,7 +70,7 @@ def test_a_missing_branch_is_created_at_the_commit(repo: Path) -> None:
     before = user_state(repo)
     main = sha(repo, "main")
 
-    update = advance_branch(repo, "staging", "main", mode="ff-only", message="promote")
+    update = GitRepo(repo).advance_branch("staging", "main", mode="ff-only", message="promote")
 
     assert update == BranchUpdate("staging", None, main, "created")
     assert sha(repo, "staging") == main
@@ -89,7 +81,7 @@ def test_a_branch_behind_the_commit_is_fast_forwarded(repo: Path) -> None:
     before = user_state(repo)
     old, main = sha(repo, "prod"), sha(repo, "main")
 
-    update = advance_branch(repo, "prod", main, mode="ff-only", message="promote")
+    update = GitRepo(repo).advance_branch("prod", main, mode="ff-only", message="promote")
 
     assert update == BranchUpdate("prod", old, main, "fast-forward")
     assert sha(repo, "prod") == main
@@ -102,7 +94,7 @@ def test_a_branch_that_already_has_the_commit_is_up_to_date(repo: Path, commit_r
     commit_on(repo, "prod", {"models/hotfix.sql": "select 1\n"}, "hotfix")
     head, before = sha(repo, "prod"), refs(repo)
 
-    update = advance_branch(repo, "prod", commit_rev, mode="merge", message="promote")
+    update = GitRepo(repo).advance_branch("prod", commit_rev, mode="merge", message="promote")
 
     assert update == BranchUpdate("prod", head, head, "up-to-date")
     assert refs(repo) == before
@@ -113,7 +105,7 @@ def test_a_diverged_branch_in_ff_only_mode_is_refused_and_nothing_changes(repo: 
     before, before_refs = user_state(repo), refs(repo)
 
     with pytest.raises(NotFastForwardError) as caught:
-        advance_branch(repo, "prod", "main", mode="ff-only", message="promote")
+        GitRepo(repo).advance_branch("prod", "main", mode="ff-only", message="promote")
 
     assert "diverged" in caught.value.message
     assert caught.value.hint is not None and "promotion: {merge: merge}" in caught.value.hint
@@ -124,8 +116,8 @@ def test_a_diverged_branch_in_merge_mode_gets_a_merge_commit(repo: Path) -> None
     hotfix = commit_on(repo, "prod", {"models/hotfix.sql": "select 1\n"}, "hotfix")
     main, before = sha(repo, "main"), user_state(repo)
 
-    update = advance_branch(
-        repo, "prod", main, mode="merge", message="promote main into prod", author=("Bot", "bot@ci")
+    update = GitRepo(repo).advance_branch(
+        "prod", main, mode="merge", message="promote main into prod", author=("Bot", "bot@ci")
     )
 
     assert (update.old_sha, update.kind) == (hotfix, "merge")
@@ -141,7 +133,7 @@ def test_a_diverged_branch_in_merge_mode_gets_a_merge_commit(repo: Path) -> None
 def test_a_merge_without_an_author_uses_the_configured_identity(repo: Path) -> None:
     commit_on(repo, "prod", {"models/hotfix.sql": "select 1\n"}, "hotfix")
 
-    advance_branch(repo, "prod", "main", mode="merge", message="promote")
+    GitRepo(repo).advance_branch("prod", "main", mode="merge", message="promote")
 
     assert git(repo, "log", "-1", "--format=%an <%ae>", "prod") == "Test User <test@example.com>"
 
@@ -152,7 +144,7 @@ def test_a_merge_conflict_lists_the_files_and_changes_nothing(repo: Path) -> Non
     before, before_refs = user_state(repo), refs(repo)
 
     with pytest.raises(MergeConflictError) as caught:
-        advance_branch(repo, "prod", "main", mode="merge", message="promote")
+        GitRepo(repo).advance_branch("prod", "main", mode="merge", message="promote")
 
     assert caught.value.files == ("a b.sql", "models/orders.sql")
     assert "models/orders.sql" in caught.value.message
@@ -163,10 +155,12 @@ def test_a_branch_moved_since_it_was_read_is_not_overwritten(repo: Path) -> None
     stale = sha(repo, "prod")
     moved = commit_on(repo, "prod", {"models/hotfix.sql": "select 1\n"}, "someone else's promotion")
     commit_on(repo, "main", {"models/more.sql": "select 3\n"}, "more")
-    merged = advance_branch(repo, "main", "prod", mode="merge", message="take the hotfix")
+    merged = GitRepo(repo).advance_branch("main", "prod", mode="merge", message="take the hotfix")
 
     with pytest.raises(RefMovedError) as caught:
-        advance_branch(repo, "prod", merged.new_sha, mode="ff-only", message="promote", expected_old=stale)
+        GitRepo(repo).advance_branch(
+            "prod", merged.new_sha, mode="ff-only", message="promote", expected_old=stale
+        )
 
     assert f"expected {stale[:12]}, found {moved[:12]}" in caught.value.message
     assert sha(repo, "prod") == moved
@@ -177,7 +171,7 @@ def test_an_up_to_date_answer_is_not_given_for_a_branch_that_moved(repo: Path) -
     commit_on(repo, "main", {"models/more.sql": "select 3\n"}, "more")
 
     with pytest.raises(RefMovedError):
-        advance_branch(repo, "main", "main~1", mode="ff-only", message="promote", expected_old=stale)
+        GitRepo(repo).advance_branch("main", "main~1", mode="ff-only", message="promote", expected_old=stale)
 
 
 def test_a_ref_lock_held_by_another_git_is_reported_as_such(repo: Path) -> None:
@@ -185,7 +179,7 @@ def test_a_ref_lock_held_by_another_git_is_reported_as_such(repo: Path) -> None:
     (repo / ".git" / "refs" / "heads" / "prod.lock").write_text("")
 
     with pytest.raises(GitError) as caught:
-        advance_branch(repo, "prod", "main", mode="ff-only", message="promote")
+        GitRepo(repo).advance_branch("prod", "main", mode="ff-only", message="promote")
 
     assert not isinstance(caught.value, RefMovedError)
     assert caught.value.hint is not None and "lock" in caught.value.hint
@@ -197,7 +191,7 @@ def test_the_checked_out_branch_is_refused(repo: Path) -> None:
     old, before = sha(repo, "feature"), user_state(repo)
 
     with pytest.raises(GitError) as caught:
-        advance_branch(repo, "feature", "main", mode="ff-only", message="promote")
+        GitRepo(repo).advance_branch("feature", "main", mode="ff-only", message="promote")
 
     assert f"checked out in {repo}" in caught.value.message
     assert caught.value.hint is not None and "promote from CI" in caught.value.hint
@@ -208,12 +202,12 @@ def test_a_branch_checked_out_in_a_linked_worktree_is_refused(repo: Path, tmp_pa
     git(repo, "worktree", "add", "-q", str(tmp_path / "prod-tree"), "prod")
 
     with pytest.raises(GitError, match="prod-tree"):
-        advance_branch(repo, "prod", "main", mode="ff-only", message="promote")
+        GitRepo(repo).advance_branch("prod", "main", mode="ff-only", message="promote")
 
 
 def test_an_up_to_date_checked_out_branch_needs_no_move(repo: Path) -> None:
     head = sha(repo, "feature")
-    update = advance_branch(repo, "feature", "main", mode="ff-only", message="promote")
+    update = GitRepo(repo).advance_branch("feature", "main", mode="ff-only", message="promote")
     assert update == BranchUpdate("feature", head, head, "up-to-date")
 
 
@@ -221,10 +215,10 @@ def test_an_up_to_date_checked_out_branch_needs_no_move(repo: Path) -> None:
 def test_restoring_an_update_puts_the_branch_back(repo: Path, branch: str) -> None:
     commit_on(repo, "prod", {"models/hotfix.sql": "select 1\n"}, "hotfix")
     before, before_refs = user_state(repo), refs(repo)
-    update = advance_branch(repo, branch, "main", mode="merge", message="promote")
+    update = GitRepo(repo).advance_branch(branch, "main", mode="merge", message="promote")
     assert update.kind == ("merge" if branch == "prod" else "created")
 
-    restore_branch(repo, update)
+    GitRepo(repo).restore_branch(update)
 
     assert (user_state(repo), refs(repo)) == (before, before_refs)  # a created branch is gone again
     if branch == "prod":
@@ -232,33 +226,33 @@ def test_restoring_an_update_puts_the_branch_back(repo: Path, branch: str) -> No
 
 
 def test_restoring_an_up_to_date_update_changes_nothing(repo: Path) -> None:
-    update = advance_branch(repo, "main", "prod", mode="ff-only", message="promote")
+    update = GitRepo(repo).advance_branch("main", "prod", mode="ff-only", message="promote")
     before = refs(repo)
-    restore_branch(repo, update)
+    GitRepo(repo).restore_branch(update)
     assert refs(repo) == before
 
 
 def test_a_branch_moved_after_the_update_is_not_restored(repo: Path) -> None:
-    update = advance_branch(repo, "prod", "main", mode="ff-only", message="promote")
+    update = GitRepo(repo).advance_branch("prod", "main", mode="ff-only", message="promote")
     moved = commit_on(repo, "prod", {"models/hotfix.sql": "select 1\n"}, "hotfix")
 
     with pytest.raises(RefMovedError, match=f"found {moved[:12]}"):
-        restore_branch(repo, update)
+        GitRepo(repo).restore_branch(update)
 
     assert sha(repo, "prod") == moved
 
 
 def test_a_commit_the_repository_lacks_is_an_error(repo: Path) -> None:
     with pytest.raises(GitError, match="not in the repository") as caught:
-        advance_branch(repo, "prod", "f" * 40, mode="ff-only", message="promote")
+        GitRepo(repo).advance_branch("prod", "f" * 40, mode="ff-only", message="promote")
     assert caught.value.hint is not None and "git fetch origin" in caught.value.hint
 
 
 def test_a_tag_is_annotated_and_idempotent(repo: Path) -> None:
     main = sha(repo, "main")
 
-    tag_release(repo, "release/prod/r1", main, "release r1 to prod")
-    tag_release(repo, "release/prod/r1", "main", "release r1 to prod")
+    GitRepo(repo).tag_release("release/prod/r1", main, "release r1 to prod")
+    GitRepo(repo).tag_release("release/prod/r1", "main", "release r1 to prod")
 
     assert git(repo, "cat-file", "-t", "refs/tags/release/prod/r1") == "tag"
     assert sha(repo, "release/prod/r1^{commit}") == main
@@ -266,17 +260,17 @@ def test_a_tag_is_annotated_and_idempotent(repo: Path) -> None:
 
 
 def test_a_tag_at_another_commit_is_an_error(repo: Path) -> None:
-    tag_release(repo, "release/prod/r1", "prod", "r1")
+    GitRepo(repo).tag_release("release/prod/r1", "prod", "r1")
 
     with pytest.raises(GitError, match="already exists") as caught:
-        tag_release(repo, "release/prod/r1", "main", "r1")
+        GitRepo(repo).tag_release("release/prod/r1", "main", "r1")
 
     assert caught.value.hint is not None and "git tag -d release/prod/r1" in caught.value.hint
     assert sha(repo, "release/prod/r1^{commit}") == sha(repo, "prod")
 
 
 def test_a_tag_can_name_its_tagger(repo: Path) -> None:
-    tag_release(repo, "r2", "main", "r2", tagger=("Bot", "bot@ci"))
+    GitRepo(repo).tag_release("r2", "main", "r2", tagger=("Bot", "bot@ci"))
     assert git(repo, "tag", "-l", "--format=%(taggername) %(taggeremail)", "r2") == "Bot <bot@ci>"
 
 
@@ -290,24 +284,24 @@ def remote(repo: Path, tmp_path: Path) -> Path:
 
 
 def test_the_push_remote_is_the_upstream_else_origin(repo: Path, remote: Path, tmp_path: Path) -> None:
-    assert remote_for(repo, "prod") == "origin"
+    assert GitRepo(repo).remote_for("prod") == "origin"
     git(tmp_path, "init", "-q", "--bare", str(tmp_path / "other.git"))
     git(repo, "remote", "add", "other", str(tmp_path / "other.git"))
     git(repo, "config", "branch.prod.remote", "other")
-    assert remote_for(repo, "prod") == "other"
+    assert GitRepo(repo).remote_for("prod") == "other"
     git(repo, "config", "branch.prod.pushRemote", "origin")
-    assert remote_for(repo, "prod") == "origin"
+    assert GitRepo(repo).remote_for("prod") == "origin"
 
 
 def test_no_remote_at_all_is_none(repo: Path) -> None:
-    assert remote_for(repo, "prod") is None
+    assert GitRepo(repo).remote_for("prod") is None
 
 
 def test_a_branch_and_its_tag_arrive_on_the_remote(repo: Path, remote: Path) -> None:
-    update = advance_branch(repo, "prod", "main", mode="ff-only", message="promote")
-    tag_release(repo, "release/prod/r1", update.new_sha, "r1")
+    update = GitRepo(repo).advance_branch("prod", "main", mode="ff-only", message="promote")
+    GitRepo(repo).tag_release("release/prod/r1", update.new_sha, "r1")
 
-    push(repo, "origin", ["refs/heads/prod", "refs/tags/release/prod/r1"])
+    GitRepo(repo).push("origin", ["refs/heads/prod", "refs/tags/release/prod/r1"])
 
     assert sha(remote, "prod") == update.new_sha
     assert sha(remote, "release/prod/r1^{commit}") == update.new_sha
@@ -320,11 +314,11 @@ def test_a_rejected_push_names_the_refs_and_how_to_retry(repo: Path, remote: Pat
     write_files(other, {"models/hotfix.sql": "select 1\n"})
     theirs = commit(other, "pushed elsewhere")
     git(other, "push", "-q", "origin", "prod")
-    advance_branch(repo, "prod", "main", mode="ff-only", message="promote")
-    tag_release(repo, "release/prod/r1", "prod", "r1")
+    GitRepo(repo).advance_branch("prod", "main", mode="ff-only", message="promote")
+    GitRepo(repo).tag_release("release/prod/r1", "prod", "r1")
 
     with pytest.raises(PushRejectedError) as caught:
-        push(repo, "origin", ["refs/heads/prod", "refs/tags/release/prod/r1"])
+        GitRepo(repo).push("origin", ["refs/heads/prod", "refs/tags/release/prod/r1"])
 
     assert "refs/heads/prod" in caught.value.message
     assert "already updated" in caught.value.message
@@ -336,19 +330,19 @@ def test_a_rejected_push_names_the_refs_and_how_to_retry(repo: Path, remote: Pat
 
 def test_a_push_to_an_unknown_remote_or_of_a_bare_name_is_refused(repo: Path, remote: Path) -> None:
     with pytest.raises(GitError, match="not a remote"):
-        push(repo, "nowhere", ["refs/heads/prod"])
+        GitRepo(repo).push("nowhere", ["refs/heads/prod"])
     with pytest.raises(GitError, match="not a remote"):
-        push(repo, "--receive-pack=touch canary", ["refs/heads/prod"])
+        GitRepo(repo).push("--receive-pack=touch canary", ["refs/heads/prod"])
     with pytest.raises(GitError, match="cannot push 'prod'"):
-        push(repo, "origin", ["prod"])
+        GitRepo(repo).push("origin", ["prod"])
     assert not (repo / "canary").exists()
 
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_but_valid_names_are_taken_literally(repo: Path, remote: Path, name: str) -> None:
-    update = advance_branch(repo, name, "main", mode="ff-only", message="promote")
-    tag_release(repo, name, "main", "r")
-    push(repo, "origin", [f"refs/heads/{name}", f"refs/tags/{name}"])
+    update = GitRepo(repo).advance_branch(name, "main", mode="ff-only", message="promote")
+    GitRepo(repo).tag_release(name, "main", "r")
+    GitRepo(repo).push("origin", [f"refs/heads/{name}", f"refs/tags/{name}"])
 
     assert update.kind == "created"
     assert git(repo, "for-each-ref", "--format=%(refname)", f"refs/heads/{name}") == f"refs/heads/{name}"
@@ -360,10 +354,10 @@ def test_hostile_but_valid_names_are_taken_literally(repo: Path, remote: Path, n
 def test_invalid_names_are_refused_with_a_hint(repo: Path, remote: Path, name: str) -> None:
     before = refs(repo)
     for attempt in (
-        lambda: advance_branch(repo, name, "main", mode="ff-only", message="promote"),
-        lambda: tag_release(repo, name, "main", "r"),
-        lambda: push(repo, "origin", [f"refs/heads/{name}"]),
-        lambda: remote_for(repo, name),
+        lambda: GitRepo(repo).advance_branch(name, "main", mode="ff-only", message="promote"),
+        lambda: GitRepo(repo).tag_release(name, "main", "r"),
+        lambda: GitRepo(repo).push("origin", [f"refs/heads/{name}"]),
+        lambda: GitRepo(repo).remote_for(name),
     ):
         with pytest.raises(GitError, match="is not a valid") as caught:
             attempt()
@@ -373,14 +367,14 @@ def test_invalid_names_are_refused_with_a_hint(repo: Path, remote: Path, name: s
 
 
 def test_resolve_and_is_ancestor(repo: Path) -> None:
-    assert resolve(repo, "main") == sha(repo, "main")
-    assert resolve(repo, "no-such-branch") is None
-    assert resolve(repo, "--all") is None
-    assert is_ancestor(repo, "prod", "main")
-    assert is_ancestor(repo, "main", "main")
-    assert not is_ancestor(repo, "main", "prod")
+    assert GitRepo(repo).resolve("main") == sha(repo, "main")
+    assert GitRepo(repo).resolve("no-such-branch") is None
+    assert GitRepo(repo).resolve("--all") is None
+    assert GitRepo(repo).is_ancestor("prod", "main")
+    assert GitRepo(repo).is_ancestor("main", "main")
+    assert not GitRepo(repo).is_ancestor("main", "prod")
 
 
 def test_outside_a_repository_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not inside a git repository"):
-        resolve(tmp_path, "HEAD")
+        GitRepo(tmp_path).resolve("HEAD")

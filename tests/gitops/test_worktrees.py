@@ -10,7 +10,7 @@ from pathlib import Path
 
 from projects import git, make_repo
 
-from releasekit.gitops.worktree import worktree_at
+from releasekit.gitops.repo import GitRepo
 
 
 def _dead_pid() -> int:
@@ -33,7 +33,7 @@ def test_a_worktree_a_killed_run_left_locked_is_removed_by_the_next_run(tmp_path
     git(repo, "worktree", "lock", "--reason", "initializing", str(left))
     assert _registered(repo) == [str(left)]
 
-    with worktree_at(repo, "HEAD") as tree:
+    with GitRepo(repo).worktree_at("HEAD") as tree:
         assert (tree / "dbt_project.yml").is_file()
         assert _registered(repo) == [str(tree)]
     assert _registered(repo) == []

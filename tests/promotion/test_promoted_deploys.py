@@ -15,6 +15,7 @@ from test_promote import FILES
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import UnpromotedDeployError
+from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.guard import unpromoted
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def test_plan_warns_that_deploy_would_refuse_and_still_shows_the_plan(repo: Path
     assert "releasekit promote prod" in said and "to build" in said
     workspace = Workspace.open(repo)
     dev = workspace.config.environment("dev")  # no promotes_from: any commit deploys
-    assert unpromoted(repo, dev, git(repo, "rev-parse", "HEAD")) is None
+    assert unpromoted(GitRepo(repo), dev, git(repo, "rev-parse", "HEAD")) is None
 
 
 def test_force_needs_a_reason_and_the_forced_deploy_is_recorded_and_shown(repo: Path) -> None:
@@ -96,7 +97,7 @@ def test_a_clone_with_only_the_remotes_copy_of_the_branch_takes_its_head(tmp_pat
     git(clone, "config", "user.name", "CI")
     git(clone, "config", "user.email", "ci@example.com")
     prod = Workspace.open(clone).config.environment("prod")
-    assert unpromoted(clone, prod, promoted) is None
+    assert unpromoted(GitRepo(clone), prod, promoted) is None
     write_files(clone, {"models/revenue.sql": BASE_FILES["models/revenue.sql"] + "-- v2\n"})
-    problem = unpromoted(clone, prod, commit(clone, "v2"))
+    problem = unpromoted(GitRepo(clone), prod, commit(clone, "v2"))
     assert problem is not None and f"branch prod is at {promoted[:12]}" in problem
