@@ -36,7 +36,6 @@ import duckdb
 import pytest
 from _crash_support import (
     ENV,
-    MARKER_VIEW,
     SCHEMA,
     SETTLED,
     VIEWS_SQL,
@@ -60,6 +59,7 @@ from projects import commit, make_repo
 from releasekit import api
 from releasekit.state import ledger
 from releasekit.state.base import LedgerEntry
+from releasekit.warehouse.base import MARKER_VIEW
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
 
@@ -383,6 +383,7 @@ def test_reader_in_the_deploying_process_never_sees_a_mix(
     assert not errors, f"the reader failed: {errors[0]!r}"
     assert result.outcome == "succeeded", result.failures
     new_id = result.release_id
+    assert new_id is not None
     assert len(result.plan.builds) == 5
 
     recorded = release_views(entries(repo))

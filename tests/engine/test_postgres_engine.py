@@ -642,7 +642,8 @@ def test_a_reader_never_sees_a_mix_while_a_real_deploy_switches(
     # Time the switch, and hold its transaction open (views staged, live ones not yet
     # touched) so that readers sample it mid-way too.
     window: list[float] = []
-    real_switch, real_execute = PostgresWarehouse.switch, pg_adapter._execute
+    # A private name of the adapter, patched below until the adapter takes a statement hook.
+    real_switch, real_execute = PostgresWarehouse.switch, pg_adapter._execute  # type: ignore[attr-defined]
 
     def timed_switch(self: PostgresWarehouse, *args: Any, **kwargs: Any) -> None:
         window.append(time.monotonic())

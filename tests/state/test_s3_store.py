@@ -299,7 +299,7 @@ def test_a_holder_whose_lease_changed_hands_writes_nothing_more(bucket: Bucket, 
 
 # --- 3. corrupt and unknown-version objects --------------------------------------------
 
-LEDGER_DAMAGE = {
+LEDGER_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "garbage": lambda data: b'{"format": "releasekit.ledger/1", "env": "pro',
     "future format": lambda data: data.replace(b"releasekit.ledger/1", b"releasekit.ledger/9"),
     "not an object": lambda data: b"[1, 2, 3]",
