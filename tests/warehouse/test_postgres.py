@@ -122,13 +122,11 @@ def test_the_registry_opens_postgres(postgres_database: str) -> None:
 
 
 def test_a_server_that_is_not_there_is_named_with_a_hint() -> None:
-    started = time.monotonic()
     settings = {"host": "127.0.0.1", "port": 1, "user": "postgres", "connect_timeout": 2}
 
     with pytest.raises(WarehouseError) as raised:
         PostgresWarehouse(Connection(type="postgres", database="analytics", settings=settings))
 
-    assert time.monotonic() - started < 3
     assert "127.0.0.1:1/analytics" in str(raised.value)
     assert raised.value.hint is not None and "dbname" in raised.value.hint
 
