@@ -158,7 +158,15 @@ def probe(store: StateStore) -> list[Check]:
         return _until_failed(_probe_objects(store.objects))
     if isinstance(store, LocalStore):
         return _until_failed(_probe_folder(store.root))
-    return [Check("probe", True, f"{store.describe()}: no probe for this kind of store")]
+    # Doctor cannot vouch for a store it cannot probe: not probed is not passed.
+    return [
+        Check(
+            "probe",
+            False,
+            f"{store.describe()}: not probed, doctor has no access probe for this kind of store",
+            "keep the state in a local folder (state.path) or an S3 bucket (state.url)",
+        )
+    ]
 
 
 def _until_failed(checks: Generator[Check, None, None]) -> list[Check]:
