@@ -3,7 +3,8 @@ per module), the shop project's profiles.yml pointed at it, and readers that loo
 warehouse the way a consumer would (the PostgreSQL twin of warehouse_reads.py).
 
 The server is the one tests/warehouse uses (127.0.0.1:5432, user postgres, trust auth).
-Without it these tests skip, except under CI (env var CI set), where they fail.
+`server()` is the one place every test that needs it reaches it: without it the test skips,
+except under CI (env var CI set), where it fails and never skips.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from warehouse.support import PG_HOST, PG_PORT, PG_USER, postgres_dsn, run_sql
 from releasekit.warehouse.base import MARKER_VIEW
 from releasekit.warehouse.naming import qualify, quote
 
-__all__ = ["PG_HOST", "PG_PORT", "PG_USER", "Pg", "fresh_database", "postgres_profile", "server"]
+__all__ = [
+    "PG_HOST",
+    "PG_PORT",
+    "PG_USER",
+    "Pg",
+    "database_on",
+    "fresh_database",
+    "postgres_profile",
+    "server",
+]
 
 PHYSICAL = "rk__physical"
 
@@ -62,15 +72,22 @@ def server() -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new, empty database (`rk_test_<uuid>`), dropped WITH (FORCE) afterwards."""
+def database_on(server_connection: Any) -> Iterator[str]:
+    """A new, empty database (`rk_test_<uuid>`) made over a `server()` connection, dropped
+    WITH (FORCE) afterwards."""
     name = f"rk_test_{uuid.uuid4().hex}"
-    with server() as con:
-        run_sql(con, f"CREATE DATABASE {quote(name)}")
-        try:
-            yield name
-        finally:
-            run_sql(con, f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+    run_sql(server_connection, f"CREATE DATABASE {quote(name)}")
+    try:
+        yield name
+    finally:
+        run_sql(server_connection, f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty database on its own server connection (see `database_on`)."""
+    with server() as con, database_on(con) as name:
+        yield name
 
 
 def connect(database: str) -> Any:

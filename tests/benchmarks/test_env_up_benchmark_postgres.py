@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_support import server
+from warehouse.support import run_sql
 
 from benchmarks.synthetic import (
     PG_HOST,
@@ -66,14 +68,9 @@ def _scalar(database: str, sql: str) -> Any:
 
 def require_server() -> str:
     """The server's version; skips without a server, except under CI (env var CI), where it fails."""
-    import psycopg2
-
-    try:
-        return str(_scalar("postgres", "show server_version"))
-    except psycopg2.OperationalError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}: {exc}")
+    with server() as con:
+        [(version,)] = run_sql(con, "show server_version")
+        return str(version)
 
 
 def require_disk() -> None:

@@ -41,14 +41,10 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-def test_help_exits_0_fast(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_help_exits_0_listing_the_commands(tmp_path: Path) -> None:
     out = ok(tmp_path, "--help")
-    elapsed = time.monotonic() - started
-    print(f"releasekit --help took {elapsed:.2f} s")
     for command in ("deploy", "plan", "rollback", "releases", "status", "gc", "init", "unlock"):
         assert command in out
-    assert elapsed < 5
 
 
 def test_unknown_environment_exits_2_naming_the_declared_ones(repo: Path) -> None:

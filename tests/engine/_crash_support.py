@@ -178,7 +178,7 @@ def served(repo: Path, physical_schema: str) -> Served:
     try:
         view_names = {str(name) for name, _ in con.execute(VIEWS_SQL, [SCHEMA]).fetchall()}
         counts = {
-            name: int(con.execute(f"SELECT count(*) FROM {qualify(SCHEMA, name)}").fetchone()[0])
+            name: int(con.execute(f"SELECT count(*) FROM {qualify(SCHEMA, name)}").fetchall()[0][0])
             for name in sorted(view_names - {MARKER_VIEW})
         }
     finally:

@@ -34,7 +34,6 @@ from projects import BASE_FILES, ENV_FILES, branch_here, commit, git, make_repo,
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
 from releasekit.errors import ConfigError, NotFoundError, WarehouseBusyError, WarehouseError
-from releasekit.warehouse import postgres as pg_adapter
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker, Statement
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.postgres import PostgresWarehouse
@@ -568,7 +567,6 @@ SWITCH_EDITS = {
 REBUILT = {"stg_customers", "customers", "orders", "revenue", "big_spenders"}
 VIEW_ORDER = sorted(ALL)
 STAGING_PAUSE = 0.25  # seconds the switch transaction stays open before it touches live views
-LATENCY_MARGIN = 0.25  # seconds over the adapter's lock timeout a read may take
 
 
 def _rows_digest(relation: str) -> str:
@@ -715,9 +713,4 @@ def test_a_reader_never_sees_a_mix_while_a_real_deploy_switches(
     assert set(order[:first_new]) == {1} and set(order[first_new:]) == {2}, "went back to the old release"
     assert len(during) >= 2 and {s.marker for s in during} >= {1}
     assert set(by_mode) == {"transaction", "statement"}
-    # A read the switch blocks waits at most the switch's lock timeout. (Reads outside the
-    # switch are slow only when the machine is: they are reported above, not bounded.)
-    limit = pg_adapter.DEFAULT_LOCK_TIMEOUT_MS / 1000 + LATENCY_MARGIN
-    slowest = max(s.latency for s in during)
-    assert slowest < limit, f"a read during the switch took {slowest:.3f} s (limit {limit:.3f} s)"
     assert first.release_id == 1 and pg.marker("dev")[0] == 2

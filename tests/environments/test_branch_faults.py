@@ -54,11 +54,11 @@ from _fault_support import (
     read_state,
     registry_appears,
     registry_temp_appears,
-    run_cli,
     run_ok,
     served,
     temp_files,
 )
+from cli_runs import run_cli
 from ledger_checks import assert_settled_once, release_views
 from postgres_support import fresh_database, postgres_profile
 from projects import git, make_repo

@@ -330,16 +330,15 @@ def test_background_job_is_detached_from_git(repo: Path) -> None:
     the job's outcome lands in the log."""
     install_hooks(repo)
 
-    started = time.monotonic()
     switched = git(repo, "switch", "-c", "feat/bg")
-    elapsed = time.monotonic() - started
+    # git did not wait for the job: when it returns, the job has not finished.
+    assert "finished: releasekit env up -- feat/bg" not in (repo / LOG).read_text()
 
     lines = [line for line in switched.stderr.splitlines() if line.startswith("releasekit:")]
     assert lines == [
         "releasekit: bringing up the environment for feat/bg in the background "
         "(log: .releasekit/logs/hooks.log)"
     ]
-    assert elapsed < 5
     deadline = time.monotonic() + 30
     while "finished: releasekit env up -- feat/bg: exit" not in (repo / LOG).read_text():
         assert time.monotonic() < deadline, (repo / LOG).read_text()

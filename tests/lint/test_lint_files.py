@@ -45,7 +45,11 @@ def test_only_the_files_passed_are_linted(make_project: MakeProject) -> None:
 def test_files_may_be_absolute_or_relative_and_are_linted_once(make_project: MakeProject) -> None:
     project = make_project(CP01_ONLY)
 
-    files = [project / "models/orders.sql", "models/orders.sql", "models/../models/revenue.sql"]
+    files: list[Path | str] = [
+        project / "models/orders.sql",
+        "models/orders.sql",
+        "models/../models/revenue.sql",
+    ]
     run = lint(project, files, dialect="duckdb")
 
     assert [f.path for f in run.files] == ["models/orders.sql", "models/revenue.sql"]

@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 
 import pytest
 from _lint_project import MakeProject
@@ -15,6 +16,7 @@ from releasekit.lint.configuration import LintSettings
 from releasekit.lint.linter import PARALLEL_FROM
 from releasekit.lint.pool import lint_parallel, start_method
 from releasekit.lint.project import read_dbt_project
+from releasekit.lint.results import FileOutcome
 from releasekit.lint.session import LintSession
 
 FILES = {
@@ -29,8 +31,8 @@ FILES = {
 NAMES = ["models/d.sql", "models/a.sql", "models/b.sql", "models/c.sql", "models/staging/e.sql"]
 
 
-def without_timing(files: tuple[FileLint, ...]) -> list[FileLint]:
-    return [dataclasses.replace(f, seconds=0.0) for f in files]
+def without_timing(files: Sequence[FileOutcome]) -> list[FileOutcome]:
+    return [dataclasses.replace(f, seconds=0.0) if isinstance(f, FileLint) else f for f in files]
 
 
 def test_workers_find_what_a_serial_run_finds(make_project: MakeProject) -> None:

@@ -64,8 +64,30 @@ def test_project_text_is_printed_as_written_not_as_markup() -> None:
     assert message in text
 
 
-def test_the_progress_helper_reports_nodes() -> None:
-    reporter = CheckTerminalReporter(Console(file=io.StringIO()))
-    with reporter.checking("feature/x") as on_node:
+def checked(console: Console) -> None:
+    with CheckTerminalReporter(console).checking("feature/x") as on_node:
         on_node("model.shop.orders", "success")
         on_node("odd", "error")
+
+
+def test_the_progress_line_names_a_model_by_its_name() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=160, force_terminal=True, color_system=None)
+    with CheckTerminalReporter(console).checking("feature/x") as on_node:
+        on_node("model.shop.orders", "success")
+    assert "checking feature/x: 1 node(s) done, last orders (success)" in out.getvalue()
+
+
+def test_the_progress_line_counts_nodes_and_names_the_last() -> None:
+    out = io.StringIO()
+    checked(Console(file=out, width=160, force_terminal=True, color_system=None))
+    shown = out.getvalue()
+    # The line shows the latest count; an id without dots is shown as it is.
+    assert "checking feature/x: 2 node(s) done, last odd (error)" in shown
+    assert shown.endswith("\x1b[2K")  # and it is erased when the check ends: it was a status line
+
+
+def test_the_progress_line_stays_out_of_a_log() -> None:
+    out = io.StringIO()
+    checked(Console(file=out, width=160))  # not a terminal: a CI log, a pipe
+    assert out.getvalue() == ""

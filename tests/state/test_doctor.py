@@ -249,7 +249,6 @@ def test_an_unreachable_endpoint_fails_naming_it(bucket: Bucket, tmp_path: Path)
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    started = time.monotonic()
 
     report = doctor(tmp_path, StateLocation(url=bucket.url, endpoint_url=f"http://127.0.0.1:{port}"))
 
@@ -258,4 +257,3 @@ def test_an_unreachable_endpoint_fails_naming_it(bucket: Bucket, tmp_path: Path)
     assert failed.name == "state store"
     assert f"could not reach http://127.0.0.1:{port}" in failed.detail
     assert "state.endpoint_url" in failed.hint
-    assert time.monotonic() - started < 30

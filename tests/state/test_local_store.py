@@ -248,7 +248,8 @@ def test_lock_held_by_another_process_names_its_pid(tmp_path: Path) -> None:
             LocalStore(root).lock("prod", owner="me", timeout=0.5),
         ):
             pass
-        assert 0.4 < time.monotonic() - started < 3.0
+        assert time.monotonic() - started > 0.4  # it tried for its whole timeout first
+        assert holder.poll() is None  # refused while the holder holds, not after it let go
     assert f"pid {holder.pid}" in str(raised.value)
     assert "deploy prod by ci" in str(raised.value)
     assert f"lock id {lock_id}" in str(raised.value)
@@ -262,10 +263,8 @@ def test_lock_frees_itself_when_the_holder_is_killed(tmp_path: Path) -> None:
         with pytest.raises(LockedError), store.lock("prod", owner="me", timeout=0.1):
             pass
         kill_hard(holder)
-        started = time.monotonic()
-        with store.lock("prod", owner="me", timeout=2.0) as info:
+        with store.lock("prod", owner="me", timeout=0) as info:  # free at the first try
             assert info.pid == os.getpid()
-        assert time.monotonic() - started < 1.0
 
 
 def test_next_lock_replaces_the_record_a_killed_holder_left(tmp_path: Path) -> None:

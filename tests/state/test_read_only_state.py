@@ -42,6 +42,7 @@ def read_only(path: Path) -> Iterator[None]:
     if not made or made.returncode != 0:
         reason = made.stderr.strip() if made else "chattr is not installed"
         pytest.skip(f"running as root, where chmod does not stop writes, and chattr +i failed: {reason}")
+    assert chattr is not None
     try:
         yield
     finally:

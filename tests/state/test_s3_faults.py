@@ -37,8 +37,6 @@ from releasekit.state.s3 import ATTEMPTS, S3Objects
 from releasekit.warehouse.base import ReleaseMarker
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 
-BOUNDED = 30.0  # seconds a failing operation may take, all its retries included
-
 
 @pytest.fixture
 def proxy(bucket: Bucket) -> Iterator[FaultProxy]:
@@ -143,12 +141,8 @@ def test_a_store_that_keeps_failing_is_a_state_error_naming_operation_and_object
         "has_artifact": lambda: fresh.has_artifact("graph"),
         "unregister": lambda: fresh.unregister("review"),
     }
-    started = time.monotonic()
     with pytest.raises(StateError) as raised:
         actions[action]()
-    seconds = time.monotonic() - started
-    print(f"\n{operation} failing with {status}: StateError after {seconds:.2f} s")
-    assert seconds < BOUNDED
     where = bucket.url + ("/ledger/prod" if key == "list" else f"/{key}")
     assert str(raised.value).startswith(f"S3 {operation} of {where} failed: {status} "), str(raised.value)
     assert f"tried {ATTEMPTS} times" in str(raised.value.hint)
@@ -177,10 +171,8 @@ def test_an_unreachable_endpoint_is_a_state_error_naming_it_and_the_bucket(bucke
     with unreachable() as endpoint:
         store = bucket.store(endpoint=endpoint)
         for action in (lambda: store.entries("prod"), lambda: store.append(make_entry())):
-            started = time.monotonic()
             with pytest.raises(StateError) as raised:
                 action()
-            assert time.monotonic() - started < BOUNDED
             # Finding prod's ledger reads its registry record first (a branch's lives apart).
             assert re.search(rf"of {re.escape(bucket.url)}/(registry|ledger)/prod", str(raised.value))
             assert f"could not reach {endpoint} (tried {ATTEMPTS} times)" in str(raised.value)

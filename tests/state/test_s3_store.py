@@ -136,7 +136,7 @@ def test_a_killed_holders_lease_is_taken_over_once_its_ttl_has_passed(bucket: Bu
             assert lease_id(bucket, "prod") == info.id != holder.lock_id
             store.append(make_entry(note="after the takeover"))
     print(f"\ntook over a killed holder's {TTL:g} s lease after {waited:.2f} s")
-    assert TTL / 2 < waited < TTL + 8  # not at once: only once the lease expired
+    assert waited > TTL / 2  # not at once: only once the lease expired
     assert lease_id(bucket, "prod") is None
     assert [entry.note for entry in store.entries("prod")] == ["after the takeover"]
 
@@ -149,7 +149,7 @@ def test_a_lease_left_on_another_host_blocks_until_its_ttl_passes(bucket: Bucket
     started = time.monotonic()
     with pytest.raises(LockedError) as refused, store.lock("prod", owner="me", timeout=1.0):
         pass
-    assert 0.9 < time.monotonic() - started < 10
+    assert time.monotonic() - started > 0.9  # it tried for its whole timeout first
     assert "deploy by ci-runner-9 (pid 4242 on ci-runner-9)" in str(refused.value)
     assert "releasekit unlock prod --id 0a1b2c3d4e5f" in str(refused.value)
 
@@ -158,7 +158,7 @@ def test_a_lease_left_on_another_host_blocks_until_its_ttl_passes(bucket: Bucket
     with store.lock("prod", owner="me", timeout=10) as info:
         waited = time.monotonic() - started
         assert lease_id(bucket, "prod") == info.id
-    assert 0.5 < waited < 10
+    assert waited > 0.5  # not at once: only once the short lease expired
 
 
 def test_a_live_holders_heartbeat_keeps_its_lease_past_its_ttl(bucket: Bucket) -> None:
@@ -299,7 +299,7 @@ def test_a_holder_whose_lease_changed_hands_writes_nothing_more(bucket: Bucket, 
 
 # --- 3. corrupt and unknown-version objects --------------------------------------------
 
-LEDGER_DAMAGE = {
+LEDGER_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "garbage": lambda data: b'{"format": "releasekit.ledger/1", "env": "pro',
     "future format": lambda data: data.replace(b"releasekit.ledger/1", b"releasekit.ledger/9"),
     "not an object": lambda data: b"[1, 2, 3]",

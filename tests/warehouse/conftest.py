@@ -6,14 +6,13 @@ set up physical relations and to look at what the warehouse holds.
 
 DuckDB gets a file in the test's temp dir. PostgreSQL gets a fresh database on the server
 at 127.0.0.1:5432 (`rk_test_<uuid>`, dropped WITH (FORCE) afterwards), so tests are
-isolated from each other and from other xdist workers. Without that server the postgres
-tests skip, except under CI (env var CI set), where they fail.
+isolated from each other and from other xdist workers. The server is reached as every
+PostgreSQL test reaches it (postgres_support.server: skip without it, fail under CI).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,14 +21,13 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
+from postgres_support import database_on, server
 
 from releasekit.warehouse.base import Warehouse
-from releasekit.warehouse.naming import qualify, quote
+from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.registry import connect
 
 from .support import (
-    PG_HOST,
-    PG_PORT,
     Backend,
     MakeTable,
     RunSQL,
@@ -47,26 +45,15 @@ _MARKS = {"postgres": [pytest.mark.postgres]}
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """An autocommit connection to the server's `postgres` database, made once per worker."""
-    try:
-        con = psycopg2.connect(**postgres_dsn("postgres"))
-    except psycopg2.OperationalError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}: {exc}")
-    con.autocommit = True
-    yield con
-    con.close()
+    with server() as con:
+        yield con
 
 
 @pytest.fixture
 def postgres_database(postgres_server: Any) -> Iterator[str]:
     """A fresh, empty database for one test."""
-    name = f"rk_test_{uuid.uuid4().hex}"
-    run_sql(postgres_server, f"CREATE DATABASE {quote(name)}")
-    try:
+    with database_on(postgres_server) as name:
         yield name
-    finally:
-        run_sql(postgres_server, f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
 
 
 def _duckdb_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:

@@ -104,8 +104,15 @@ def test_drop_relations_drops_tables_and_views(
     assert warehouse.relations(schemas.env) == {"kept"}
 
 
-def test_drop_relations_in_missing_schema_is_a_no_op(warehouse: Warehouse) -> None:
-    warehouse.drop_relations("no_such_schema", ["a"])
+def test_drop_relations_in_missing_schema_is_a_no_op(
+    warehouse: Warehouse, sql: RunSQL, schemas: Schemas
+) -> None:
+    warehouse.drop_relations(schemas.env, ["a"])
+
+    # Nothing to drop, and nothing made: the schema is still missing.
+    found = sql(f"SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{schemas.env}'")
+    assert int(found[0][0]) == 0
+    assert warehouse.relations(schemas.env) == set()
 
 
 @pytest.mark.parametrize("failure", ["missing physical relation", "view name taken by a table"])
