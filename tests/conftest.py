@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
-from s3_support import Bucket, aws_environment, new_bucket, start_server
+
+from tests.support.s3 import Bucket, aws_environment, new_bucket, start_server
 
 set_hypothesis_home_dir(Path(__file__).resolve().parents[1] / ".cache" / "hypothesis")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.synthetic import generate_project
-from benchmarks.test_deploy_benchmark import BIN, MODELS, ROWS, git, timed, with_releasekit
+from .synthetic import generate_project
+from .test_deploy_benchmark import BIN, MODELS, ROWS, git, timed, with_releasekit
 
 pytestmark = pytest.mark.benchmark
 

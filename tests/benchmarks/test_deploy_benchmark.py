@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.synthetic import SyntheticProject, generate_project
+from .synthetic import SyntheticProject, generate_project
 
 pytestmark = pytest.mark.benchmark
 

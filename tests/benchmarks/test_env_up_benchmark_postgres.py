@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres_support import server
-from warehouse.support import run_sql
 
-from benchmarks.synthetic import (
+from tests.support.postgres import server
+from tests.support.warehouse import run_sql
+
+from .synthetic import (
     PG_HOST,
     PG_PORT,
     PG_USER,
@@ -44,8 +45,8 @@ from benchmarks.synthetic import (
     drop_postgres_database,
     generate_project,
 )
-from benchmarks.test_deploy_benchmark import BIN, timed, with_releasekit
-from benchmarks.test_env_up_benchmark import ROUNDS
+from .test_deploy_benchmark import BIN, timed, with_releasekit
+from .test_env_up_benchmark import ROUNDS
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.postgres]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.synthetic import SyntheticProject, generate_project
+from .synthetic import SyntheticProject, generate_project
 
 pytestmark = pytest.mark.benchmark
 

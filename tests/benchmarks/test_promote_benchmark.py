@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.synthetic import generate_project
-from benchmarks.test_deploy_benchmark import BIN, MODELS, ROWS, git, timed, with_releasekit
 from releasekit.state.local import LocalStore
+
+from .synthetic import generate_project
+from .test_deploy_benchmark import BIN, MODELS, ROWS, git, timed, with_releasekit
 
 pytestmark = pytest.mark.benchmark
 

@@ -42,13 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runs import cli_env
-from s3_support import Bucket
 
-from benchmarks.synthetic import SyntheticProject, generate_project
-from benchmarks.test_deploy_benchmark import BIN, MODELS, git, with_releasekit
 from releasekit.state.base import StateStore
 from releasekit.state.local import LocalStore
+from tests.support.cli_runs import cli_env
+from tests.support.s3 import Bucket
+
+from .synthetic import SyntheticProject, generate_project
+from .test_deploy_benchmark import BIN, MODELS, git, with_releasekit
 
 pytestmark = pytest.mark.benchmark
 

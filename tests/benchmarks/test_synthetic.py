@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 import pytest
-from postgres_support import server
+
+from tests.support.postgres import server
 
 from .synthetic import PG_HOST, PG_PORT, PG_USER, SyntheticProject, drop_postgres_database, generate_project
 

@@ -6,7 +6,6 @@ from importlib.resources import files
 from typing import Any
 
 import pytest
-from check_reports import big_report, failed_report, passed_report, reports, warned_report
 from hypothesis import given, settings
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
@@ -20,6 +19,7 @@ from releasekit.checks.codec import (
 )
 from releasekit.checks.report import CheckReport
 from releasekit.errors import StateError
+from tests.support.check_reports import big_report, failed_report, passed_report, reports, warned_report
 
 EXAMPLES = [passed_report(), warned_report(), failed_report()]
 

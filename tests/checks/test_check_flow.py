@@ -13,8 +13,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from cli_runs import run_cli
-from projects import BASE_FILES, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import Workspace
@@ -22,6 +20,8 @@ from releasekit.checks.codec import from_dict
 from releasekit.checks.report import CheckReport
 from releasekit.dbtcore.artifacts import graph_from_bytes, graph_key
 from releasekit.errors import ProjectError
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, commit, git, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

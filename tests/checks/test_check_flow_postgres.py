@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from postgres_support import fresh_database, postgres_profile
-from projects import BASE_FILES, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import Workspace
+from tests.support.postgres import fresh_database, postgres_profile
+from tests.support.projects import BASE_FILES, commit, git, make_repo, write_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_runs import run_cli
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from projects import BASE_FILES, ENV_FILES, RELEASEKIT_YML, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.checks.codec import report_schema
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, ENV_FILES, RELEASEKIT_YML, commit, git, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import Workspace
@@ -21,6 +20,7 @@ from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.graph import Exposure, Node, ProjectGraph
 from releasekit.warehouse.base import Warehouse
 from releasekit.warehouse.registry import connect
+from tests.support.projects import BASE_FILES, commit, git, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

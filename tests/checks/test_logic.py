@@ -10,8 +10,13 @@ from pathlib import Path
 import duckdb
 import psycopg2
 import pytest
-from postgres_support import fresh_database
-from warehouse.support import (
+
+from releasekit.checks.logic import LOGIC_TESTS_DIR, LogicTest, discover, run
+from releasekit.errors import ProjectError
+from releasekit.warehouse.naming import qualify
+from releasekit.warehouse.registry import connect
+from tests.support.postgres import fresh_database
+from tests.support.warehouse import (
     Backend,
     RunSQL,
     duckdb_connection,
@@ -20,11 +25,6 @@ from warehouse.support import (
     postgres_dsn,
     run_sql,
 )
-
-from releasekit.checks.logic import LOGIC_TESTS_DIR, LogicTest, discover, run
-from releasekit.errors import ProjectError
-from releasekit.warehouse.naming import qualify
-from releasekit.warehouse.registry import connect
 
 PHYSICAL = "rk__physical"
 ORPHANS = """\

@@ -10,12 +10,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from _ci_support import FORGE_REPOSITORY, FORGE_TOKEN, Forge, serve_forge
-from cli_runs import RELEASEKIT, cli_env
 
 from releasekit import api
 from releasekit.ci.comment import MARKER
 from releasekit.errors import CommentError, ConfigError
+from tests.support.ci import FORGE_REPOSITORY, FORGE_TOKEN, Forge, serve_forge
+from tests.support.cli_runs import RELEASEKIT, cli_env
 
 TOKEN = FORGE_TOKEN
 

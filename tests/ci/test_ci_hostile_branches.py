@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ci_support import load, run_step, runner_environ
-from cli_runs import run_cli
-from projects import commit, git, make_repo
-from warehouse_reads import sql, views
 
 from releasekit import api
 from releasekit.warehouse.naming import branch_schema
+from tests.support.ci import load, run_step, runner_environ
+from tests.support.cli_runs import run_cli
+from tests.support.projects import commit, git, make_repo
+from tests.support.warehouse_reads import sql, views
 
 pytestmark = pytest.mark.integration
 

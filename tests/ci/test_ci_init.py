@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _ci_support import GITHUB_WORKFLOWS, initialised_repo, load, triggers
-from cli_runs import run_cli
-from projects import BASE_FILES, ENV_FILES, RELEASEKIT_YML, commit, git, make_repo, write_files
 
 from releasekit import __version__, api
 from releasekit.ci.init import GITLAB_INCLUDE
 from releasekit.errors import ConfigError
+from tests.support.ci import GITHUB_WORKFLOWS, initialised_repo, load, triggers
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, ENV_FILES, RELEASEKIT_YML, commit, git, make_repo, write_files
 
 WORKFLOWS = Path(".github/workflows")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_runs import run_cli
-from projects import make_repo
+from tests.support.cli_runs import run_cli
+from tests.support.projects import make_repo
 
 
 def test_missing_ok_exits_0_with_one_line_when_the_branch_has_no_environment(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
-from _ci_support import GITHUB_WORKFLOWS, initialised_repo, load, triggers
 
 from releasekit import api
 from releasekit.ci import comment
 from releasekit.ci.templates import render, yaml_scalar
 from releasekit.reporting import markdown
+from tests.support.ci import GITHUB_WORKFLOWS, initialised_repo, load, triggers
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))
 # Values a pull request's author chooses: they must never be expanded into a script.

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ci_support import (
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
+from releasekit import api
+from releasekit.checks.codec import report_schema
+from releasekit.ci.comment import MARKER
+from tests.support.ci import (
     FORGE_REPOSITORY,
     FORGE_TOKEN,
     Forge,
@@ -38,14 +43,9 @@ from _ci_support import (
     serve_forge,
     triggers,
 )
-from cli_runs import run_cli
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from projects import BASE_FILES, PROFILE, commit, git, write_files
-from warehouse_reads import marker, sql, views
-
-from releasekit import api
-from releasekit.checks.codec import report_schema
-from releasekit.ci.comment import MARKER
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, PROFILE, commit, git, write_files
+from tests.support.warehouse_reads import marker, sql, views
 
 pytestmark = pytest.mark.integration
 

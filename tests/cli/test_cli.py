@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, make_repo, write_files
+
+from tests.support.projects import BASE_FILES, commit, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from cli_runs import RELEASEKIT, cli_env, run_cli
-from projects import make_repo
+from tests.support.cli_runs import RELEASEKIT, cli_env, run_cli
+from tests.support.projects import make_repo
 
 
 def _run_into_closed_pipe(repo: Path, *args: str) -> tuple[int, str]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from cli_runs import Run, cli_env, run_cli
-from projects import make_repo
-from s3_support import Bucket
+from tests.support.cli_runs import Run, cli_env, run_cli
+from tests.support.projects import make_repo
+from tests.support.s3 import Bucket
 
 PASSWORD = "s3cr3t-pw"
 

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cli_runs import Run, run_cli
-from projects import make_repo
+
+from tests.support.cli_runs import Run, run_cli
+from tests.support.projects import make_repo
 
 pytestmark = pytest.mark.integration
 

@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runs import Run
-from projects import BASE_FILES, PROFILE, commit, git, make_repo, write_files
-from s3_cli import Holder, launch_s3, lease_holder, ok_s3, run_s3, said
-from s3_support import Bucket
-from warehouse_reads import sql, views
 
 from releasekit.errors import LockedError
 from releasekit.state.base import STATE_AREAS
 from releasekit.state.codec import env_key
+from tests.support.cli_runs import Run
+from tests.support.projects import BASE_FILES, PROFILE, commit, git, make_repo, write_files
+from tests.support.s3 import Bucket
+from tests.support.s3_cli import Holder, launch_s3, lease_holder, ok_s3, run_s3, said
+from tests.support.warehouse_reads import sql, views
 
 pytestmark = pytest.mark.integration
 

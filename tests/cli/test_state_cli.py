@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from cli_runs import Run, run_cli
 from filelock import FileLock
-from projects import make_repo
-from s3_support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Bucket
 
 from releasekit.state.base import STATE_AREAS
 from releasekit.state.local import LocalStore
 from releasekit.state.migrate import copy_order, migrate
+from tests.support.cli_runs import Run, run_cli
+from tests.support.projects import make_repo
+from tests.support.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Bucket
 
 pytestmark = pytest.mark.integration
 

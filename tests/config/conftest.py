@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from _config_files import CONFIG, ENVIRONMENTS, Write
+
+from tests.support.config_files import CONFIG, ENVIRONMENTS, Write
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _config_files import CONFIG, ENVIRONMENTS, Write
 
 from releasekit.config import load_config
 from releasekit.errors import ConfigError
+from tests.support.config_files import CONFIG, ENVIRONMENTS, Write
 
 MINIMAL = {"releasekit.yml": "version: 1\n", "environments/dev.yml": "version: 1\n"}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _config_files import Write
 
 from releasekit.config import find_root, load_config
 from releasekit.config.model import ProjectConfig, StateLocation
 from releasekit.errors import ConfigError
+from tests.support.config_files import Write
 
 
 def test_full_config_loads_with_its_values(project: Path) -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _config_files import Write
-from cli_runs import run_cli
-from projects import make_repo
 
 from releasekit.config import load_config
 from releasekit.config.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, load_yaml
 from releasekit.errors import ConfigError, ProjectError
+from tests.support.cli_runs import run_cli
+from tests.support.config_files import Write
+from tests.support.projects import make_repo
 
 MINIMAL = {"releasekit.yml": "version: 1\n", "environments/dev.yml": "version: 1\n"}
 

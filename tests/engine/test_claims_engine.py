@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, make_repo, write_files
-from warehouse_reads import every_view_selects, physical, sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
@@ -27,6 +25,8 @@ from releasekit.engine.deploy import deploy
 from releasekit.state.local import LocalStore
 from releasekit.warehouse.base import Warehouse
 from releasekit.warehouse.registry import connect
+from tests.support.projects import BASE_FILES, commit, make_repo, write_files
+from tests.support.warehouse_reads import every_view_selects, physical, sql, views
 
 pytestmark = pytest.mark.integration
 

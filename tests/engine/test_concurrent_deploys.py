@@ -16,10 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import warehouse_reads
-from cli_runs import RELEASEKIT, cli_env
-from postgres_support import Pg, fresh_database, postgres_profile
-from projects import branch_here, commit, git, make_repo, write_files
+
+import tests.support.warehouse_reads as warehouse_reads
+from tests.support.cli_runs import RELEASEKIT, cli_env
+from tests.support.postgres import Pg, fresh_database, postgres_profile
+from tests.support.projects import branch_here, commit, git, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from _crash_support import (
+
+from releasekit import api
+from releasekit.state import ledger
+from releasekit.state.base import LedgerEntry
+from releasekit.warehouse.base import MARKER_VIEW, Statement
+from releasekit.warehouse.duckdb import DuckDBWarehouse
+from releasekit.warehouse.naming import qualify
+from releasekit.warehouse.registry import ADAPTERS
+from tests.support.crash import (
     ENV,
     SCHEMA,
     SETTLED,
@@ -53,16 +61,8 @@ from _crash_support import (
     physical_schema_of,
     view_target,
 )
-from ledger_checks import assert_settled_once, release_views
-from projects import commit, make_repo
-
-from releasekit import api
-from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
-from releasekit.warehouse.base import MARKER_VIEW, Statement
-from releasekit.warehouse.duckdb import DuckDBWarehouse
-from releasekit.warehouse.naming import qualify
-from releasekit.warehouse.registry import ADAPTERS
+from tests.support.ledger_checks import assert_settled_once, release_views
+from tests.support.projects import commit, make_repo
 
 pytestmark = pytest.mark.integration
 

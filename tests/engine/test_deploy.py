@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import Ran, deploy, names
-from projects import BASE_FILES, branch_here, commit, make_repo, write_files
-from warehouse_reads import marker, physical, relations, sql, views
 
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
 from releasekit.errors import DirtyWorktreeError
+from tests.support.deploy import Ran, deploy, names
+from tests.support.projects import BASE_FILES, branch_here, commit, make_repo, write_files
+from tests.support.warehouse_reads import marker, physical, relations, sql, views
 
 pytestmark = pytest.mark.integration
 

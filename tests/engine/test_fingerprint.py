@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from projects import BASE_FILES, write_files
 
 from releasekit.dbtcore.session import DbtProject, DbtSettings
 from releasekit.engine.fingerprint import Fingerprint, fingerprint_graph
+from tests.support.projects import BASE_FILES, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from projects import PROFILE, git, make_repo
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.config.secrets import KEY_ENV, fingerprint_key, key_file
 from releasekit.errors import ConfigError
 from releasekit.state.base import STATE_AREAS
+from tests.support.projects import PROFILE, git, make_repo
 
 pytestmark = pytest.mark.integration
 

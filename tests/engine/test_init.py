@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, branch_here, commit, git, write_files
 
 from releasekit import api
 from releasekit.errors import ConfigError
+from tests.support.projects import BASE_FILES, branch_here, commit, git, write_files
 
 pytestmark = pytest.mark.integration
 

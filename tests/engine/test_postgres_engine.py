@@ -27,9 +27,6 @@ from typing import Any
 
 import psycopg2.extensions
 import pytest
-from deploy_support import Ran, deploy, names
-from postgres_support import PHYSICAL, Pg, connect, fresh_database, postgres_profile
-from projects import BASE_FILES, ENV_FILES, branch_here, commit, git, make_repo, write_files
 
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
@@ -39,6 +36,9 @@ from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.postgres import PostgresWarehouse
 from releasekit.warehouse.registry import ADAPTERS
 from releasekit.warehouse.registry import connect as open_warehouse
+from tests.support.deploy import Ran, deploy, names
+from tests.support.postgres import PHYSICAL, Pg, connect, fresh_database, postgres_profile
+from tests.support.projects import BASE_FILES, ENV_FILES, branch_here, commit, git, make_repo, write_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

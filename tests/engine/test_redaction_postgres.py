@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_runs import Run, run_cli
-from postgres_support import fresh_database, postgres_profile
-from projects import commit, git, make_repo, write_files
 
 from releasekit.state.base import STATE_AREAS
+from tests.support.cli_runs import Run, run_cli
+from tests.support.postgres import fresh_database, postgres_profile
+from tests.support.projects import commit, git, make_repo, write_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, ENV_FILES, branch_here, commit, make_repo, write_files
-from warehouse_reads import every_view_selects, marker, physical, sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import NotFoundError, StateError
+from tests.support.projects import BASE_FILES, ENV_FILES, branch_here, commit, make_repo, write_files
+from tests.support.warehouse_reads import every_view_selects, marker, physical, sql, views
 
 pytestmark = pytest.mark.integration
 

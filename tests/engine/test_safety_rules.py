@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, branch_here, commit, make_repo, write_files
-from warehouse_reads import physical
 
 from releasekit import api
 from releasekit.errors import ConfigError, DirtyWorktreeError, StateError
+from tests.support.projects import BASE_FILES, branch_here, commit, make_repo, write_files
+from tests.support.warehouse_reads import physical
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from projects import BASE_FILES, commit, make_repo, write_files
 
 from releasekit import api
+from tests.support.projects import BASE_FILES, commit, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, branch_here, commit, make_repo, write_files
-from warehouse_reads import every_view_selects, physical, sql
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import StateError
 from releasekit.state.codec import env_key
+from tests.support.projects import BASE_FILES, branch_here, commit, make_repo, write_files
+from tests.support.warehouse_reads import every_view_selects, physical, sql
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_runs import run_cli
-from postgres_support import Pg, fresh_database, postgres_profile
-from projects import commit, make_repo, write_files
-from warehouse_reads import relations
+
+from tests.support.cli_runs import run_cli
+from tests.support.postgres import Pg, fresh_database, postgres_profile
+from tests.support.projects import commit, make_repo, write_files
+from tests.support.warehouse_reads import relations
 
 pytestmark = pytest.mark.integration
 

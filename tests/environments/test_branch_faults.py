@@ -44,7 +44,16 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from _fault_support import (
+
+from releasekit import api
+from releasekit.api import Workspace
+from releasekit.state import ledger
+from releasekit.state.base import BranchEnvironment, LedgerEntry
+from releasekit.state.codec import env_key
+from releasekit.state.local import LocalStore
+from releasekit.warehouse.base import MARKER_VIEW
+from releasekit.warehouse.naming import branch_schema
+from tests.support.branch_faults import (
     Killed,
     Served,
     StateView,
@@ -58,19 +67,10 @@ from _fault_support import (
     served,
     temp_files,
 )
-from cli_runs import run_cli
-from ledger_checks import assert_settled_once, release_views
-from postgres_support import fresh_database, postgres_profile
-from projects import git, make_repo
-
-from releasekit import api
-from releasekit.api import Workspace
-from releasekit.state import ledger
-from releasekit.state.base import BranchEnvironment, LedgerEntry
-from releasekit.state.codec import env_key
-from releasekit.state.local import LocalStore
-from releasekit.warehouse.base import MARKER_VIEW
-from releasekit.warehouse.naming import branch_schema
+from tests.support.cli_runs import run_cli
+from tests.support.ledger_checks import assert_settled_once, release_views
+from tests.support.postgres import fresh_database, postgres_profile
+from tests.support.projects import git, make_repo
 
 pytestmark = pytest.mark.integration
 

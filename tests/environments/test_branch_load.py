@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-import warehouse_reads
-from postgres_support import Pg, fresh_database, postgres_profile
-from projects import git, make_repo
 
+import tests.support.warehouse_reads as warehouse_reads
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.state.base import LedgerEntry
+from tests.support.postgres import Pg, fresh_database, postgres_profile
+from tests.support.projects import git, make_repo
 
 pytestmark = pytest.mark.integration
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, git, make_repo, write_files
-from warehouse_reads import physical, sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import ConfigError, NotFoundError
+from tests.support.projects import BASE_FILES, commit, git, make_repo, write_files
+from tests.support.warehouse_reads import physical, sql, views
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from projects import commit, git, make_repo, write_files
-from warehouse_reads import every_view_selects
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import ConfigError, NotFoundError, StateError
+from tests.support.projects import commit, git, make_repo, write_files
+from tests.support.warehouse_reads import every_view_selects
 
 pytestmark = pytest.mark.integration
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projects import ENV_FILES, RELEASEKIT_YML, commit, git, write_files
 
 from releasekit.config.loader import load_config
 from releasekit.environments.policy import config_at, policy_changes, project_content
 from releasekit.errors import ConfigError
 from releasekit.gitops.repo import GitRepo
+from tests.support.projects import ENV_FILES, RELEASEKIT_YML, commit, git, write_files
 
 DEV = ENV_FILES["environments/dev.yml"]
 

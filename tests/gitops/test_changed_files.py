@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projects import commit, git, make_repo, write_files
 
 from releasekit.errors import GitError
 from releasekit.gitops.repo import ChangedFile, GitRepo
+from tests.support.projects import commit, git, make_repo, write_files
 
 
 @pytest.fixture

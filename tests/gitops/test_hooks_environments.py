@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from projects import git, make_repo
 
 from releasekit import api
 from releasekit.api import Workspace
+from tests.support.projects import git, make_repo
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projects import commit, git, make_repo, write_files
 
 from releasekit.errors import (
     GitError,
@@ -18,6 +17,7 @@ from releasekit.errors import (
 )
 from releasekit.gitops.refs import BranchUpdate
 from releasekit.gitops.repo import GitRepo
+from tests.support.projects import commit, git, make_repo, write_files
 
 HOSTILE = ["feat/$(touch${IFS}canary)", "feat/`touch${IFS}canary`", "x;touch${IFS}canary", "a|b&c>d"]
 INVALID = ["-f", "--upload-pack=touch canary", "a..b", "has space", "@{-1}", "x.lock", "a:b", "", "HEAD"]

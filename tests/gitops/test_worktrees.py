@@ -8,9 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from projects import git, make_repo
-
 from releasekit.gitops.repo import GitRepo
+from tests.support.projects import git, make_repo
 
 
 def _dead_pid() -> int:

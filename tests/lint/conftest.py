@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from _lint_project import MakeProject
-from projects import BASE_FILES, write_files
+
+from tests.support.lint_project import MakeProject
+from tests.support.projects import BASE_FILES, write_files
 
 
 @pytest.fixture(autouse=True)

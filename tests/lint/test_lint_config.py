@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 
 import pytest
-from _lint_project import MakeProject, codes
 
 from releasekit.errors import ConfigError
 from releasekit.lint import dialect_for_adapter, lint
+from tests.support.lint_project import MakeProject, codes
 
 # Parses in DuckDB, not in PostgreSQL: which dialect was used shows in the result.
 DUCKDB_ONLY = "select * exclude (amount) from {{ ref('stg_orders') }}\n"

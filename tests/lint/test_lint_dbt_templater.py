@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _lint_project import MakeProject, codes
-from projects import BASE_FILES, PROFILE, write_files
 
 from releasekit.errors import ProjectError
 from releasekit.lint import FileLint, LintRun, SkippedFile, Violation, lint
@@ -19,6 +17,8 @@ from releasekit.lint.configuration import DbtOptions, LintSettings
 from releasekit.lint.isolation import lint_isolated
 from releasekit.lint.project import read_dbt_project
 from releasekit.lint.session import LintSession
+from tests.support.lint_project import MakeProject, codes
+from tests.support.projects import BASE_FILES, PROFILE, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _lint_project import MakeProject, codes
 
 from releasekit.errors import ProjectError
 from releasekit.lint import FileLint, LintRun, SkippedFile, Violation, lint
+from tests.support.lint_project import MakeProject, codes
 
 CP01_ONLY = {".sqlfluff": "[sqlfluff]\nrules = CP01\n"}  # consistent keyword case
 

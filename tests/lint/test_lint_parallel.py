@@ -9,7 +9,6 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from _lint_project import MakeProject
 
 from releasekit.lint import FileLint, lint
 from releasekit.lint.configuration import LintSettings
@@ -18,6 +17,7 @@ from releasekit.lint.pool import lint_parallel, start_method
 from releasekit.lint.project import read_dbt_project
 from releasekit.lint.results import FileOutcome
 from releasekit.lint.session import LintSession
+from tests.support.lint_project import MakeProject
 
 FILES = {
     ".sqlfluff": "[sqlfluff]\nrules = CP01,LT01\n",

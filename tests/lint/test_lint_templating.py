@@ -6,11 +6,10 @@ from __future__ import annotations
 import copy
 import pickle
 
-from _lint_project import MakeProject, codes
-
 from releasekit.lint import lint
 from releasekit.lint.context import DbtEnvVar, DbtVar
 from releasekit.lint.project import project_vars
+from tests.support.lint_project import MakeProject, codes
 
 LT01_ONLY = {".sqlfluff": "[sqlfluff]\nrules = LT01\n"}  # parse errors always show, as PRS
 VAR_MODEL = {"models/orders.sql": "select {{ var('expr') }} as x from t\n"}

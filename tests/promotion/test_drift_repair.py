@@ -14,12 +14,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from cli_runs import Run, run_cli
-from projects import git, make_repo
-from warehouse_reads import every_view_selects, marker, physical, sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
+from tests.support.cli_runs import Run, run_cli
+from tests.support.projects import git, make_repo
+from tests.support.warehouse_reads import every_view_selects, marker, physical, sql, views
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from cli_runs import Run, run_cli
-from postgres_support import Pg, fresh_database, postgres_profile
-from projects import git, make_repo
 
 from releasekit import api
 from releasekit.api import Workspace
+from tests.support.cli_runs import Run, run_cli
+from tests.support.postgres import Pg, fresh_database, postgres_profile
+from tests.support.projects import git, make_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

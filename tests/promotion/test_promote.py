@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_runs import run_cli
-from projects import BASE_FILES, ENV_FILES, commit, git, make_repo, write_files
-from warehouse_reads import sql, views
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.errors import GitError
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, ENV_FILES, commit, git, make_repo, write_files
+from tests.support.warehouse_reads import sql, views
 
 pytestmark = pytest.mark.integration
 

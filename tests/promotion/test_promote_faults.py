@@ -42,7 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _promote_support import (
+
+from releasekit.state import ledger
+from releasekit.state.base import LedgerEntry
+from tests.support.ledger_checks import assert_settled_once
+from tests.support.postgres import fresh_database
+from tests.support.promote import (
     Bench,
     DbtCreates,
     Killed,
@@ -60,11 +65,6 @@ from _promote_support import (
     temp_worktrees,
     worktrees,
 )
-from ledger_checks import assert_settled_once
-from postgres_support import fresh_database
-
-from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_runs import run_cli
-from projects import BASE_FILES, branch_here, commit, git, make_repo, write_files
 from test_promote import FILES
 
 from releasekit import api
@@ -17,6 +15,8 @@ from releasekit.api import Workspace
 from releasekit.errors import UnpromotedDeployError
 from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.guard import unpromoted
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, branch_here, commit, git, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

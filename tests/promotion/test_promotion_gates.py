@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projects import BASE_FILES, commit, git, make_repo, write_files
 from test_promote import FILES
 
 from releasekit import api
 from releasekit.api import Workspace
+from tests.support.projects import BASE_FILES, commit, git, make_repo, write_files
 
 pytestmark = pytest.mark.integration
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_runs import run_cli
-from projects import BASE_FILES, commit, git, make_repo, write_files
 from test_promote import FILES
-from warehouse_reads import views
 
 from releasekit import api
 from releasekit.api import Workspace
 from releasekit.state.base import LedgerEntry
+from tests.support.cli_runs import run_cli
+from tests.support.projects import BASE_FILES, commit, git, make_repo, write_files
+from tests.support.warehouse_reads import views
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from check_reports import (
+from hypothesis import given, settings
+
+from releasekit.checks.report import CheckReport, CheckResult
+from releasekit.reporting.junit import to_junit_xml
+from tests.support.check_reports import (
     HOSTILE,
     big_report,
     failed_report,
@@ -13,10 +17,6 @@ from check_reports import (
     reports,
     warned_report,
 )
-from hypothesis import given, settings
-
-from releasekit.checks.report import CheckReport, CheckResult
-from releasekit.reporting.junit import to_junit_xml
 
 
 def parsed(report: CheckReport) -> ET.Element:

@@ -3,7 +3,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from check_reports import (
+from hypothesis import given, settings
+from markdown_it import MarkdownIt
+
+from releasekit.checks.report import CheckReport
+from releasekit.reporting.markdown import MARKER, MAX_CELL, MAX_CHARS, escape, to_markdown
+from tests.support.check_reports import (
     HOSTILE,
     IMPACTS,
     big_report,
@@ -15,11 +20,6 @@ from check_reports import (
     reports,
     warned_report,
 )
-from hypothesis import given, settings
-from markdown_it import MarkdownIt
-
-from releasekit.checks.report import CheckReport
-from releasekit.reporting.markdown import MARKER, MAX_CELL, MAX_CHARS, escape, to_markdown
 
 GITHUB_LIMIT = 65_536
 

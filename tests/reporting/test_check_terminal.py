@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import io
 
-from check_reports import (
+from rich.console import Console
+
+from releasekit.checks.report import CheckReport
+from releasekit.reporting.check_terminal import CheckTerminalReporter
+from tests.support.check_reports import (
     big_report,
     failed_report,
     lint_check,
@@ -11,10 +15,6 @@ from check_reports import (
     passed_report,
     warned_report,
 )
-from rich.console import Console
-
-from releasekit.checks.report import CheckReport
-from releasekit.reporting.check_terminal import CheckTerminalReporter
 
 
 def printed(report: CheckReport, max_rows: int = 15) -> str:

@@ -16,13 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from _state_factories import make_entry
-
 from releasekit.errors import LockedError, LockLostError, StateError
 from releasekit.state.base import BranchEnvironment, LockInfo
 from releasekit.state.codec import holder_to_document
 from releasekit.state.remote import LEASE_FORMAT, ObjectStateStore
 from releasekit.state.s3 import S3Objects
+from tests.support.state_factories import make_entry
 
 REGION = "us-east-1"
 GIVE_UP_SECONDS = 120.0  # a child whose test died stops waiting and exits

@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from _state_factories import make_entry
-
 from releasekit.errors import LockedError
 from releasekit.state.local import LocalStore
+from tests.support.state_factories import make_entry
 
 GIVE_UP_SECONDS = 60.0  # a child whose test died stops waiting and exits
 

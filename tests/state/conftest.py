@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from s3_support import Bucket
 
 from releasekit.state.base import StateStore
 from releasekit.state.local import LocalStore
+from tests.support.s3 import Bucket
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -13,12 +13,12 @@ import time
 
 import pytest
 from _s3_workers import lease_bytes
-from s3_support import Bucket
 
 from releasekit.errors import LockedError
 from releasekit.state.base import LockInfo, StateStore
 from releasekit.state.codec import holder_to_document
 from releasekit.state.local import LocalStore
+from tests.support.s3 import Bucket
 
 
 def test_a_claim_is_live_while_its_lock_is_held_and_goes_with_it(store: StateStore) -> None:

@@ -16,8 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _state_factories import fill
-from s3_support import REGION, Bucket
 
 from releasekit.config.model import ProjectConfig, StateLocation
 from releasekit.state.base import LockInfo
@@ -26,6 +24,8 @@ from releasekit.state.doctor import Check, DoctorReport, diagnose, probe
 from releasekit.state.local import LocalStore
 from releasekit.state.remote import LEASE_FORMAT, ObjectStateStore
 from releasekit.state.s3 import S3Objects
+from tests.support.s3 import REGION, Bucket
+from tests.support.state_factories import fill
 
 
 def doctor(tmp_path: Path, location: StateLocation) -> DoctorReport:

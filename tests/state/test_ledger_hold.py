@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from _state_factories import make_entry
-
 from releasekit.state.base import LedgerEntry
 from releasekit.state.ledger import active_hold
+from tests.support.state_factories import make_entry
 
 BAD = "b" * 40
 HOLD = {"action": "hold", "from_release": 2, "from_commit": BAD, "commits": [BAD], "contents": ["t" * 40]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from _state_factories import make_entry
 
 from releasekit.errors import NotFoundError
 from releasekit.state.base import LedgerEntry
@@ -18,6 +17,7 @@ from releasekit.state.ledger import (
     rollback_target,
     successful_release_ids,
 )
+from tests.support.state_factories import make_entry
 
 
 def history(*steps: str) -> list[LedgerEntry]:

@@ -4,11 +4,11 @@ names the bad one, in both stores; `all_entries` stays strict."""
 from __future__ import annotations
 
 import pytest
-from _state_factories import make_entry
 
 from releasekit.errors import StateError
 from releasekit.state.base import StateStore
 from releasekit.state.codec import env_from_key, env_key
+from tests.support.state_factories import make_entry
 
 
 @pytest.mark.parametrize("bad", ["feature/x", 'ünï;"c"/$(x)', "b" * 200])

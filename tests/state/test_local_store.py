@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from _state_factories import make_entry
 
 from releasekit.errors import LockedError, LockMismatchError, NotFoundError, StateError
 from releasekit.state.local import LocalStore, _write_new
+from tests.support.state_factories import make_entry
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _state_factories import CONTENT, SHA, fill
-from s3_support import Bucket
 
 from releasekit.config.model import StateLocation
 from releasekit.errors import ConfigError, NotFoundError, StateError
@@ -18,6 +16,8 @@ from releasekit.state.base import StateStore
 from releasekit.state.local import LocalStore
 from releasekit.state.migrate import MigrationResult, copy_order, migrate, switch_line
 from releasekit.state.remote import ObjectStateStore
+from tests.support.s3 import Bucket
+from tests.support.state_factories import CONTENT, SHA, fill
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

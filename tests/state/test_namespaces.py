@@ -6,11 +6,11 @@ a declared environment's."""
 from __future__ import annotations
 
 import pytest
-from _state_factories import make_entry
 
 from releasekit.errors import StateError
 from releasekit.state.base import BranchEnvironment, StateStore
 from releasekit.state.codec import dumps
+from tests.support.state_factories import make_entry
 
 WHEN = "2024-05-01T12:00:00+00:00"
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from s3_support import Bucket
 
 from releasekit.errors import StateError
 from releasekit.state.folder import FolderObjects
 from releasekit.state.objects import ObjectStore
+from tests.support.s3 import Bucket
 
 
 @pytest.fixture(params=["folder", "s3"])

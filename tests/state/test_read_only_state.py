@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cli_runs import Run, run_cli
-from projects import commit, git, make_repo, write_files
-from warehouse_reads import physical
+
+from tests.support.cli_runs import Run, run_cli
+from tests.support.projects import commit, git, make_repo, write_files
+from tests.support.warehouse_reads import physical
 
 pytestmark = pytest.mark.integration
 

@@ -23,12 +23,6 @@ from pathlib import Path
 
 import pytest
 from _s3_workers import branch, lease_bytes
-from _state_factories import make_entry
-from cli_runs import RELEASEKIT, Run, cli_env
-from ledger_checks import assert_settled_once, release_views
-from projects import commit, make_repo
-from s3_faults import FaultProxy, unreachable
-from s3_support import REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Bucket
 
 from releasekit.config.model import Connection
 from releasekit.errors import LockMismatchError, StateError
@@ -36,6 +30,12 @@ from releasekit.state.remote import ObjectStateStore
 from releasekit.state.s3 import ATTEMPTS, S3Objects
 from releasekit.warehouse.base import ReleaseMarker
 from releasekit.warehouse.duckdb import DuckDBWarehouse
+from tests.support.cli_runs import RELEASEKIT, Run, cli_env
+from tests.support.ledger_checks import assert_settled_once, release_views
+from tests.support.projects import commit, make_repo
+from tests.support.s3 import REGION, SECRET_ACCESS_KEY, SESSION_TOKEN, Bucket
+from tests.support.s3_faults import FaultProxy, unreachable
+from tests.support.state_factories import make_entry
 
 
 @pytest.fixture

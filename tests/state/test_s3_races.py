@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_faults import FaultProxy
-from s3_support import Bucket
+
+from tests.support.s3 import Bucket
+from tests.support.s3_faults import FaultProxy
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_s3_workers.py"

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import pytest
 from _s3_workers import branch, lease_bytes
-from _state_factories import make_entry
-from s3_support import Bucket
 
 from releasekit.errors import LockedError, LockLostError, LockMismatchError, NotFoundError, StateError
 from releasekit.state.base import CheckRecord, LockInfo
 from releasekit.state.codec import env_key
 from releasekit.state.remote import LEASE_FORMAT
+from tests.support.s3 import Bucket
+from tests.support.state_factories import make_entry
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_s3_workers.py"

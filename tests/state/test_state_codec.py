@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-from _state_factories import ODD_NAMES, full_entry, make_entry
 
 from releasekit.errors import StateError
 from releasekit.state.base import LockInfo
@@ -20,6 +19,7 @@ from releasekit.state.codec import (
     holder_to_document,
     loads,
 )
+from tests.support.state_factories import ODD_NAMES, full_entry, make_entry
 
 WHERE = "/state/ledger/prod/00000001.json"
 

@@ -7,10 +7,10 @@ import re
 from dataclasses import replace
 
 import pytest
-from _state_factories import ODD_NAMES, full_entry, make_entry
 
 from releasekit.errors import EXIT_LOCKED, EXIT_USAGE, LockedError, LockMismatchError, NotFoundError
 from releasekit.state.base import DEFAULT_LOCK_TIMEOUT, StateStore
+from tests.support.state_factories import ODD_NAMES, full_entry, make_entry
 
 
 def test_empty_store(store: StateStore) -> None:

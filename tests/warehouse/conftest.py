@@ -21,13 +21,12 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
-from postgres_support import database_on, server
 
 from releasekit.warehouse.base import Warehouse
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.registry import connect
-
-from .support import (
+from tests.support.postgres import database_on, server
+from tests.support.warehouse import (
     Backend,
     MakeTable,
     RunSQL,

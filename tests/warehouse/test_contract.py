@@ -7,8 +7,7 @@ import pytest
 from releasekit.errors import WarehouseError
 from releasekit.warehouse.base import MARKER_VIEW, Capabilities, ReleaseMarker, Warehouse
 from releasekit.warehouse.naming import qualify
-
-from .support import MakeTable, RunSQL, Schemas, make_marker
+from tests.support.warehouse import MakeTable, RunSQL, Schemas, make_marker
 
 
 def _release(make_table: MakeTable, physical: str, release_id: int, models: list[str]) -> dict[str, str]:

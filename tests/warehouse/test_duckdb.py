@@ -15,8 +15,7 @@ from releasekit.errors import WarehouseBusyError, WarehouseError
 from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection
 from releasekit.warehouse.duckdb import DuckDBWarehouse, _view_target
 from releasekit.warehouse.naming import qualify
-
-from .support import duckdb_connection, make_marker
+from tests.support.warehouse import duckdb_connection, make_marker
 
 HOLD_FILE = """
 import sys, time, duckdb

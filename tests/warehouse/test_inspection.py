@@ -14,8 +14,7 @@ from releasekit.warehouse.inspection import one_statement
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.postgres import PostgresWarehouse
 from releasekit.warehouse.registry import connect
-
-from .support import RunSQL, Schemas, postgres_connection, postgres_dsn
+from tests.support.warehouse import RunSQL, Schemas, postgres_connection, postgres_dsn
 
 HOSTILE = 'col "x"; DROP TABLE t; --ü'
 

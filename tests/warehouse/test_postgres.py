@@ -24,8 +24,7 @@ from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection
 from releasekit.warehouse.naming import qualify, quote
 from releasekit.warehouse.postgres import PostgresWarehouse, staging_schema
 from releasekit.warehouse.registry import connect
-
-from .support import make_marker, postgres_connection, postgres_dsn, run_sql
+from tests.support.warehouse import make_marker, postgres_connection, postgres_dsn, run_sql
 
 pytestmark = pytest.mark.postgres
 

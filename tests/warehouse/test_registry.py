@@ -11,8 +11,7 @@ from releasekit.errors import WarehouseError
 from releasekit.warehouse.base import Connection
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.registry import ADAPTERS, PACKAGES, connect
-
-from .support import duckdb_connection
+from tests.support.warehouse import duckdb_connection
 
 
 def test_duckdb_is_registered(tmp_path: Path) -> None:

@@ -22,8 +22,7 @@ from releasekit.warehouse.base import MARKER_VIEW, SWITCH_HINT, Capabilities, St
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.switch import SwitchRequest, in_place
-
-from .support import duckdb_connection, make_marker
+from tests.support.warehouse import duckdb_connection, make_marker
 
 ENV, PHYSICAL = "prod", "rk__physical"
 

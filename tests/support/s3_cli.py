@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from cli_runs import RELEASEKIT, Run, cli_env, run_cli
-from s3_support import Bucket
+from tests.support.cli_runs import RELEASEKIT, Run, cli_env, run_cli
+from tests.support.s3 import Bucket
 
 GIVE_UP_SECONDS = 120.0  # a holder whose test died stops on its own
 
@@ -86,8 +86,8 @@ class Holder:
 @contextmanager
 def lease_holder(bucket: Bucket, owner: str, *envs: str, ttl: float = 60.0) -> Iterator[Holder]:
     """A child process holding a lease on each of `envs` through ObjectStateStore."""
-    tests = Path(__file__).resolve().parent
-    environ = {**os.environ, **bucket.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    checkout = Path(__file__).resolve().parents[2]  # the child imports tests.support from it
+    environ = {**os.environ, **bucket.environ, "PYTHONPATH": str(checkout)}
     child = subprocess.Popen(
         [sys.executable, __file__, "hold", bucket.url, str(ttl), owner, *envs],
         env=environ,

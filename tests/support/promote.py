@@ -27,12 +27,7 @@ from pathlib import Path
 from typing import IO
 
 import psycopg2
-from cli_runs import RELEASEKIT, Run, cli_env
-from ledger_checks import release_views
-from postgres_support import Pg, postgres_profile
-from projects import commit, git, make_repo
 from test_promote import FILES
-from warehouse.support import postgres_connection
 
 from releasekit import api
 from releasekit.api import Workspace
@@ -44,6 +39,11 @@ from releasekit.state.local import LocalStore
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.registry import connect
+from tests.support.cli_runs import RELEASEKIT, Run, cli_env
+from tests.support.ledger_checks import release_views
+from tests.support.postgres import Pg, postgres_profile
+from tests.support.projects import commit, git, make_repo
+from tests.support.warehouse import postgres_connection
 
 STATE = ".releasekit"
 WORKTREE_PREFIX = "releasekit-worktree-"

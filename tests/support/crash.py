@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-from cli_runs import RELEASEKIT, Run, cli_env, run_cli
-from ledger_checks import release_views
 
 from releasekit.config.model import Connection
 from releasekit.state.base import LedgerEntry
@@ -26,6 +24,8 @@ from releasekit.state.local import LocalStore
 from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
+from tests.support.cli_runs import RELEASEKIT, Run, cli_env, run_cli
+from tests.support.ledger_checks import release_views
 
 ENV = "dev"
 SCHEMA = "dev"

@@ -28,10 +28,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from cli_runs import cli_env
-from projects import BASE_FILES, commit, git, write_files
 
 from releasekit import api
+from tests.support.cli_runs import cli_env
+from tests.support.projects import BASE_FILES, commit, git, write_files
 
 GITHUB_WORKFLOWS = (
     "releasekit-deploy.yml",

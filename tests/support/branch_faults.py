@@ -20,9 +20,6 @@ from pathlib import Path
 
 import duckdb
 import psycopg2
-from cli_runs import RELEASEKIT, Run, cli_env, run_cli
-from postgres_support import Pg
-from warehouse.support import postgres_connection
 
 from releasekit.config.model import Connection
 from releasekit.state.base import BranchEnvironment, LedgerEntry
@@ -32,6 +29,9 @@ from releasekit.warehouse.base import MARKER_VIEW, ReleaseMarker, Warehouse
 from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.naming import qualify
 from releasekit.warehouse.postgres import PostgresWarehouse
+from tests.support.cli_runs import RELEASEKIT, Run, cli_env, run_cli
+from tests.support.postgres import Pg
+from tests.support.warehouse import postgres_connection
 
 STATE = ".releasekit"
 TEMP_PREFIX = ".tmp-"

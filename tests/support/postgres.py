@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg2
 import pytest
-from warehouse.support import PG_HOST, PG_PORT, PG_USER, postgres_dsn, run_sql
 
 from releasekit.warehouse.base import MARKER_VIEW
 from releasekit.warehouse.naming import qualify, quote
+from tests.support.warehouse import PG_HOST, PG_PORT, PG_USER, postgres_dsn, run_sql
 
 __all__ = [
     "PG_HOST",
