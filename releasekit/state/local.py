@@ -43,8 +43,8 @@ class LocalStore(DocumentStore):
         self.root = objects.root
         self._folder = objects
 
-    def check_writable(self, folder: str) -> None:
-        self._folder.check_writable(folder)
+    def check_writable(self, env: str) -> None:
+        self._folder.check_writable(self._ledger_folder(env))
 
     def probe(self) -> Generator[Check, None, None]:
         return probe_folder(self.root)

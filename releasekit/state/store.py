@@ -316,7 +316,7 @@ class DocumentStore:
             try:
                 # Prove the ledger writable before the run builds anything, so a read-only
                 # state stops it here, not when it records.
-                self.check_writable(self._ledger_folder(env))
+                self.check_writable(env)
                 yield info
             finally:
                 self._counts.pop(self._folders.pop(env, f"ledger/{env_key(env)}/"), None)
@@ -347,9 +347,9 @@ class DocumentStore:
         records, problems = self.locks.records()
         return records, [problem.message for problem in problems]
 
-    def check_writable(self, folder: str) -> None:
-        """Prove `folder` writable. A store whose lock already wrote there (a bucket's lease)
-        has nothing more to prove."""
+    def check_writable(self, env: str) -> None:
+        """Prove `env`'s ledger writable. A store whose lock already wrote beside it (a
+        bucket's lease) has nothing more to prove."""
 
     def probe(self) -> Generator[Check, None, None]:
         """Doctor's access probes: conditional create, compare-and-swap and delete of a probe
