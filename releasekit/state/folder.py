@@ -40,25 +40,29 @@ class FolderObjects:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
         self.check_root()
 
     def describe(self, key: str = "") -> str:
-        return str(self.root.joinpath(*key.split("/"))) if key.strip("/") else str(self.root)
+        return os.path.join(self._root, *key.strip("/").split("/")) if key.strip("/") else self._root
 
     def get(self, key: str) -> Stored | None:
-        path = self.path(key)
+        path = self._file(key)
         with self.translated():
             try:
-                data = path.read_bytes()
-                modified = path.stat().st_mtime
+                with open(path, "rb") as file:
+                    data, modified = file.read(), os.fstat(file.fileno()).st_mtime
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                self.check_root()  # a root that became a file says so; else it is not there
                 return None
         return Stored(data, _tag(data), datetime.fromtimestamp(modified, UTC))
 
     def exists(self, key: str) -> bool:
+        self.check_root()
         return self.path(key).is_file()
 
     def create(self, key: str, data: bytes) -> str | None:
+        self.check_root()
         path = self.path(key)
         with self.translated():
             ensure_dir(path.parent)
@@ -70,6 +74,7 @@ class FolderObjects:
         return _tag(data)
 
     def replace(self, key: str, data: bytes, etag: str) -> str | None:
+        self.check_root()
         path = self.path(key)
         with self.translated(), self._swapping(path.parent):
             current = self.get(key)
@@ -79,6 +84,7 @@ class FolderObjects:
         return _tag(data)
 
     def delete(self, key: str, etag: str | None = None) -> bool:
+        self.check_root()
         path = self.path(key)
         with self.translated(), self._swapping(path.parent):
             if etag is not None:
@@ -92,25 +98,27 @@ class FolderObjects:
     def keys(self, prefix: str) -> list[str]:
         """Every document under `prefix` (a folder, ending in `/`), sorted; temp files and
         the folders' own lock files are not documents."""
+        self.check_root()
         folder = self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        start = f"{prefix.rstrip('/')}/" if prefix.strip("/") else ""
         with self.translated():
-            if not folder.is_dir():
+            try:
+                return sorted(_documents_in(folder, start))
+            except (FileNotFoundError, NotADirectoryError):
                 return []
-            return sorted(
-                path.relative_to(self.root).as_posix()
-                for path in folder.rglob("*")
-                if not path.name.startswith(TEMP_PREFIX) and path.name not in NOT_DOCUMENTS and path.is_file()
-            )
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def path(self, key: str) -> Path:
-        self.check_root()
-        parts = key.split("/")
-        if any(part in {".", ".."} for part in parts) or key.startswith("/"):
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """`key`'s path under the root, as a string (reads of many small documents are
+        dominated by path objects otherwise); a key that could leave the root is refused."""
+        if key.startswith("/") or "/./" in f"/{key}/" or "/../" in f"/{key}/":
             raise StateError(f"{key!r} is not a state document key")
-        return self.root.joinpath(*parts)
+        return os.path.join(self._root, *key.split("/"))
 
     def check_root(self) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -123,6 +131,7 @@ class FolderObjects:
         """Create and delete a file in the folder of `key` (its nearest existing one): what
         a run proves before it builds, so a read-only state stops it there, not when it
         records. A temp name: listings ignore it."""
+        self.check_root()
         folder = self.path(key.rstrip("/"))
         with self.translated():
             folder = folder if folder.exists() else folder.parent
@@ -153,6 +162,17 @@ class FolderObjects:
             yield
         finally:
             lock.release()
+
+
+def _documents_in(folder: Path, key_prefix: str) -> Iterator[str]:
+    """The keys of the documents under `folder` (temp files and lock files are not)."""
+    with os.scandir(folder) as found:
+        for entry in found:
+            name = entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from _documents_in(Path(entry.path), f"{key_prefix}{name}/")
+            elif name not in NOT_DOCUMENTS and not name.startswith(TEMP_PREFIX) and entry.is_file():
+                yield key_prefix + name
 
 
 def _tag(data: bytes) -> str:
