@@ -127,6 +127,10 @@ class FolderObjects:
                 hint="move that file aside, or point releasekit's state path at a folder",
             )
 
+    def sweep(self, prefix: str) -> None:
+        """Remove the temp files dead writers left in the folder `prefix` names."""
+        remove_dead_writers_temps(self.path(prefix.rstrip("/")))
+
     def check_writable(self, key: str) -> None:
         """Create and delete a file in the folder of `key` (its nearest existing one): what
         a run proves before it builds, so a read-only state stops it there, not when it

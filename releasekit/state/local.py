@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from releasekit.errors import StateError
+from releasekit.state.base import BranchEnvironment
 from releasekit.state.folder import FolderObjects, write_new
 from releasekit.state.locks import FileLocks
 from releasekit.state.probes import Check, probe_folder
@@ -42,6 +43,11 @@ class LocalStore(DocumentStore):
         super().__init__(objects, FileLocks(objects.root, objects.translated, clock))
         self.root = objects.root
         self._folder = objects
+
+    def register(self, record: BranchEnvironment) -> None:
+        # A record written again unchanged writes nothing: sweep what killed writers left here anyway.
+        self._folder.sweep("registry/")
+        super().register(record)
 
     def check_writable(self, env: str) -> None:
         self._folder.check_writable(self._ledger_folder(env))
