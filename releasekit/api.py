@@ -6,14 +6,16 @@ run raises a `releasekit.errors.ReleasekitError`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from releasekit import __version__
+from releasekit.checks.audit import logic_audit
 from releasekit.checks.report import CHECK_ORDER, CheckName, CheckReport, CheckResult
 from releasekit.checks.run import CheckRequest, lint_files, run_checks
 from releasekit.ci import DEFAULT_PYTHON
@@ -28,13 +30,16 @@ from releasekit.dbtcore.session import NodeCallback
 from releasekit.engine.deploy import DeployResult, plan_deploy
 from releasekit.engine.deploy import deploy as engine_deploy
 from releasekit.engine.gc import GcResult, collect_garbage
+from releasekit.engine.graphs import stored_graph
 from releasekit.engine.plan import Plan
+from releasekit.engine.refresh import RefreshResult
+from releasekit.engine.refresh import refresh as engine_refresh
 from releasekit.engine.rollback import RollbackResult
 from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.environments import lifecycle
 from releasekit.environments.branches import DownResult, UpResult
 from releasekit.environments.lifecycle import BRANCH_WAIT_SECONDS, BranchStatus
-from releasekit.errors import ConfigError, ReleasekitError
+from releasekit.errors import ConfigError, RefreshError, ReleasekitError
 from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.drift import drift_checks
 from releasekit.promotion.guard import guard_deploy, plan_warning
@@ -46,7 +51,7 @@ from releasekit.promotion.sync import SyncResult
 from releasekit.promotion.sync import sync as run_sync
 from releasekit.state.base import LedgerEntry, LockInfo
 from releasekit.state.doctor import Check, DoctorReport, diagnose
-from releasekit.state.ledger import Hold
+from releasekit.state.ledger import Hold, require_live
 from releasekit.state.migrate import MigrationResult, migrate, switch_line
 from releasekit.state.open import open_store_at
 from releasekit.state.summary import StateSummary, summarize
@@ -69,6 +74,7 @@ __all__ = [
     "NodeCallback",
     "Plan",
     "PromoteResult",
+    "RefreshResult",
     "RollbackResult",
     "StateSummary",
     "SyncResult",
@@ -89,6 +95,7 @@ __all__ = [
     "lint",
     "plan",
     "promote",
+    "refresh",
     "releases",
     "rollback",
     "state_migrate",
@@ -162,6 +169,56 @@ def _check_force(force: bool, reason: str | None) -> None:
             "--force needs --reason, and --reason goes with --force",
             hint='for example: --force --reason "hotfix applied by hand in prod, see INC-42"',
         )
+
+
+def refresh(
+    workspace: Workspace,
+    env: str | None = None,
+    *,
+    select: Sequence[str] = (),
+    dry_run: bool = False,
+    on_node: NodeCallback | None = None,
+) -> RefreshResult:
+    """Run `env`'s live code (the commit and parameters of its live release) on the data as
+    it is now: write new versions of the models whose sources changed, audit them (dbt
+    tests, logic tests), and publish them atomically only if the audit passed. `select`
+    names models to refresh (with their descendants); `dry_run` plans and changes nothing.
+    Returns the result (a held-back refresh is a result, not an error). Raises
+    RefreshError (a branch environment, a live release from uncommitted changes or that
+    no longer reproduces, a source that cannot be read), NoLiveReleaseError,
+    NotFoundError (`select`), LockedError, WarehouseError."""
+    environment = workspace.environment(env)
+    if not workspace.is_declared(environment):
+        raise RefreshError(
+            f"{environment.name!r} is a branch environment: it holds its data still while its code changes, "
+            "so a difference in its checks is the code's doing",
+            hint="refresh the environment it branched from (for example `releasekit refresh dev`); "
+            "bring the branch's environment up again to move it onto that data",
+        )
+    live = require_live(workspace.store.entries(environment.name), environment.name, "refresh")
+    if live.git_sha.endswith("-dirty"):
+        raise RefreshError(
+            f"release {live.release_id} of {environment.name!r} was deployed from uncommitted changes "
+            f"({live.git_sha}): its code is in no commit, so a refresh cannot run it again",
+            hint=f"deploy a commit (`releasekit deploy {environment.name}`), then refresh",
+        )
+    at_live = dataclasses.replace(environment, vars=dict(live.params))
+    graph = stored_graph(workspace.store, live.git_sha, at_live.target, at_live.vars)
+    with _checkout_of(workspace, live.git_sha) as checkout:
+        run = workspace.run_context(at_live, builds=True, checkout=checkout, on_node=on_node)
+        audit = logic_audit(run.dbt.settings.project_dir if run.dbt else Path("."), environment.schema)
+        return engine_refresh(run, select=select, graph=graph, audit=audit, dry_run=dry_run)
+
+
+@contextlib.contextmanager
+def _checkout_of(workspace: Workspace, sha: str) -> Iterator[tuple[Path, str] | None]:
+    """None when the working tree is that commit, unchanged (dbt's parse cache stays warm);
+    else a temporary worktree at it."""
+    if workspace.repo.head_sha() == sha and not workspace.dirty_files():
+        yield None
+        return
+    with workspace.repo.worktree_at(sha) as tree:
+        yield tree, sha
 
 
 def rollback(workspace: Workspace, env: str | None = None, *, to: int | None = None) -> RollbackResult:

@@ -126,6 +126,11 @@ class NoLiveReleaseError(NotFoundError):
         self.env = env
 
 
+class RefreshError(ReleasekitError):
+    """A refresh could not run (a branch environment, a live release whose code is not in
+    git or does not reproduce, a source it cannot read); nothing changed."""
+
+
 class UnpromotedDeployError(ReleasekitError):
     """A deploy of a promoted environment named a commit that is not its branch head."""
 

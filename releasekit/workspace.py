@@ -149,6 +149,7 @@ class Workspace:
             connection=self._connection(settings),
             who=self.repo.user(),
             environ=self.environ,
+            data_mode=self.config.data_versions,
         )
         if checkout is not None:
             return dataclasses.replace(run, dbt=DbtProject(settings, on_node=on_node), git_sha=checkout[1])

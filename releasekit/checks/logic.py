@@ -43,7 +43,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,12 +123,15 @@ def run(
     *,
     limit: int = DEFAULT_EXAMPLES,
     clock: Callable[[], float] = time.perf_counter,
+    relations: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[LogicOutcome]:
     """Run each test against the environment whose consumer views live in `schema` and
-    serve `models`; keep at most `limit` example rows per test."""
+    serve `models`; keep at most `limit` example rows per test. `relations` (model name ->
+    (schema, relation)) points `ref()` elsewhere: a refresh audits the relations it wrote
+    before any view reads them."""
     if limit < 0:
         raise ValueError(f"limit cannot be negative, got {limit}")
-    renderer = _Renderer(schema, frozenset(models))
+    renderer = _Renderer(schema, frozenset(models), relations or {})
     return [_run_one(test, warehouse, renderer, limit, clock) for test in tests]
 
 
@@ -152,9 +155,10 @@ def _run_one(
 class _Renderer:
     """Renders a test's Jinja with `ref()` onto the consumer views of one schema."""
 
-    def __init__(self, schema: str, models: frozenset[str]) -> None:
+    def __init__(self, schema: str, models: frozenset[str], relations: Mapping[str, tuple[str, str]]) -> None:
         self._schema = schema
         self._models = models
+        self._relations = relations
         self._jinja = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
     def render(self, test: LogicTest) -> str:
@@ -174,7 +178,7 @@ class _Renderer:
         model = names[-1]
         if model not in self._models:
             raise _RenderError(f"ref({model!r}): the environment has no model {model!r}{self._near(model)}")
-        return qualify(self._schema, model)
+        return qualify(*self._relations[model]) if model in self._relations else qualify(self._schema, model)
 
     def _near(self, model: str) -> str:
         close = difflib.get_close_matches(model, sorted(self._models), n=3)

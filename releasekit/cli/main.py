@@ -109,6 +109,36 @@ def deploy(
 
 @cli.command()
 @click.argument("env", required=False)
+@click.option(
+    "--select",
+    "-s",
+    "select",
+    multiple=True,
+    metavar="MODEL",
+    help="Refresh these models (and what reads them).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be written and why; change nothing.")
+@click.pass_context
+def refresh(ctx: click.Context, env: str | None, select: tuple[str, ...], dry_run: bool) -> None:
+    """Run ENV's live code on the data as it is now: write, audit, publish.
+
+    Models whose sources changed get new versions beside the live ones; dbt's tests and
+    the logic tests audit them; only then ENV switches to them atomically. A failed audit
+    publishes nothing (exit 1): ENV keeps serving its previous data."""
+    with session(ctx) as (workspace, reporter):
+        from releasekit import api
+
+        name = workspace.environment(env).name
+        names = [part.strip() for value in select for part in value.split(",") if part.strip()]
+        with reporter.refreshing(name) as on_node:
+            result = api.refresh(workspace, name, select=names, dry_run=dry_run, on_node=on_node)
+        reporter.refresh(result)
+        if not result.ok:
+            raise Exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.argument("env", required=False)
 @click.option("--to", "to", type=int, metavar="RELEASE", help="Release id (default: the one before).")
 @click.pass_context
 def rollback(ctx: click.Context, env: str | None, to: int | None) -> None:

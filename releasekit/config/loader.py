@@ -37,6 +37,7 @@ import yaml
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from releasekit.config.model import (
+    DEFAULT_DATA_VERSIONS,
     DEFAULT_ENVIRONMENTS_DIR,
     DEFAULT_LOCK_TTL_SECONDS,
     DEFAULT_PHYSICAL_SCHEMA,
@@ -277,6 +278,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         **{k: document[k] for k in ("physical_schema", "environments_dir") if k in document},
         "branches": dict(_section(document, "branch_environments")),
         **{key: value for key, value in _section(document, "warehouse").items() if key == "lock_timeout_ms"},
+        **{key: value for key, value in _section(document, "refresh").items() if key == "data_versions"},
     }
     settings: dict[str, Any] = {
         "project_dir": ".",
@@ -288,6 +290,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         "environments_dir": DEFAULT_ENVIRONMENTS_DIR,
         "branches": {},
         "lock_timeout_ms": None,
+        "data_versions": DEFAULT_DATA_VERSIONS,
     }
     for layer in (from_file, *layers):
         settings.update((key, value) for key, value in layer.items() if key in settings)
@@ -485,6 +488,7 @@ def _project_config(
         environments_dir=_resolve(root, settings["environments_dir"]),
         branches=_branch_template(settings["branches"]),
         lock_timeout_ms=settings["lock_timeout_ms"],
+        data_versions=settings["data_versions"],
     )
 
 

@@ -14,6 +14,7 @@ DEFAULT_RETENTION = 3
 DEFAULT_STATE_PATH = ".releasekit"
 DEFAULT_LOCK_TTL_SECONDS = 60
 DEFAULT_ENVIRONMENTS_DIR = "environments"
+DEFAULT_DATA_VERSIONS = "checksum"  # how a refresh reads a source's data version (engine.data)
 
 Grants = Mapping[str, tuple[str, ...]]  # privilege ("select", ...) -> roles
 
@@ -109,6 +110,7 @@ class ProjectConfig:
     environments_dir: Path = Path(DEFAULT_ENVIRONMENTS_DIR)  # holds <name>.yml per environment
     branches: BranchTemplate = field(default_factory=BranchTemplate)
     lock_timeout_ms: int | None = None  # PostgreSQL switch; None: the adapter's default
+    data_versions: str = DEFAULT_DATA_VERSIONS  # checksum | rowcount (releasekit.yml `refresh`)
 
     @property
     def warehouse_settings(self) -> Mapping[str, Any]:

@@ -11,9 +11,16 @@ import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
+from releasekit.engine.data import (
+    DataMode,
+    SourceUnreadable,
+    expected_data,
+    read_data_versions,
+    upstream_sources,
+)
 from releasekit.engine.drift import Drift, repair_note, warehouse_drift
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
@@ -30,7 +37,7 @@ from releasekit.engine.runtime import (
 from releasekit.errors import StateError
 from releasekit.graph import ProjectGraph
 from releasekit.state import ledger
-from releasekit.state.base import Claim, LedgerEntry, UnreadableLedger
+from releasekit.state.base import Claim, LedgerEntry, ModelVersion, UnreadableLedger
 from releasekit.warehouse.base import Warehouse
 
 Outcome = Literal["succeeded", "failed", "noop"]
@@ -136,6 +143,7 @@ def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], 
                     if repair_only and not drift:
                         return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
                     warehouse.drop_relations(plan.physical_schema, plan.stale)
+                    plan = stamp_data(plan, graph, warehouse, run)
                     if warehouse.capabilities.single_process:
                         kept_open.enter_context(run.warehouse())  # dbt, in this process, shares it
                     break
@@ -149,6 +157,33 @@ def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], 
         else:
             result = _switch(run, plan, recovered, extra, drift)
     return dataclasses.replace(result, results=results, graph=graph)
+
+
+def stamp_data(plan: Plan, graph: ProjectGraph, warehouse: Warehouse, run: RunContext) -> Plan:
+    """Record on each version a deploy builds the data versions of the sources it reads,
+    as they are before it is built (a load meanwhile leaves it older than recorded, so the
+    next refresh writes it again). Only the sources of what is built are read."""
+    if not plan.builds:
+        return plan
+    wanted = upstream_sources(graph)
+    sources = {s for step in plan.builds for s in wanted.get(step.unique_id, ())}
+    try:
+        now = read_data_versions(warehouse, graph, sources, cast(DataMode, run.data_mode))
+    except SourceUnreadable:
+        now = {}  # dbt names a missing source better, when the build reads it
+    chosen: dict[str, ModelVersion] = {}
+    steps = []
+    for step in plan.steps:
+        if step.action == "build":
+            data = expected_data(graph.nodes[step.unique_id], graph, chosen, now)
+            step = dataclasses.replace(step, data=data, written_at=run.now())
+        steps.append(step)
+        chosen[step.unique_id] = step.version({})
+    models = {
+        uid: dataclasses.replace(version, data=chosen[uid].data, written_at=chosen[uid].written_at)
+        for uid, version in plan.models.items()
+    }
+    return dataclasses.replace(plan, steps=tuple(steps), models=models)
 
 
 def _parse(run: RunContext) -> ParsedProject:
@@ -214,12 +249,22 @@ def _plan(
         params=dict(run.env.vars),
         live=ledger_view.live,
         existing=warehouse.relations(run.physical_schema),
-        verified=ledger_view.verified,
+        versions=ledger_view.versions,
         elsewhere=ledger_view.elsewhere,
         max_name_bytes=warehouse.capabilities.max_identifier_bytes,
         in_use=in_use,
+        preferred=_preferred(run, ledger_view),
     )
     return make_plan(graph, prints, inputs)
+
+
+def _preferred(run: RunContext, ledger_view: Survey) -> dict[str, ModelVersion]:
+    """The live release's versions, and before them those of the environment a promotion
+    brings the release from: equal code serves that environment's data (build once,
+    promote many, data included)."""
+    preferred = dict(ledger_view.live.models) if ledger_view.live else {}
+    source = ledger_view.others.get(run.promoted_from or "")
+    return preferred | (dict(source.models) if source else {})
 
 
 def _build(run: RunContext, parsed: ParsedProject, plan: Plan) -> tuple[NodeResult, ...]:

@@ -35,10 +35,16 @@ class ModelStep:
     stateful: bool = False
 
     tests: str = ""  # digest of the tests that read it
+    # What the relation holds (a reused version's record; a build's is stamped before it
+    # runs, engine.data): source -> data version, and when it was written.
+    data: Mapping[str, str] = field(default_factory=dict)
+    written_at: str = ""
 
     def version(self, inputs: Mapping[str, str]) -> ModelVersion:
         recorded = {**inputs, TESTS_KEY: self.tests}
-        return ModelVersion(self.unique_id, self.name, self.fingerprint, self.relation, recorded)
+        return ModelVersion(
+            self.unique_id, self.name, self.fingerprint, self.relation, recorded, self.data, self.written_at
+        )
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,17 @@ class PlanInputs:
     params: Mapping[str, Any]
     live: LedgerEntry | None
     existing: Set[str]  # relations present in the physical schema
-    verified: Set[str]  # relations some recorded release tested and switched to
+    # Relations some recorded release tested and switched to, with what each holds.
+    versions: Mapping[str, ModelVersion]
     # Other environments' live versions, to explain a first build ("var x differs from dev").
     elsewhere: Mapping[str, tuple[str, ModelVersion]] = field(default_factory=dict)
     max_name_bytes: int | None = None  # the warehouse cuts longer view names (None: no limit)
     # Relations live runs of other environments claim (building or reusing): never stale.
     in_use: Set[str] = frozenset()
+    # Versions to serve first where their code is the code planned: the live release's, and
+    # for a promotion its source's before them. A refresh gives a version a relation of its
+    # own (engine.refresh), so an unchanged model keeps the data it serves.
+    preferred: Mapping[str, ModelVersion] = field(default_factory=dict)
 
 
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
@@ -141,8 +152,8 @@ def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: Pla
 
 
 def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: PlanInputs) -> ModelStep:
-    relation = physical_name(node.name, fingerprint.digest)
-    reusable = relation in given.existing and relation in given.verified
+    relation = _relation(node, fingerprint, given)
+    reusable = relation in given.existing and relation in given.versions
     live_version = given.live.models.get(node.unique_id) if given.live else None
     tests = tests_digest(node)
     action: Action = "build"
@@ -163,7 +174,23 @@ def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: Plan
         reasons=reasons,
         stateful=node.is_stateful,
         tests=tests,
+        data=given.versions[relation].data if reusable else {},
+        written_at=given.versions[relation].written_at if reusable else "",
     )
+
+
+def _relation(node: Node, fingerprint: Fingerprint, given: PlanInputs) -> str:
+    """The preferred version of this code, when its relation is there and verified; else
+    the relation a deploy builds it into."""
+    preferred = given.preferred.get(node.unique_id)
+    if (
+        preferred is not None
+        and preferred.fingerprint == fingerprint.digest
+        and preferred.relation in given.existing
+        and preferred.relation in given.versions
+    ):
+        return preferred.relation
+    return physical_name(node.name, fingerprint.digest)
 
 
 def _tests_changed(node: Node, live: ModelVersion | None, given: PlanInputs, tests: str) -> bool:

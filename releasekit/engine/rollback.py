@@ -15,7 +15,7 @@ from typing import Any
 from releasekit.engine.runtime import RunContext, reconcile, switch
 from releasekit.errors import NotFoundError
 from releasekit.state import ledger
-from releasekit.state.base import LedgerEntry
+from releasekit.state.base import RELEASE_KINDS, LedgerEntry
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,6 @@ def _hold(entries: list[LedgerEntry], live: LedgerEntry, content_of: Content | N
 
 def _release_entry(entries: list[LedgerEntry], release_id: int) -> LedgerEntry:
     for entry in reversed(entries):
-        if entry.release_id == release_id and entry.kind == "deploy" and entry.outcome == "succeeded":
+        if entry.release_id == release_id and entry.kind in RELEASE_KINDS and entry.outcome == "succeeded":
             return entry
     raise NotFoundError(f"release {release_id} never succeeded")

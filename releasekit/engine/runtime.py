@@ -49,6 +49,11 @@ class RunContext:
     # file). 0 fails at once, as a deploy does; branch environments wait their turn.
     busy_wait: float = 0.0
     on_wait: Callable[[str], None] | None = None  # told once, with who holds it
+    # How source data versions are read (engine.data), from releasekit.yml `refresh`.
+    data_mode: str = "checksum"
+    # The environment a promotion brings this run's release from: its versions of equal
+    # code are served first, so a promotion reuses the data it refreshed (engine.plan).
+    promoted_from: str | None = None
 
     @property
     def name(self) -> str:
@@ -116,17 +121,25 @@ class Survey:
     """What the whole ledger says, as one environment's plan needs it."""
 
     live: LedgerEntry | None  # this environment's live release
-    verified: set[str]  # relations whose tests passed: every release that reached its switch
+    # Relations whose tests passed (every release that reached its switch), with a version
+    # record of each: what it holds (code and data version).
+    versions: dict[str, ModelVersion]
     elsewhere: dict[str, tuple[str, ModelVersion]]  # other environments' live versions by model
     # Other environments' ledgers that do not read: planned without. Nothing they hold is
     # verified, and what they might serve is never dropped as stale (see engine.deploy).
     unreadable: tuple[UnreadableLedger, ...] = ()
+    others: dict[str, LedgerEntry] = field(default_factory=dict)  # other environments' live entries
+
+    @property
+    def verified(self) -> set[str]:
+        return set(self.versions)
 
 
 def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
     """The environment's own ledger must read (StateError naming the document); another
     environment's that does not is left out and named in `unreadable`."""
-    verified: set[str] = set()
+    versions: dict[str, ModelVersion] = {}
+    others: dict[str, LedgerEntry] = {}
     elsewhere: dict[str, tuple[str, ModelVersion]] = {}
     own = store.entries(env)
     scan = store.scan_ledgers()
@@ -134,12 +147,13 @@ def survey(store: StateStore, env: str, physical_schema: str) -> Survey:
     for name, entries in ledgers:
         for entry in entries:
             if entry.outcome in ("switching", "succeeded") and entry.physical_schema == physical_schema:
-                verified.update(version.relation for version in entry.models.values())
+                versions.update((version.relation, version) for version in entry.models.values())
         current = ledger.live_entry(entries)
         if name != env and current is not None:
             elsewhere.update({uid: (name, version) for uid, version in current.models.items()})
+            others[name] = current
     unreadable = tuple(ledger for ledger in scan.unreadable if ledger.env != env)
-    return Survey(ledger.live_entry(own), verified, elsewhere, unreadable)
+    return Survey(ledger.live_entry(own), versions, elsewhere, unreadable, others)
 
 
 # How long a deploy waits for another environment's run that is building a relation it
@@ -201,6 +215,7 @@ def reconcile(run: RunContext, warehouse: Warehouse) -> LedgerEntry | None:
         promotion=pending.promotion,
         forced=pending.forced,
         hold=pending.hold,
+        refresh=pending.refresh,
         note="recovered after an interrupted run: the switch had "
         + ("committed" if committed else "not committed"),
     )

@@ -90,7 +90,7 @@ def promote(
     if request.dry_run:
         rules = _rules(workspace, dst, src_live)
         gates = _gates(workspace, request, src_live, rules)
-        planned = _plan(workspace, dst, commit)
+        planned = _plan(workspace, dst, commit, src.name)
         moved = _would_move(workspace, branch, commit)
         refusal = _refusal(request, src_live, rules, gates)
         return PromoteResult(
@@ -279,14 +279,15 @@ def _deploy(
 ) -> DeployResult:
     with workspace.repo.worktree_at(commit) as tree:
         run = workspace.run_context(dst, checkout=(tree, commit), on_node=on_node)
+        run = dataclasses.replace(run, promoted_from=str(record["from"]))
         graph = stored_graph(workspace.store, commit, dst.target, dst.vars)
         # Forced past drift: switch even if nothing changed, so DST serves its release whole again.
         return deploy(run, locked=True, graph=graph, promotion=record, resync=resync, cause="promote")
 
 
-def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str) -> Plan:
+def _plan(workspace: Workspace, dst: EnvironmentConfig, commit: str, source: str) -> Plan:
     with workspace.repo.worktree_at(commit) as tree:
-        run = workspace.run_context(dst, checkout=(tree, commit))
+        run = dataclasses.replace(workspace.run_context(dst, checkout=(tree, commit)), promoted_from=source)
         return plan_deploy(run, graph=stored_graph(workspace.store, commit, dst.target, dst.vars))
 
 

@@ -20,11 +20,13 @@ from releasekit.api import (
     InitResult,
     NodeCallback,
     Plan,
+    RefreshResult,
     RollbackResult,
     UpResult,
 )
 from releasekit.reporting.check_terminal import CheckTerminalReporter
 from releasekit.reporting.progress import node_progress
+from releasekit.reporting.refresh_terminal import RefreshTerminalReporter
 from releasekit.state.base import LedgerEntry, LockInfo
 
 MAX_REUSED_ROWS = 25
@@ -142,6 +144,13 @@ class TerminalReporter:
         for failure in result.failures:
             table.add_row(failure.unique_id, f"[red]{failure.status}[/]", failure.message)
         self.console.print(table)
+
+    def refreshing(self, env: str) -> AbstractContextManager[NodeCallback]:
+        """A live status line while releasekit reads sources and dbt writes and tests."""
+        return node_progress(self.console, f"refreshing {env}")
+
+    def refresh(self, result: RefreshResult) -> None:
+        RefreshTerminalReporter(self.console).refresh(result)
 
     def rollback(self, result: RollbackResult) -> None:
         self.console.print(
@@ -325,8 +334,12 @@ class TerminalReporter:
 
 
 def _entry_notes(entry: LedgerEntry) -> str:
-    """A forced deploy, a rollback's hold, or the deploy that ended one."""
+    """A forced deploy, a rollback's hold, the deploy that ended one, or what a refresh read."""
     notes = ["forced"] if entry.forced else []
+    if entry.refresh:
+        sources = entry.refresh.get("sources", {})
+        changed = [s.get("name", uid) for uid, s in sources.items() if s.get("before") != s.get("after")]
+        notes.append(f"data of release {entry.refresh.get('from_release')}: " + (", ".join(changed) or "-"))
     action = entry.hold.get("action")
     if action == "hold":
         notes.append("holds sync")

@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 DEFAULT_LOCK_TIMEOUT = 2.0
 
 # repair: the live release switched in again, whole, over a schema that drifted from it.
-Kind = Literal["deploy", "rollback", "teardown", "repair"]
+# refresh: the live release's code run on the data as it is now (engine.refresh): a new
+# release whose models read new data versions.
+Kind = Literal["deploy", "rollback", "teardown", "repair", "refresh"]
+# The kinds of entry that make a new release (a new id); the others switch to one again.
+RELEASE_KINDS: tuple[Kind, ...] = ("deploy", "refresh")
 Outcome = Literal["switching", "succeeded", "failed", "abandoned"]
 
 
@@ -34,6 +38,11 @@ class ModelVersion:
     fingerprint: str  # full hex digest
     relation: str  # physical relation name in the physical schema, e.g. orders__a1b2c3d4
     inputs: Mapping[str, str] = field(default_factory=dict)  # component digests, for plan reasons
+    # Its data version: source unique id -> that source's data version (engine.data) when the
+    # relation was written, for every source it reads (through its parents). Empty: written
+    # by a releasekit that did not record it, or it reads no source (a seed).
+    data: Mapping[str, str] = field(default_factory=dict)
+    written_at: str = ""  # ISO 8601, UTC, when the relation was written; "" when unknown
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,9 @@ class LedgerEntry:
     # A rollback holds the environment against `sync` ({"action": "hold", ...}); the deploy
     # that ends a hold says so ({"action": "lift", ...}). Empty otherwise.
     hold: Mapping[str, Any] = field(default_factory=dict)
+    # A refresh's record: the sources read and their data versions before and after, why
+    # each model was rewritten, rows written, test results and timings. Empty otherwise.
+    refresh: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the environment's ledger; assigned by the store on append
 
 

@@ -37,9 +37,9 @@ KEEP_HINT = "restore it from a backup or move it aside; releasekit never overwri
 _ENTRY_KEYS = frozenset(
     {"format", "env", "seq", "release_id", "kind", "outcome", "git_sha", "who", "at", "params"}
     | {"models", "built", "reused", "failures", "previous_release", "physical_schema", "note", "promotion"}
-    | {"forced", "hold"}
+    | {"forced", "hold", "refresh"}
 )
-_MODEL_KEYS = frozenset({"unique_id", "name", "fingerprint", "relation", "inputs"})
+_MODEL_KEYS = frozenset({"unique_id", "name", "fingerprint", "relation", "inputs", "data", "written_at"})
 
 T = TypeVar("T")
 
@@ -85,6 +85,7 @@ def entry_to_document(entry: LedgerEntry) -> dict[str, Any]:
         **({"promotion": dict(entry.promotion)} if entry.promotion else {}),
         **({"forced": dict(entry.forced)} if entry.forced else {}),
         **({"hold": dict(entry.hold)} if entry.hold else {}),
+        **({"refresh": dict(entry.refresh)} if entry.refresh else {}),
     }
 
 
@@ -112,6 +113,7 @@ def entry_from_document(document: Mapping[str, Any], *, where: str) -> LedgerEnt
         promotion=fields.get("promotion", dict) if "promotion" in document else {},
         forced=fields.get("forced", dict) if "forced" in document else {},
         hold=fields.get("hold", dict) if "hold" in document else {},
+        refresh=fields.get("refresh", dict) if "refresh" in document else {},
     )
 
 
@@ -298,6 +300,9 @@ def _model_to_document(model: ModelVersion) -> dict[str, Any]:
         "fingerprint": model.fingerprint,
         "relation": model.relation,
         "inputs": dict(model.inputs),
+        # Written only when known, so a version recorded without them reads as before.
+        **({"data": dict(model.data)} if model.data else {}),
+        **({"written_at": model.written_at} if model.written_at else {}),
     }
 
 
@@ -313,17 +318,24 @@ def _models_from(fields: _Fields) -> dict[str, ModelVersion]:
 
 def _model_from(fields: _Fields) -> ModelVersion:
     fields.reject_unknown(_MODEL_KEYS)
-    inputs = fields.get("inputs", dict)
-    for key, value in inputs.items():
-        if not isinstance(value, str):
-            raise fields.invalid(f"inputs.{key}", "should be a string")
+    inputs = _strings_map(fields, "inputs")
     return ModelVersion(
         unique_id=fields.get("unique_id", str),
         name=fields.get("name", str),
         fingerprint=fields.get("fingerprint", str),
         relation=fields.get("relation", str),
         inputs=inputs,
+        data=_strings_map(fields, "data") if "data" in fields.document else {},
+        written_at=fields.get("written_at", str) if "written_at" in fields.document else "",
     )
+
+
+def _strings_map(fields: _Fields, key: str) -> dict[str, str]:
+    values = fields.get(key, dict)
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise fields.invalid(f"{key}.{name}", "should be a string")
+    return values
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from releasekit.errors import NoLiveReleaseError, NotFoundError
-from releasekit.state.base import Kind, LedgerEntry, ModelVersion, Outcome
+from releasekit.state.base import RELEASE_KINDS, Kind, LedgerEntry, ModelVersion, Outcome
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Release:
     """One release made by a deploy: what it held, and how its deploy settled."""
 
     release_id: int
-    kind: Kind  # of the entry that created it: always "deploy" today
+    kind: Kind  # of the entry that created it: deploy or refresh
     outcome: Outcome  # of its latest deploy entry (rollbacks to it do not change it)
     git_sha: str
     models: Mapping[str, ModelVersion]
@@ -33,10 +33,10 @@ class Release:
 
 
 def releases(entries: Sequence[LedgerEntry]) -> list[Release]:
-    """One per release id a deploy created, by id, with its settled outcome."""
+    """One per release id a deploy or refresh created, by id, with its settled outcome."""
     groups: dict[int, list[LedgerEntry]] = {}
     for entry in entries:
-        if entry.kind == "deploy":
+        if entry.kind in RELEASE_KINDS:
             groups.setdefault(entry.release_id, []).append(entry)
     return [_release(group) for _, group in sorted(groups.items())]
 

@@ -178,6 +178,17 @@ class Warehouse(Protocol):
         missing on a side or the key is not unique on a side (naming it and a key)."""
         ...
 
+    def data_version(self, relation: str, mode: str) -> str:
+        """The data version of a source relation as dbt renders it (engine.data): `mode`
+        checksum or rowcount. WarehouseError when it cannot be read (it does not exist)."""
+        ...
+
+    def copy_relation(self, schema: str, source: str, target: str) -> None:
+        """Create table `target` in `schema` holding the rows of `source` (a zero-copy
+        clone where `capabilities.zero_copy_clone`): an incremental model's or snapshot's
+        refresh starts from it, never writing the live relation."""
+        ...
+
     def query(self, sql: str, *, limit: int) -> QueryResult:
         """Run one SELECT read-only (it cannot change the warehouse) and return its first
         `limit` rows. WarehouseError carries the database's message when it fails."""

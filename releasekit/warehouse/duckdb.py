@@ -43,6 +43,8 @@ from releasekit.warehouse.inspection import (
     Execute,
     Side,
     compare_relations,
+    data_version_of,
+    data_version_sql,
     missing_relation,
     one_statement,
     run_query,
@@ -191,6 +193,15 @@ class DuckDBWarehouse:
             return compare_relations(execute, old, new, key, columns, examples=examples)
 
         return self._read_only(compare, doing=f"compare {qualify(*before)} with {qualify(*after)}")
+
+    def data_version(self, relation: str, mode: str) -> str:
+        sql = data_version_sql(relation, mode, "hash(t)")
+        rows, total = self._read_only(lambda execute: execute(sql)[1][0], doing=f"read {relation}")
+        return data_version_of(mode, rows, total)
+
+    def copy_relation(self, schema: str, source: str, target: str) -> None:
+        sql = f"CREATE TABLE {qualify(schema, target)} AS SELECT * FROM {qualify(schema, source)}"
+        self._run([Statement(f"table {target!r}", sql)], f"could not copy {schema}.{source}")
 
     def query(self, sql: str, *, limit: int) -> QueryResult:
         statement = one_statement(sql)

@@ -5,6 +5,7 @@ SELECT, wrapped as a subquery), and the checks on a query's text.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -215,3 +216,26 @@ def _require_unique(execute: Execute, side: Side, key: tuple[str, ...]) -> None:
             f"{count} rows have {describe_row(key, values)}",
             hint=_UNIQUE_HINT,
         )
+
+
+def data_version_sql(relation: str, mode: str, row_hash: str) -> str:
+    """The one query that reads a source's data version (engine.data): its row count, and
+    in `checksum` mode the sum of `row_hash` (a hash of the whole row `t`) over its rows,
+    which no insert, update or delete leaves equal but by a collision. `relation` is the
+    source's relation as dbt renders it (quoted)."""
+    if mode == "rowcount":
+        return f"SELECT count(*), 0 FROM {relation}"
+    return f"SELECT count(*), coalesce(sum({row_hash}), 0) FROM {relation} AS t"
+
+
+def data_version_of(mode: str, rows: object, total: object) -> str:
+    """`<mode>:<rows>[:<digest of the checksum>]`: the row count stays readable for reports."""
+    if mode == "rowcount":
+        return f"rowcount:{int(str(rows))}"
+    return f"checksum:{int(str(rows))}:{hashlib.sha256(str(total).encode()).hexdigest()[:16]}"
+
+
+def rows_of(data_version: str) -> int | None:
+    """The row count a data version records, if it reads."""
+    parts = data_version.split(":")
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None

@@ -22,7 +22,7 @@ from releasekit.warehouse.base import (
     Statement,
     StatementHook,
 )
-from releasekit.warehouse.inspection import one_statement, run_query
+from releasekit.warehouse.inspection import data_version_of, data_version_sql, one_statement, run_query
 from releasekit.warehouse.naming import qualify, quote
 from releasekit.warehouse.postgres import catalog, inspection
 from releasekit.warehouse.postgres.grants import parse_grants
@@ -148,6 +148,22 @@ class PostgresWarehouse:
             self._con,
             lambda cur: inspection.compare_rows(cur, before, after, key, columns, examples),
             f"could not compare {qualify(*before)} with {qualify(*after)}",
+        )
+
+    def data_version(self, relation: str, mode: str) -> str:
+        sql = data_version_sql(relation, mode, "hashtextextended(t::text, 0)::numeric")
+        rows = inspection.read_only(
+            self._con, lambda cur: fetch(cur, relation, sql), f"could not read {relation}"
+        )
+        return data_version_of(mode, *rows[0])
+
+    def copy_relation(self, schema: str, source: str, target: str) -> None:
+        self._check_fits("table", target)
+        sql = f"CREATE TABLE {qualify(schema, target)} AS TABLE {qualify(schema, source)}"
+        self._run(
+            lambda cur: execute(cur, Statement(f"table {target!r}", sql)),
+            f"could not copy {schema}.{source}",
+            contended=(schema,),
         )
 
     def query(self, sql: str, *, limit: int, timeout_ms: int = inspection.QUERY_TIMEOUT_MS) -> QueryResult:
