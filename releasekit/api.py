@@ -193,7 +193,7 @@ def refresh(
             f"{environment.name!r} is a branch environment: it holds its data still while its code changes, "
             "so a difference in its checks is the code's doing",
             hint="refresh the environment it branched from (for example `releasekit refresh dev`); "
-            "bring the branch's environment up again to move it onto that data",
+            f"then `releasekit env up {environment.name} --rebase` moves the branch onto its data",
         )
     live = require_live(workspace.store.entries(environment.name), environment.name, "refresh")
     if live.git_sha.endswith("-dirty"):
@@ -319,13 +319,16 @@ def env_up(
     pin: bool = False,
     wait: float = BRANCH_WAIT_SECONDS,
     on_wait: Callable[[str], None] | None = None,
+    rebase: bool = False,
 ) -> UpResult:
     """Bring up `branch`'s environment (default: the current branch's): views onto the base
     environment's live release, in a schema named from the branch. Nothing is built; a
-    second `env_up` changes nothing. Returns its record and release. Raises ConfigError
+    second `env_up` changes nothing, unless `rebase`: then an environment that is up moves
+    onto the base's current release and data (its own changes are deployed again from
+    there by the next deploy or check). Returns its record and release. Raises ConfigError
     for a declared environment's branch or a schema clash with another branch,
     NoLiveReleaseError when the base serves nothing, LockedError."""
-    return lifecycle.up(workspace, branch, pin=pin, wait=wait, on_wait=on_wait)
+    return lifecycle.up(workspace, branch, pin=pin, wait=wait, on_wait=on_wait, rebase=rebase)
 
 
 def env_down(

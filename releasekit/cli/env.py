@@ -15,13 +15,19 @@ def env() -> None:
 @env.command("up")
 @click.argument("branch", required=False)
 @click.option("--pin", is_flag=True, help="Keep it past its expiry (env gc leaves it alone).")
+@click.option("--rebase", is_flag=True, help="Move it onto the base's current release and data.")
 @click.pass_context
-def up(ctx: click.Context, branch: str | None, pin: bool) -> None:
-    """Bring up BRANCH's environment (default: the current branch's). Harmless to repeat."""
+def up(ctx: click.Context, branch: str | None, pin: bool, rebase: bool) -> None:
+    """Bring up BRANCH's environment (default: the current branch's). Harmless to repeat.
+
+    A branch environment holds its data still while its code changes; --rebase moves one
+    that is up onto its base's current release and data (after `releasekit refresh` of the
+    base); the next deploy or check builds the branch's changes on it."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
-        reporter.env_up(api.env_up(workspace, branch, pin=pin, on_wait=reporter.waiting))
+        up = api.env_up(workspace, branch, pin=pin, on_wait=reporter.waiting, rebase=rebase)
+        reporter.env_up(up)
 
 
 @env.command("down")

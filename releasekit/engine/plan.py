@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from releasekit.config.secrets import other_key
+from releasekit.engine.data import MIXED, reads_live, version_digest
 from releasekit.engine.fingerprint import Fingerprint, tests_digest
 from releasekit.engine.names import check_view_names
 from releasekit.graph import Node, ProjectGraph
@@ -21,6 +22,7 @@ from releasekit.warehouse.naming import physical_name
 # reuse: the version exists and was tested as it is.
 Action = Literal["build", "test", "reuse"]
 TESTS_KEY = "tests"  # recorded beside the fingerprint inputs; not one of them
+NEWER_PARENTS = "its parents serve newer data than its version of this code was built on"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,10 @@ class PlanInputs:
 def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: PlanInputs) -> Plan:
     material = [node for node in graph.in_dag_order() if node.is_material]
     check_view_names(material, project=graph.project_name, max_bytes=given.max_name_bytes)
-    steps = tuple(_step(node, prints[node.unique_id], graph, given) for node in material)
+    chosen: dict[str, ModelStep] = {}
+    for node in material:
+        chosen[node.unique_id] = _step(node, prints[node.unique_id], graph, given, chosen)
+    steps = tuple(chosen.values())
     models = {step.unique_id: step.version(prints[step.unique_id].inputs) for step in steps}
     stale = tuple(
         s.relation
@@ -151,14 +156,22 @@ def make_plan(graph: ProjectGraph, prints: Mapping[str, Fingerprint], given: Pla
     )
 
 
-def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: PlanInputs) -> ModelStep:
-    relation = _relation(node, fingerprint, given)
+def _step(
+    node: Node,
+    fingerprint: Fingerprint,
+    graph: ProjectGraph,
+    given: PlanInputs,
+    chosen: Mapping[str, ModelStep],
+) -> ModelStep:
+    relation = _relation(node, fingerprint, graph, given, chosen)
     reusable = relation in given.existing and relation in given.versions
     live_version = given.live.models.get(node.unique_id) if given.live else None
     tests = tests_digest(node)
     action: Action = "build"
     reasons: tuple[str, ...] = ()
-    if not reusable:
+    if not reusable and relation != physical_name(node.name, fingerprint.digest):
+        reasons = (NEWER_PARENTS,)
+    elif not reusable:
         reasons = _reasons(node, fingerprint, live_version, graph, given)
     elif _tests_changed(node, live_version, given, tests):
         action, reasons = "test", ("tests changed",)
@@ -179,9 +192,17 @@ def _step(node: Node, fingerprint: Fingerprint, graph: ProjectGraph, given: Plan
     )
 
 
-def _relation(node: Node, fingerprint: Fingerprint, given: PlanInputs) -> str:
+def _relation(
+    node: Node,
+    fingerprint: Fingerprint,
+    graph: ProjectGraph,
+    given: PlanInputs,
+    chosen: Mapping[str, ModelStep],
+) -> str:
     """The preferred version of this code, when its relation is there and verified; else
-    the relation a deploy builds it into."""
+    the relation a deploy builds it into: named by its code, unless a version by that name
+    holds data older than its parents now serve (the environment was refreshed or rebased
+    since it was built), then named by its code and its parents' relations."""
     preferred = given.preferred.get(node.unique_id)
     if (
         preferred is not None
@@ -190,7 +211,32 @@ def _relation(node: Node, fingerprint: Fingerprint, given: PlanInputs) -> str:
         and preferred.relation in given.versions
     ):
         return preferred.relation
-    return physical_name(node.name, fingerprint.digest)
+    plain = physical_name(node.name, fingerprint.digest)
+    held = given.versions.get(plain) if plain in given.existing else None
+    if held is None or _agrees(held.data, _parents_data(node, graph, chosen)):
+        return plain
+    parents = sorted(chosen[uid].relation for uid in node.parents if uid in chosen)
+    return physical_name(node.name, version_digest(fingerprint.digest, {}, ",".join(parents)))
+
+
+def _parents_data(node: Node, graph: ProjectGraph, chosen: Mapping[str, ModelStep]) -> dict[str, str]:
+    """The data versions the planned parents hold (views and ephemeral models looked
+    through; sources, read live, left out)."""
+    found: dict[str, str] = {}
+    for uid in node.parents:
+        parent = graph.nodes.get(uid)
+        if parent is None or parent.resource_type == "source":
+            continue
+        if parent.is_material and not reads_live(parent):
+            found.update(chosen[uid].data if uid in chosen else {})
+        else:
+            found.update(_parents_data(parent, graph, chosen))
+    return found
+
+
+def _agrees(recorded: Mapping[str, str], parents: Mapping[str, str]) -> bool:
+    """A version built on what its parents hold now (unknown data agrees: nothing to tell)."""
+    return all(recorded.get(source, value) == value for source, value in parents.items() if value != MIXED)
 
 
 def _tests_changed(node: Node, live: ModelVersion | None, given: PlanInputs, tests: str) -> bool:

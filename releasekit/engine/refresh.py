@@ -493,6 +493,7 @@ def _publish(
     run.record("refresh", "switching", release_id, **fields)
     switch(run, warehouse, plan.models, plan.live.models, release_id, run.git_sha)
     clock.laps["publish"] = round(time.perf_counter() - started, 3)
+    fields["refresh"] = {**fields["refresh"], "seconds": dict(clock.laps)}
     run.record("refresh", "succeeded", release_id, **fields)
     return RefreshResult(plan, "published", release_id, (), results, rows, clock.laps, recovered)
 

@@ -16,6 +16,7 @@ did not record as a branch environment is never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ class UpResult:
     created: bool  # False: it was already up (running `env up` twice is harmless)
     release_id: int
     views: int
+    rebased: bool = False  # it was up, and now serves its base's current release and data
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,12 @@ class DownResult:
     schema_dropped: bool
 
 
-def bring_up(run: RunContext, record: BranchEnvironment, base_live: LedgerEntry) -> UpResult:
-    """Make `record.schema` serve the base's live release, unless it already serves one."""
+def bring_up(
+    run: RunContext, record: BranchEnvironment, base_live: LedgerEntry, *, rebase: bool = False
+) -> UpResult:
+    """Make `record.schema` serve the base's live release, unless it already serves one.
+    `rebase`: switch one that is up onto the base's live release (code and data) too, unless
+    it serves that very release already; its own changes are deployed again from there."""
     store = run.store
     with store.lock(run.name, owner=run.who), run.warehouse() as warehouse:
         run.check_grants(warehouse)
@@ -49,20 +55,29 @@ def bring_up(run: RunContext, record: BranchEnvironment, base_live: LedgerEntry)
         entries = store.entries(run.name)
         live = ledger.live_entry(entries)
         marker = warehouse.read_marker(record.schema)
-        if live is not None and marker is not None and marker.release_id == live.release_id:
+        is_up = live is not None and marker is not None and marker.release_id == live.release_id
+        on_base = live is not None and dict(live.models) == dict(base_live.models)
+        if is_up and live is not None and (not rebase or on_base):
             return UpResult(record, False, live.release_id, len(live.models))
+        rebasing = is_up and rebase
+        if rebasing:
+            record = dataclasses.replace(record, base_release=base_live.release_id)
+            store.register(record)
         release_id = ledger.next_release_id(entries)
+        how = "rebased onto " if rebasing else ledger.BRANCHED_FROM
         fields = dict(
             git_sha=base_live.git_sha,
             params=base_live.params,
             models=base_live.models,
             reused=tuple(base_live.models),
-            note=f"{ledger.BRANCHED_FROM}{record.base} release {base_live.release_id}",
+            previous_release=live.release_id if rebasing and live else None,
+            note=f"{how}{record.base} release {base_live.release_id}",
         )
         run.record("deploy", "switching", release_id, **fields)
-        switch(run, warehouse, base_live.models, {}, release_id, base_live.git_sha)
+        previous = live.models if rebasing and live else {}
+        switch(run, warehouse, base_live.models, previous, release_id, base_live.git_sha)
         run.record("deploy", "succeeded", release_id, **fields)
-        return UpResult(record, True, release_id, len(base_live.models))
+        return UpResult(record, not rebasing, release_id, len(base_live.models), rebased=rebasing)
 
 
 def tear_down(run: RunContext, record: BranchEnvironment) -> DownResult:

@@ -64,9 +64,10 @@ def up(
     pin: bool = False,
     wait: float = BRANCH_WAIT_SECONDS,
     on_wait: WaitCallback | None = None,
+    rebase: bool = False,
 ) -> UpResult:
     """Bring up `branch`'s environment (default: the current branch's) onto the base
-    environment's live release."""
+    environment's live release; `rebase`: one that is up too (engine.branches.bring_up)."""
     branch = host.current_branch() if branch is None else branch
     refuse_declared(host.config, branch)
     base = host.config.environment(host.config.branches.base)
@@ -74,7 +75,9 @@ def up(
     base_live = ledger.require_live(host.store.entries(base.name), base.name, "branch from", label=label)
     record = new_record(host, branch, base.name, base_live.release_id, pin=pin)
     run = host.run_context(host.branch_environment(record))
-    return bring_up(dataclasses.replace(run, busy_wait=wait, on_wait=on_wait), record, base_live)
+    return bring_up(
+        dataclasses.replace(run, busy_wait=wait, on_wait=on_wait), record, base_live, rebase=rebase
+    )
 
 
 def ensure_up(host: Host, branch: str, *, on_wait: WaitCallback | None = None) -> BranchEnvironment:

@@ -255,7 +255,13 @@ class TerminalReporter:
 
     def env_up(self, result: UpResult) -> None:
         r = result.record
-        if result.created:
+        if result.rebased:
+            self.console.print(
+                f"[bold green]✔ {r.branch}[/] rebased in [cyan]{r.schema}[/]: {result.views} views onto "
+                f"{r.base} release {r.base_release} (its current code and data); the branch's own changes "
+                "are built on it by the next deploy or check."
+            )
+        elif result.created:
             self.console.print(
                 f"[bold green]✔ {r.branch}[/] is up in schema [cyan]{r.schema}[/]: {result.views} views onto "
                 f"{r.base} release {r.base_release}; nothing built, no data copied."

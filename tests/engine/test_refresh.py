@@ -102,6 +102,9 @@ def _live(bench: Bench) -> dict[str, str]:
     return {version.name: version.relation for version in live.models.values()}
 
 
+REVENUE_X2 = "select customer_id, 2 * sum(amount) as revenue from {{ ref('orders') }} group by 1\n"
+
+
 # --- the value pipeline ------------------------------------------------------------------
 
 
@@ -263,6 +266,28 @@ def test_a_refresh_of_dev_promoted_with_equal_parameters_reuses_its_tables(duck:
     assert duck.rows("staging.orders") == duck.rows("dev.orders")
 
 
+def test_a_promotion_serves_the_data_its_source_refreshed(duck: Bench) -> None:
+    staging = "version: 1\nschema: staging\nbranch: staging\npromotes_from: dev\n"
+    prod = "version: 1\nschema: prod\nbranch: prod\npromotes_from: staging\n"
+    write_files(duck.repo, {"environments/staging.yml": staging, "environments/prod.yml": prod})
+    commit(duck.repo, "staging")
+    duck.deploy()
+    api.promote(duck.workspace(), "staging", push=False)
+    insert(duck.execute, "orders", [(4, 2, 7)])
+    refreshed = duck.refresh()
+    write_files(duck.repo, {"models/revenue.sql": REVENUE_X2})
+    commit(duck.repo, "revenue doubled")
+    changed = duck.deploy()
+    assert [step.name for step in changed.plan.builds] == ["revenue"]  # on dev's refreshed orders
+    promoted = api.promote(duck.workspace(), "staging", push=False)
+    assert promoted.deployed is not None and not promoted.deployed.plan.builds
+    assert (
+        _relations(refreshed)["orders"]
+        == {v.name: v.relation for v in promoted.deployed.plan.models.values()}["orders"]
+    )
+    assert duck.rows("staging.revenue") == [(1, 50), (2, 94)]
+
+
 def test_a_branch_environment_keeps_its_data_while_its_base_is_refreshed(duck: Bench) -> None:
     duck.deploy()
     git(duck.repo, "switch", "-q", "-c", "feature/x")
@@ -273,6 +298,22 @@ def test_a_branch_environment_keeps_its_data_while_its_base_is_refreshed(duck: B
     assert len(duck.rows(f"{schema}.orders")) == 3  # the branch still reads the data it started on
     with pytest.raises(RefreshError, match="branch environment"):
         duck.refresh("feature/x")
+
+    # The branch changes revenue and deploys it: built on the data the branch holds.
+    write_files(duck.repo, {"models/revenue.sql": REVENUE_X2})
+    commit(duck.repo, "revenue doubled")
+    assert api.deploy(duck.workspace(), "feature/x").ok
+    assert duck.rows(f"{schema}.revenue") == [(1, 50), (2, 80)]
+
+    rebased = api.env_up(duck.workspace(), "feature/x", rebase=True)
+    assert rebased.rebased and rebased.record.base_release == 2
+    assert len(duck.rows(f"{schema}.orders")) == 4  # dev's refreshed data, dev's code
+    assert duck.rows(f"{schema}.revenue") == [(1, 25), (2, 47)]
+    # Deployed again, the branch's revenue is built on the new data, not reused from before.
+    again = api.deploy(duck.workspace(), "feature/x")
+    assert [step.name for step in again.plan.builds] == ["revenue"]
+    assert duck.rows(f"{schema}.revenue") == [(1, 50), (2, 94)]
+    assert not api.env_up(duck.workspace(), "feature/x").created
 
 
 # --- bad input ---------------------------------------------------------------------------
