@@ -484,12 +484,16 @@ def ci_init(
     *,
     force: bool = False,
     python_version: str = DEFAULT_PYTHON,
+    refresh_schedule: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> CiInitResult:
     """Write releasekit's CI files for `platform` (github or gitlab) into the repository,
-    filled in from its configuration. Returns the files written. Refuses, writing
+    filled in from its configuration. `refresh_schedule` sets when each environment
+    refreshes: `CRON` for all, `ENV=CRON` for one (default: daily from 05:07 UTC, 20
+    minutes apart in promotion order). Returns the files written. Refuses, writing
     nothing, when any of them exists, unless `force`. Raises ConfigError (a file exists,
-    releasekit.yml is not at the repository's top, an unknown platform), GitError."""
+    releasekit.yml is not at the repository's top, an unknown platform, a schedule that
+    is not five cron fields or names an environment CI does not deploy), GitError."""
     environ = os.environ if environ is None else environ
     repo = GitRepo((start or Path.cwd()).resolve())
     config = load_config(find_root((start or Path.cwd()).resolve()), environ=environ)
@@ -499,7 +503,13 @@ def ci_init(
             "where CI jobs start",
             hint="move releasekit.yml to the repository's top (its dbt.project_dir can point anywhere)",
         )
-    context = ci_context(config, version=__version__, python_version=python_version, environ=environ)
+    context = ci_context(
+        config,
+        version=__version__,
+        python_version=python_version,
+        environ=environ,
+        refresh_schedule=refresh_schedule,
+    )
     return init_ci(repo.root, platform, context, force=force)
 
 

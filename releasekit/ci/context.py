@@ -1,5 +1,6 @@
 """What the CI templates are filled in with, read from the project's configuration: the
-promotion chain, what `pip install` installs, and the Python version.
+promotion chain, when each environment refreshes, what `pip install` installs, and the
+Python version.
 
 Names and branches end up in YAML keys, GitHub expressions, GitLab rules and shell
 commands. Environment names are already restricted by the loader; branches of declared
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from releasekit.ci import DEFAULT_PYTHON
+from releasekit.ci.schedule import refresh_schedules
 from releasekit.config.model import EnvironmentConfig, ProjectConfig
 from releasekit.config.safe_yaml import load_yaml
 from releasekit.errors import ConfigError
@@ -37,6 +39,14 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Refresh:
+    """When CI refreshes a declared environment."""
+
+    stage: Stage
+    cron: str  # five fields, UTC
+
+
+@dataclass(frozen=True)
 class CiContext:
     pip_spec: str  # what `pip install` installs in CI: releasekit[extras]==this version
     python_version: str
@@ -44,6 +54,7 @@ class CiContext:
     targets: tuple[Stage, ...]  # environments promoted into, nearest to `first` first
     chain: str  # "dev → staging → prod"
     local_state: bool  # releasekit.yml keeps the state on this machine, not in a bucket
+    refreshes: tuple[Refresh, ...]  # every deployed environment, in promotion order
 
     def variables(self) -> dict[str, Any]:
         """The names the templates use."""
@@ -53,12 +64,19 @@ class CiContext:
             "first": self.first,
             "targets": self.targets,
             "chain": self.chain,
+            "refreshes": self.refreshes,
         }
 
 
 def ci_context(
-    config: ProjectConfig, *, version: str, python_version: str, environ: Mapping[str, str]
+    config: ProjectConfig,
+    *,
+    version: str,
+    python_version: str,
+    environ: Mapping[str, str],
+    refresh_schedule: Sequence[str] = (),
 ) -> CiContext:
+    """`refresh_schedule`: `CRON` for every environment, `ENV=CRON` for one (releasekit.ci.schedule)."""
     if not _PYTHON.fullmatch(python_version):
         raise ConfigError(
             f"--python {python_version!r} is not a Python version releasekit runs on",
@@ -67,13 +85,16 @@ def ci_context(
     first = config.environment(config.branches.base)
     levels = _levels(first, list(config.environments.values()))
     extras = sorted({_EXTRAS[kind] for kind in _adapter_types(config, environ) if kind in _EXTRAS})
+    stages = [_stage(env, config.root) for env in [first, *(env for level in levels for env in level)]]
+    crons = refresh_schedules([stage.name for stage in stages], refresh_schedule)
     return CiContext(
         pip_spec=f"releasekit{'[' + ','.join(extras) + ']' if extras else ''}=={version}",
         python_version=python_version,
-        first=_stage(first, config.root),
-        targets=tuple(_stage(env, config.root) for level in levels for env in level),
+        first=stages[0],
+        targets=tuple(stages[1:]),
         chain=" → ".join([first.name, *(", ".join(env.name for env in level) for level in levels)]),
         local_state=config.state.url is None,
+        refreshes=tuple(Refresh(stage, crons[stage.name]) for stage in stages),
     )
 
 

@@ -25,18 +25,31 @@ def ci() -> None:
 @click.argument("platform", type=click.Choice(["github", "gitlab"]))
 @click.option("--force", is_flag=True, help="Overwrite releasekit's CI files where they exist.")
 @click.option("--python", "python_version", default=DEFAULT_PYTHON, show_default=True, help="Python in CI.")
+@click.option(
+    "--refresh-schedule",
+    "refresh_schedule",
+    multiple=True,
+    metavar="[ENV=]CRON",
+    help="When `releasekit refresh` runs (cron, UTC): CRON for every environment, ENV=CRON for one. "
+    "Repeatable. Default: daily from 05:07, 20 minutes apart in promotion order.",
+)
 @click.pass_context
-def init(ctx: click.Context, platform: str, force: bool, python_version: str) -> None:
+def init(
+    ctx: click.Context, platform: str, force: bool, python_version: str, refresh_schedule: tuple[str, ...]
+) -> None:
     """Write releasekit's CI files for PLATFORM, filled in for this project.
 
     \b
-    github: .github/workflows/releasekit-{pr,deploy,promote,gc}.yml
+    github: .github/workflows/releasekit-{pr,deploy,promote,refresh,gc}.yml
     gitlab: releasekit.gitlab-ci.yml, included from .gitlab-ci.yml"""
     with handled(ERR_CONSOLE):
         from releasekit import api
 
         start = ctx.obj["project_root"]
-        _report_init(api.ci_init(platform, start, force=force, python_version=python_version))
+        result = api.ci_init(
+            platform, start, force=force, python_version=python_version, refresh_schedule=refresh_schedule
+        )
+        _report_init(result)
 
 
 @ci.command("comment")
@@ -59,6 +72,8 @@ def _report_init(result: CiInitResult) -> None:
         CONSOLE.print(f"[dim]skipped {escape(name)}: no environment is promoted from another[/]")
     context = result.context
     CONSOLE.print(f"Promotion chain: {escape(context.chain)}; CI installs {escape(context.pip_spec)}.")
+    when = ", ".join(f"{r.stage.name} '{r.cron}'" for r in context.refreshes)
+    CONSOLE.print(f"Refresh schedule (cron, UTC): {when}.", markup=False)
     if result.include:
         CONSOLE.print("Add this to your .gitlab-ci.yml:", markup=False)
         CONSOLE.print(result.include.rstrip(), markup=False)
@@ -75,6 +90,7 @@ _NEXT = {
     "RELEASEKIT_AWS_ROLE_ARN, RELEASEKIT_AWS_REGION), map your warehouse secrets under `env:`, give "
     "the GitHub environments you promote into required reviewers, then commit and push.",
     "gitlab": "set the CI/CD variables the file's header names (RELEASEKIT_STATE_URL, AWS access, "
-    "RELEASEKIT_GITLAB_TOKEN), protect the environments you promote into, add a pipeline schedule for "
-    "`env gc`, then commit and push.",
+    "RELEASEKIT_GITLAB_TOKEN), protect the environments you promote into, add pipeline schedules: one "
+    "for `env gc` and one per environment to refresh, with the variable RELEASEKIT_REFRESH_ENV (the "
+    "file's header says how), then commit and push.",
 }

@@ -17,7 +17,7 @@ from tests.support.projects import BASE_FILES, ENV_FILES, RELEASEKIT_YML, commit
 WORKFLOWS = Path(".github/workflows")
 
 
-def test_github_writes_four_workflows_filled_in_for_the_chain(tmp_path: Path) -> None:
+def test_github_writes_its_workflows_filled_in_for_the_chain(tmp_path: Path) -> None:
     root = initialised_repo(tmp_path / "repo")
     result = api.ci_init("github", root)
     assert [p.relative_to(root) for p in result.written] == [WORKFLOWS / name for name in GITHUB_WORKFLOWS]
@@ -29,6 +29,10 @@ def test_github_writes_four_workflows_filled_in_for_the_chain(tmp_path: Path) ->
     assert deploy["jobs"]["deploy"]["steps"][-1]["run"] == "releasekit sync dev"
     promote = load(root / WORKFLOWS / "releasekit-promote.yml")
     assert triggers(promote)["workflow_dispatch"]["inputs"]["environment"]["options"] == ["staging", "prod"]
+    refresh = load(root / WORKFLOWS / "releasekit-refresh.yml")
+    assert [job["steps"][-1]["run"] for job in refresh["jobs"].values()] == [
+        f"releasekit refresh {env}" for env in ("dev", "staging", "prod")
+    ]
     pr = load(root / WORKFLOWS / "releasekit-pr.yml")
     assert f"releasekit=={__version__}" in pr["env"]["RELEASEKIT_PIP"]
     assert pr["env"]["PR_BRANCH"] == "${{ github.head_ref }}"  # GitHub's syntax passes through
@@ -141,3 +145,56 @@ def test_releasekit_yml_below_the_repository_top_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="not at the top of the repository"):
         api.ci_init("github", root / "analytics" / "models")
     assert not list(root.rglob(".github"))
+
+
+def test_refresh_schedule_sets_every_environment_s_cron_or_one_s(tmp_path: Path) -> None:
+    root = initialised_repo(tmp_path / "repo")
+    run = run_cli(
+        root,
+        "ci",
+        "init",
+        "github",
+        "--refresh-schedule",
+        " 0  6 * * * ",
+        "--refresh-schedule",
+        "prod=30 7 * * 1-5",
+    )
+    assert run.code == 0, run.text()
+    assert (
+        "Refresh schedule (cron, UTC): dev '0 6 * * *', staging '0 6 * * *', prod '30 7 * * 1-5'."
+        in run.stdout
+    )
+    refresh = load(root / WORKFLOWS / "releasekit-refresh.yml")
+    # One line per environment, as GitHub names the line that fired in github.event.schedule.
+    assert triggers(refresh)["schedule"] == [
+        {"cron": "0 6 * * *"},
+        {"cron": "0 6 * * *"},
+        {"cron": "30 7 * * 1-5"},
+    ]
+    assert "github.event.schedule == '30 7 * * 1-5'" in refresh["jobs"]["refresh-prod"]["if"]
+    assert "github.event.schedule == '0 6 * * *'" in refresh["jobs"]["refresh-staging"]["if"]
+    api.ci_init("gitlab", root, refresh_schedule=["prod=30 7 * * 1-5"])
+    assert (
+        'RELEASEKIT_REFRESH_ENV=prod  cron "30 7 * * 1-5"' in (root / "releasekit.gitlab-ci.yml").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("0 6 * *", "'0 6 * *' is not a cron schedule: it has 4 fields, not 5"),
+        ("prod=0 6 * * * *", "'prod=0 6 * * * *' is not a cron schedule: it has 6 fields, not 5"),
+        ("0 6 * * 1';x", "it has characters cron does not use"),
+        ("qa=0 6 * * *", "names 'qa', which CI does not deploy (dev, staging, prod)"),
+    ],
+)
+def test_a_refresh_schedule_that_is_not_five_cron_fields_is_refused_writing_nothing(
+    tmp_path: Path, schedule: str, message: str
+) -> None:
+    root = initialised_repo(tmp_path / "repo")
+    bad = run_cli(root, "ci", "init", "github", "--refresh-schedule", schedule)
+    assert bad.code == 2, bad.text()
+    stderr = " ".join(bad.stderr.split())
+    assert message in stderr
+    assert "--refresh-schedule '7 5 * * *'" in stderr or "name one of: dev, staging, prod" in stderr
+    assert not (root / WORKFLOWS).exists()

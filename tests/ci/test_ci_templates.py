@@ -19,7 +19,15 @@ from releasekit import api
 from releasekit.ci import comment
 from releasekit.ci.templates import render, yaml_scalar
 from releasekit.reporting import markdown
-from tests.support.ci import GITHUB_WORKFLOWS, initialised_repo, load, triggers
+from tests.support.ci import (
+    GITHUB_WORKFLOWS,
+    github_value,
+    gitlab_jobs,
+    initialised_repo,
+    job_selected,
+    load,
+    triggers,
+)
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))
 # Values a pull request's author chooses: they must never be expanded into a script.
@@ -144,3 +152,104 @@ def test_workflows_that_fingerprint_pass_the_teams_fingerprint_key(repo: Path) -
         expected = "${{ secrets.RELEASEKIT_FINGERPRINT_KEY }}" if fingerprints else None
         assert env.get("RELEASEKIT_FINGERPRINT_KEY") == expected, path.name
     assert "RELEASEKIT_FINGERPRINT_KEY (masked)" in (repo / "releasekit.gitlab-ci.yml").read_text()
+
+
+ENVS = ("dev", "staging", "prod")
+DEFAULT_CRONS = {"dev": "7 5 * * *", "staging": "27 5 * * *", "prod": "47 5 * * *"}
+
+
+def github_deploy_group(repo: Path, env: str) -> Any:
+    """The concurrency of the workflow that deploys `env`: on push for dev, by promotion
+    for the others."""
+    if env == "dev":
+        return load(repo / ".github/workflows/releasekit-deploy.yml")["concurrency"]
+    promote = load(repo / ".github/workflows/releasekit-promote.yml")["concurrency"]
+    return {**promote, "group": github_value(promote["group"], {"inputs": {"environment": env}})}
+
+
+def test_github_refreshes_each_environment_in_its_deploy_group_never_cancelled(repo: Path) -> None:
+    refresh = load(repo / ".github/workflows/releasekit-refresh.yml")
+    deploy = load(repo / ".github/workflows/releasekit-deploy.yml")
+    assert "concurrency" not in refresh  # per job: each environment its own group
+    assert [job for job in refresh["jobs"]] == [f"refresh-{env}" for env in ENVS]
+    for env in ENVS:
+        job = refresh["jobs"][f"refresh-{env}"]
+        assert job["steps"][-1] == {"name": f"Refresh {env}", "run": f"releasekit refresh {env}"}
+        assert job["concurrency"] == github_deploy_group(repo, env)
+        assert job["concurrency"] == {"group": f"releasekit-deploy-{env}", "cancel-in-progress": False}
+        assert job["steps"][0]["with"]["fetch-depth"] == 0  # the live commit may be on another branch
+        # The deploy job's access: its permissions, state, warehouse env, AWS step, install.
+        assert job["permissions"] == deploy["jobs"]["deploy"]["permissions"]
+        assert job["steps"][:-1] == deploy["jobs"]["deploy"]["steps"][:-1]
+    assert refresh["env"] == deploy["env"]
+
+
+def test_github_runs_each_environment_s_refresh_on_its_own_schedule_or_by_hand(repo: Path) -> None:
+    refresh = load(repo / ".github/workflows/releasekit-refresh.yml")
+    on = triggers(refresh)
+    assert on["schedule"] == [{"cron": cron} for cron in DEFAULT_CRONS.values()]
+    dispatch = on["workflow_dispatch"]["inputs"]["environment"]
+    assert (dispatch["required"], dispatch["default"]) == (False, "all environments")
+    assert dispatch["options"] == ["all environments", *ENVS]
+
+    def selected(context: dict[str, Any]) -> list[str]:
+        return [env for env in ENVS if job_selected(refresh, f"refresh-{env}", context)]
+
+    for env, cron in DEFAULT_CRONS.items():
+        assert selected({"github": {"event_name": "schedule", "event": {"schedule": cron}}}) == [env]
+    assert selected({"github": {"event_name": "schedule", "event": {"schedule": "0 0 * * *"}}}) == []
+    by_hand = {"github": {"event_name": "workflow_dispatch", "event": {}}}
+    assert selected({**by_hand, "inputs": {"environment": "staging"}}) == ["staging"]
+    assert selected({**by_hand, "inputs": {"environment": "all environments"}}) == list(ENVS)
+
+
+def test_gitlab_refreshes_each_environment_in_its_deploy_resource_group(repo: Path) -> None:
+    pipeline = load(repo / "releasekit.gitlab-ci.yml")
+    deploys = {"dev": pipeline["releasekit:deploy"]} | {
+        env: pipeline[f"releasekit:promote:{env}"] for env in ENVS[1:]
+    }
+    for env in ENVS:
+        job = pipeline[f"releasekit:refresh:{env}"]
+        assert job["resource_group"] == deploys[env]["resource_group"] == f"releasekit-{env}"
+        assert job["script"][-1] == f"releasekit refresh {env}"
+        assert job["environment"] == {"name": env, "action": "access"}
+        assert not job.get("interruptible")  # never cancelled by a newer pipeline
+        assert job["extends"] == deploys[env]["extends"]  # the same state, warehouse and clone
+
+
+def test_gitlab_schedules_run_only_the_refresh_they_name_and_deploys_never_run_on_one(repo: Path) -> None:
+    pipeline = load(repo / "releasekit.gitlab-ci.yml")
+    schedule = {"CI_PIPELINE_SOURCE": "schedule"}
+    for env in ENVS:
+        named = {**schedule, "RELEASEKIT_REFRESH_ENV": env}
+        assert gitlab_jobs(pipeline, named) == {f"releasekit:refresh:{env}"}
+    assert gitlab_jobs(pipeline, schedule) == {"releasekit:gc"}  # a schedule without the variable
+    assert gitlab_jobs(pipeline, {**schedule, "RELEASEKIT_REFRESH_ENV": ""}) == {"releasekit:gc"}
+    assert gitlab_jobs(pipeline, {**schedule, "RELEASEKIT_REFRESH_ENV": "qa"}) == {
+        "releasekit:refresh:unknown"
+    }
+    pushed = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
+    assert gitlab_jobs(pipeline, pushed) == {
+        "releasekit:deploy",
+        "releasekit:promote:staging",
+        "releasekit:promote:prod",
+    }
+    # A push that carries the variable (a project-wide one, say) refreshes nothing.
+    assert gitlab_jobs(pipeline, {**pushed, "RELEASEKIT_REFRESH_ENV": "dev"}) == gitlab_jobs(pipeline, pushed)
+    merge_request = {"CI_PIPELINE_SOURCE": "merge_request_event"}
+    assert gitlab_jobs(pipeline, merge_request) == {"releasekit:check", "releasekit:stop"}
+
+
+def test_gitlab_s_header_says_how_to_schedule_each_refresh(repo: Path) -> None:
+    header = (repo / "releasekit.gitlab-ci.yml").read_text().split("\nvariables:")[0]
+    for env, cron in DEFAULT_CRONS.items():
+        assert f"RELEASEKIT_REFRESH_ENV={env}  cron {cron!r}".replace("'", '"') in header
+    assert "Pipeline schedules" in header and "/pipeline_schedules/:schedule_id/variables" in header
+
+
+def test_the_gitlab_harness_refuses_rules_it_does_not_model() -> None:
+    job = {"script": ["true"], "rules": [{"if": '$A == "x" || $B'}]}
+    with pytest.raises(AssertionError, match="does not evaluate"):
+        gitlab_jobs({"job": job}, {})
+    with pytest.raises(AssertionError, match="does not model"):
+        gitlab_jobs({"job": {"script": ["true"], "rules": [{"if": "$A", "changes": ["x"]}]}}, {})

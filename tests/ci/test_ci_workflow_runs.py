@@ -320,6 +320,37 @@ def test_a_push_to_main_deploys_dev_and_a_manual_run_promotes_it_to_staging(worl
     assert tagger == "grace (GitHub Actions)"
 
 
+def test_a_scheduled_refresh_runs_the_live_commit_of_its_environment(world: World) -> None:
+    """dev's line of the refresh schedule fires while main is ahead of what dev serves:
+    only dev's job runs, in a fresh clone of main, and refreshes the commit dev serves,
+    which needs the full history the checkout fetches. With only main's head (GitHub's
+    default checkout) it could not."""
+    served = world.head("main")
+    world.push({"models/revenue.sql": REVENUE_LINTED}, "revenue: one column a line (not deployed)")
+    refresh = world.workflow("releasekit-refresh.yml")
+    [cron] = [line["cron"] for line in triggers(refresh)["schedule"] if line["cron"] == "7 5 * * *"]
+    event = {"schedule": cron}
+    head = world.head("main")
+    scheduled = {
+        "github": github(world, None, "schedule", event=event, ref="refs/heads/main", sha=head, actor="ann"),
+        "vars": VARS,
+    }
+    assert [job for job in refresh["jobs"] if job_selected(refresh, job, scheduled)] == ["refresh-dev"]
+
+    ran = run_job(refresh, "refresh-dev", world.runner("refresh", scheduled, head, "main"))
+
+    assert_every_script_passed(refresh, "refresh-dev", ran)
+    assert "Nothing to refresh" in output(ran, "Refresh dev"), shown(ran)  # seeds only: no source changed
+    assert marker(world.root, "dev")[1:] == ("dev", served)  # still the commit dev served
+
+    shallow = {**refresh["jobs"]["refresh-dev"]}
+    shallow["steps"] = [{**shallow["steps"][0], "with": {"fetch-depth": 1}}, *shallow["steps"][1:]]
+    cut = {**refresh, "jobs": {"refresh-dev": shallow}}
+    ran = run_job(cut, "refresh-dev", world.runner("refresh-shallow", scheduled, head, "main"))
+    assert outcomes(ran)["Refresh dev"] == "failure", shown(ran)
+    assert f"could not check out commit {served[:12]}" in output(ran, "Refresh dev"), shown(ran)
+
+
 @pytest.mark.parametrize(
     ("condition", "failed", "report", "runs"),
     [
@@ -329,6 +360,9 @@ def test_a_push_to_main_deploys_dev_and_a_manual_run_promotes_it_to_staging(worl
         ("github.event.action != 'closed'", True, True, False),
         ("github.event.action != 'closed'", False, True, True),
         ("github.event.action == 'closed'", False, True, False),
+        ("github.event.action == 'closed' || github.event.action == 'synchronize'", False, True, True),
+        ("github.event.action == 'closed' || github.event.action == 'synchronize'", True, True, False),
+        ("github.event.schedule == '7 5 * * *' || github.event.action == 'opened'", False, True, False),
     ],
 )
 def test_the_harness_tests_if_as_github_does(
@@ -343,6 +377,8 @@ def test_the_harness_tests_if_as_github_does(
 def test_the_harness_refuses_what_it_does_not_model(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="does not evaluate"):
         github_condition("contains(github.event.pull_request.labels, 'x')", {}, tmp_path)
+    with pytest.raises(AssertionError, match="parentheses"):
+        github_condition("(github.event.action == 'a' || true) && false", {}, tmp_path)
     with pytest.raises(AssertionError, match=r"context has no github\.head_ref"):
         github_value("${{ github.head_ref }}", {"github": {}})
     assert github_value("${{ vars.UNSET || 'fallback' }}-${{ secrets.UNSET }}", {}) == "fallback-"

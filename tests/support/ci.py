@@ -38,6 +38,7 @@ GITHUB_WORKFLOWS = (
     "releasekit-gc.yml",
     "releasekit-pr.yml",
     "releasekit-promote.yml",
+    "releasekit-refresh.yml",
 )
 
 
@@ -77,15 +78,21 @@ def github_value(text: str, context: Mapping[str, Any], workspace: Path | None =
 def github_condition(
     expression: object, context: Mapping[str, Any], workspace: Path | None, *, failed: bool = False
 ) -> bool:
-    """An `if:` as GitHub tests it (with or without `${{ }}`): `&&` of status functions and
-    `==`/`!=` comparisons; without a status function, `success() &&` is implied."""
+    """An `if:` as GitHub tests it (with or without `${{ }}`): `||` of `&&` of status
+    functions and `==`/`!=` comparisons, no parentheses; without a status function,
+    `success() && (...)` is implied."""
     text = "" if expression is None else str(expression).strip()
     if whole := _EXPRESSION.fullmatch(text):
         text = whole.group(1)
     text = " ".join(text.split())
-    if not _STATUS_CALL.search(text):
-        text = f"success() && {text}" if text else "success()"
-    return all(_test(term.strip(), context, workspace, failed) for term in text.split("&&"))
+    if re.search(r"(?<![\w)])\(", text):
+        raise AssertionError(f"the harness does not evaluate parentheses in {text!r}")
+    if not _STATUS_CALL.search(text) and (failed or not text):
+        return not failed
+    return any(
+        all(_test(term.strip(), context, workspace, failed) for term in alternative.split("&&"))
+        for alternative in text.split("||")
+    )
 
 
 def _test(term: str, context: Mapping[str, Any], workspace: Path | None, failed: bool) -> bool:
@@ -122,7 +129,9 @@ def _lookup(path: str, context: Mapping[str, Any]) -> str:
     node: Any = context
     for key in path.split("."):
         if not isinstance(node, Mapping) or key not in node:
-            if re.fullmatch(r"(vars|secrets)\.\w+", path):
+            # Unset: a variable, a secret; null: the inputs of an event that has none, a
+            # field its payload lacks (a push has no github.event.schedule).
+            if re.fullmatch(r"(vars|secrets|inputs|github\.event)\.[\w-]+", path):
                 return ""
             raise AssertionError(f"the harness's context has no {path}")
         node = node[key]
@@ -310,6 +319,48 @@ def actions_checkout(
         checkout(origin, workspace, ref or sha, depth=depth, branch=None if ref else branch)
 
     return run
+
+
+# --- GitLab rules --------------------------------------------------------------------------
+
+_GITLAB_TERM = re.compile(r'\$(\w+)(?:\s*(==|!=)\s*"([^"]*)")?')
+_GITLAB_RULE_KEYS = frozenset({"if", "when", "allow_failure"})
+
+
+def gitlab_jobs(pipeline: Mapping[str, Any], variables: Mapping[str, str]) -> set[str]:
+    """The jobs a pipeline with these variables gets (CI_PIPELINE_SOURCE, the schedule's
+    variables...): GitLab's `rules:` as the templates use them, no more."""
+    jobs = {name: job for name, job in pipeline.items() if isinstance(job, Mapping) and "script" in job}
+    return {name for name, job in jobs.items() if not name.startswith(".") and _gitlab_runs(job, variables)}
+
+
+def _gitlab_runs(job: Mapping[str, Any], variables: Mapping[str, str]) -> bool:
+    """The first rule whose `if:` holds decides (`when: never` leaves the job out); when
+    none holds, the job is left out; a job without rules always runs."""
+    if "rules" not in job:
+        return True
+    for rule in job["rules"]:
+        assert set(rule) <= _GITLAB_RULE_KEYS, f"the harness does not model {set(rule) - _GITLAB_RULE_KEYS}"
+        if _gitlab_if(rule.get("if"), variables):
+            return str(rule.get("when", "on_success")) != "never"
+    return False
+
+
+def _gitlab_if(expression: object, variables: Mapping[str, str]) -> bool:
+    """`&&` of `$VAR` (set, not empty) and `$VAR == "text"` / `$VAR != "text"` (an unset
+    variable is null: unequal to any text)."""
+    if expression is None:
+        return True
+    for term in " ".join(str(expression).split()).split(" && "):
+        matched = _GITLAB_TERM.fullmatch(term)
+        if not matched:
+            raise AssertionError(f"the harness does not evaluate the GitLab rule term {term!r}")
+        name, operator, text = matched.groups()
+        value = variables.get(name)
+        holds = bool(value) if operator is None else (value == text) == (operator == "==")
+        if not holds:
+            return False
+    return True
 
 
 # --- a forge on loopback ------------------------------------------------------------------
