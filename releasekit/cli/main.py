@@ -174,18 +174,24 @@ def unlock(ctx: click.Context, env: str, lock_id: str) -> None:
 
 
 @cli.command()
+@click.argument("env", required=False)
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, env: str | None) -> None:
     """Show every environment's live release and whether the warehouse agrees.
 
     Declared and branch environments; the warehouse agrees when the marker names the live
     release, every view is there and reads it, and every physical relation they read
-    exists. Exit 1 when a warehouse drifted (`releasekit deploy ENV` repairs it)."""
+    exists. With ENV, also each of its models: the data version it serves and its age.
+    Exit 1 when a warehouse drifted (`releasekit deploy ENV` repairs it)."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
+        name = workspace.environment(env).name if env else None
         statuses = api.status(workspace)
         reporter.status(statuses)
+        for found in statuses:
+            if found.env == name:
+                reporter.data_versions(found)
         if any(s.drift for s in statuses):
             raise Exit(EXIT_FINDINGS)
 

@@ -3,12 +3,15 @@ verdict line (published, held back, nothing to do, or the plan of a dry run)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from releasekit.api import RefreshResult
+from releasekit.api import EnvironmentStatus, RefreshResult
 from releasekit.engine.refresh import RefreshPlan
+from releasekit.state.base import ModelVersion
 from releasekit.warehouse.inspection import rows_of
 
 MAX_KEPT_ROWS = 10
@@ -37,6 +40,27 @@ class RefreshTerminalReporter:
             self._published(result)
         else:
             self._held(result)
+
+    def data_versions(self, status: EnvironmentStatus) -> None:
+        """Per model of the environment's live release: the relation, when its data was
+        written and the rows of each source it was written on."""
+        live = status.live
+        if live is None:
+            self.console.print(f"{status.env} serves no release.")
+            return
+        table = Table(title=f"Data {status.env} serves (release {live.release_id})", header_style="bold")
+        for column in ("model", "physical relation", "data written", "sources (rows)"):
+            table.add_column(column)
+        for version in sorted(live.models.values(), key=lambda v: v.name):
+            sources = ", ".join(
+                f"{uid.rsplit('.', 2)[-2]}.{uid.rsplit('.', 1)[-1]} ({_count(rows_of(data))})"
+                for uid, data in sorted(version.data.items())
+            )
+            written = version.written_at.replace("T", " ")[:16] if version.written_at else "?"
+            table.add_row(
+                Text(version.name), version.relation, written if version.data else "-", Text(sources or "-")
+            )
+        self.console.print(table)
 
     def _header(self, plan: RefreshPlan, *, dry_run: bool) -> None:
         changed = [source for source in plan.sources if source.changed]
@@ -107,6 +131,16 @@ class RefreshTerminalReporter:
                 Text(failure.message),
             )
         self.console.print(table)
+
+
+def oldest_data(versions: Iterable[ModelVersion]) -> str:
+    """When the oldest data an environment serves was written, and by which model: the
+    freshness its consumers can count on. '-' when no model reads a source."""
+    dated = sorted((v.written_at, v.name) for v in versions if v.data and v.written_at)
+    if not dated:
+        return "-"
+    at, name = dated[0]
+    return f"{at.replace('T', ' ')[:16]} ({name})"
 
 
 def _count(rows: int | None) -> str:

@@ -26,7 +26,7 @@ from releasekit.api import (
 )
 from releasekit.reporting.check_terminal import CheckTerminalReporter
 from releasekit.reporting.progress import node_progress
-from releasekit.reporting.refresh_terminal import RefreshTerminalReporter
+from releasekit.reporting.refresh_terminal import RefreshTerminalReporter, oldest_data
 from releasekit.state.base import LedgerEntry, LockInfo
 
 MAX_REUSED_ROWS = 25
@@ -205,6 +205,7 @@ class TerminalReporter:
             "live release",
             "commit",
             "since",
+            "data as of",
             "branch",
             "git",
             "warehouse",
@@ -219,6 +220,7 @@ class TerminalReporter:
                 str(live.release_id) if live else "-",
                 short(live.git_sha) if live else "-",
                 live.at.replace("T", " ")[:16] if live else "-",
+                oldest_data(live.models.values()) if live else "-",
                 branch,
                 _git_cell(s),
                 "[red]drift[/]" if s.warehouse_drift else "[green]in sync[/]",
@@ -227,6 +229,9 @@ class TerminalReporter:
         for s in statuses:
             for found in (*s.git_drift, *s.warehouse_drift, *_notes(s)):
                 self.console.print(f"  {s.env}: {escape(found)}", highlight=False)
+
+    def data_versions(self, status: EnvironmentStatus) -> None:
+        RefreshTerminalReporter(self.console).data_versions(status)
 
     def gc(self, results: Sequence[GcResult]) -> None:
         for r in results:

@@ -82,11 +82,12 @@ class Killed:
     exited_first: int | None  # exit code if the deploy finished before the kill landed
 
 
-def deploy_and_kill(repo: Path, delay: float, log: Path) -> Killed:
-    """Launch `releasekit deploy dev`, SIGKILL it `delay` seconds after launch, reap it."""
+def deploy_and_kill(repo: Path, delay: float, log: Path, *, command: str = "deploy") -> Killed:
+    """Launch `releasekit deploy dev` (or `command` dev), SIGKILL it `delay` seconds after
+    launch, reap it."""
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [RELEASEKIT, "deploy", ENV], cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=cli_env()
+            [RELEASEKIT, command, ENV], cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=cli_env()
         )
         try:
             time.sleep(delay)
@@ -103,9 +104,9 @@ def deploy_and_kill(repo: Path, delay: float, log: Path) -> Killed:
 
 
 def deploy_and_kill_on_entry(
-    repo: Path, outcome: str, log: Path, *, after: float = 0.0, timeout: float = 120
+    repo: Path, outcome: str, log: Path, *, after: float = 0.0, timeout: float = 120, command: str = "deploy"
 ) -> Killed:
-    """Launch `releasekit deploy dev` and SIGKILL it `after` seconds after the ledger gains
+    """Launch `releasekit deploy dev` (or `command` dev) and SIGKILL it `after` seconds after the ledger gains
     an entry with `outcome` (0 and "switching": after announcing the switch, before making it;
     the switch and its `succeeded` entry follow within some 30-50 ms)."""
     folder = repo / ".releasekit" / "ledger" / ENV
@@ -113,7 +114,7 @@ def deploy_and_kill_on_entry(
     with log.open("w") as out:
         started = time.monotonic()
         proc = subprocess.Popen(
-            [RELEASEKIT, "deploy", ENV], cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=cli_env()
+            [RELEASEKIT, command, ENV], cwd=repo, stdout=out, stderr=subprocess.STDOUT, env=cli_env()
         )
         killed = False
         try:

@@ -9,11 +9,11 @@ from releasekit.state.ledger import pending_switch
 
 
 def release_views(entries: Sequence[LedgerEntry]) -> dict[int, dict[str, str]]:
-    """Release id -> view name -> relation, for every deploy entry that reached its switch.
+    """Release id -> view name -> relation, for every deploy or refresh entry that reached its switch.
     Every entry of one release that names models must name the same ones."""
     views: dict[int, dict[str, str]] = {}
     for entry in entries:
-        if entry.kind == "deploy" and entry.outcome in ("switching", "succeeded"):
+        if entry.kind in ("deploy", "refresh") and entry.outcome in ("switching", "succeeded"):
             mapping = {version.name: version.relation for version in entry.models.values()}
             known = views.setdefault(entry.release_id, mapping)
             assert known == mapping, f"release {entry.release_id}: entries disagree on its models"
