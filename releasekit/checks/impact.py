@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from releasekit.checks.changes import ModelChange
@@ -52,10 +52,14 @@ def measure_impact(
     branch_schema: str,
     *,
     examples: int = MAX_EXAMPLES,
+    base_relations: Mapping[str, tuple[str, str]] | None = None,
 ) -> DataDiff:
     """The impact of every change, measured on the environments' views; examples are capped
-    at MAX_EXAMPLES keys per model."""
+    at MAX_EXAMPLES keys per model. `base_relations` (model name -> (schema, relation))
+    measures the base side on those relations instead of its views: the base release a
+    branch environment is on, whose data it holds, when the base has moved on since."""
     measure = _Measure(warehouse, base_schema, branch_schema, min(examples, MAX_EXAMPLES))
+    measure.pinned = dict(base_relations or {})
     found = (measure.impact(change) for change in changes)
     return DataDiff(tuple(impact for impact in found if impact is not None), tuple(measure.notes))
 
@@ -73,6 +77,11 @@ class _Measure:
     def __init__(self, warehouse: Warehouse, base: str, branch: str, examples: int) -> None:
         self._warehouse, self._base, self._branch, self._examples = warehouse, base, branch, examples
         self.notes: list[str] = []
+        self.pinned: dict[str, tuple[str, str]] = {}
+
+    def _at(self, schema: str, name: str) -> tuple[str, str]:
+        """Where a model is read on a side: the base's pinned relation, else the view."""
+        return self.pinned.get(name, (schema, name)) if schema == self._base else (schema, name)
 
     def impact(self, change: ModelChange) -> ModelImpact | None:
         quiet = change.kind == "metadata" and change.same_version
@@ -98,7 +107,7 @@ class _Measure:
         """The view's columns; None when the model has none on this side (absent, ephemeral)."""
         if node is None or not node.is_material:
             return None
-        found = dict(self._warehouse.columns(schema, node.name))
+        found = dict(self._warehouse.columns(*self._at(schema, node.name)))
         if not found:
             self.notes.append(f"{node.name}: no view {schema}.{node.name}, so it was not measured there")
             return None
@@ -110,7 +119,7 @@ class _Measure:
         count = self._warehouse.row_count
         return dataclasses.replace(
             impact,
-            rows_before=None if before is None else count(self._base, change.name),
+            rows_before=None if before is None else count(*self._at(self._base, change.name)),
             rows_after=None if after is None else count(self._branch, change.name),
             rows=self._row_diff(change, before, after) if before and after else None,
         )
@@ -130,7 +139,11 @@ class _Measure:
         shared = [name for name in after if name in before and name not in key]
         try:
             compared = self._warehouse.compare_rows(
-                (self._base, change.name), (self._branch, change.name), key, shared, examples=self._examples
+                self._at(self._base, change.name),
+                (self._branch, change.name),
+                key,
+                shared,
+                examples=self._examples,
             )
         except WarehouseError as exc:  # a key not unique on a side: worth a note, not a stop
             hint = f" ({exc.hint})" if exc.hint else ""

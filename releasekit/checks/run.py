@@ -49,7 +49,8 @@ from releasekit.environments.policy import committed, config_at, policy_changes,
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
 from releasekit.state.base import CheckRecord, LedgerEntry
-from releasekit.state.ledger import live_entry, require_live
+from releasekit.state.ledger import live_entry, releases, require_live
+from releasekit.warehouse.base import Warehouse
 from releasekit.workspace import Workspace
 
 _SQL_FOLDERS_SKIPPED = frozenset({"target", "dbt_packages", "dbt_modules", "logs", ".releasekit", ".git"})
@@ -245,7 +246,10 @@ class _Run:
             base, branch, fingerprint_graph(base, environ), fingerprint_graph(branch, environ)
         )
         with self.context.warehouse() as warehouse:
-            measured = measure_impact(changes, warehouse, self.request.base.schema, self.request.env.schema)
+            pinned = self._base_release_relations(warehouse)
+            measured = measure_impact(
+                changes, warehouse, self.request.base.schema, self.request.env.schema, base_relations=pinned
+            )
         self.impacts = measured.impacts
         self.notes += measured.notes
         findings = [
@@ -273,6 +277,37 @@ class _Run:
             return self.deployed.graph
         assert self.context.dbt is not None
         return self.context.dbt.parse().graph
+
+    def _base_release_relations(self, warehouse: Warehouse) -> dict[str, tuple[str, str]]:
+        """The relations of the base release the branch environment is on, when the base
+        serves the same commit on other data since (a refresh): the diff then compares
+        against the data the branch holds, so a difference is the code's doing. Empty when
+        the base still serves that release, moved on to other code, or that release's
+        relations are gone (then the base's views, as always)."""
+        record = self.workspace.store.branch(self.request.env.name)
+        if record is None or record.base_release == self.base_live.release_id:
+            return {}
+        entries = self.workspace.store.entries(self.request.base.name)
+        found = [
+            r for r in releases(entries) if r.release_id == record.base_release and r.outcome == "succeeded"
+        ]
+        if not found or found[0].git_sha != self.base_live.git_sha:
+            return {}
+        physical = self.workspace.config.physical_schema
+        relations = {v.name: (physical, v.relation) for v in found[0].models.values()}
+        if not {relation for _, relation in relations.values()} <= warehouse.relations(physical):
+            self.notes.append(
+                f"diff against {self.request.base.name}'s current data: release {record.base_release}, "
+                "which this branch environment is on, was garbage-collected"
+            )
+            return {}
+        if found[0].models != self.base_live.models:
+            self.notes.append(
+                f"diff against {self.request.base.name} release {record.base_release}, the data this branch "
+                f"environment holds ({self.request.base.name} has been refreshed since: "
+                f"`releasekit env up {self.request.env.name} --rebase` moves the branch onto it)"
+            )
+        return relations
 
     def _base_graph(self) -> ProjectGraph:
         """The base's project as its deployed commit had it, with the base's parameters: the

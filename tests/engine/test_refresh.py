@@ -343,3 +343,19 @@ def test_a_release_deployed_from_uncommitted_changes_cannot_be_refreshed(duck: B
     assert api.deploy(duck.workspace(), "dev", allow_dirty=True).ok
     with pytest.raises(RefreshError, match="uncommitted changes"):
         duck.refresh()
+
+
+def test_a_branch_check_diffs_against_the_data_the_branch_holds(duck: Bench) -> None:
+    duck.deploy()
+    git(duck.repo, "switch", "-q", "-c", "feature/y")
+    api.env_up(duck.workspace(), "feature/y")  # on dev release 1
+    write_files(duck.repo, {"models/revenue.sql": REVENUE_X2})
+    commit(duck.repo, "revenue doubled")
+    insert(duck.execute, "customers", [(3, "cy")])
+    insert(duck.execute, "orders", [(4, 3, 9)])  # a third customer: dev's revenue gains a row
+    assert duck.refresh("dev").outcome == "published"
+    report = api.check(duck.workspace(), "feature/y", only=("build", "diff"))
+    [revenue] = [impact for impact in report.impacts if impact.model == "revenue"]
+    # Compared with dev release 1, the data the branch holds: the doubling, not the new customer.
+    assert (revenue.rows_before, revenue.rows_after) == (2, 2)
+    assert any("release 1, the data this branch environment holds" in note for note in report.notes)
