@@ -4,6 +4,7 @@ nothing to do, 1 held back, 2 could not run), on a real DuckDB project."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,10 @@ pytestmark = pytest.mark.integration
 
 def test_refresh_from_the_command_line(tmp_path: Path) -> None:
     repo = refresh_repo(tmp_path / "repo")
-    execute = lambda statement: warehouse_reads.sql(repo, statement)  # noqa: E731
+
+    def execute(statement: str) -> list[tuple[Any, ...]]:
+        return warehouse_reads.sql(repo, statement)
+
     load_raw(execute)
 
     never = run_cli(repo, "refresh", "dev")

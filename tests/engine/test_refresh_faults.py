@@ -12,6 +12,7 @@ import random
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,10 @@ def _refresh(repo: Path) -> str:
 
 def _rounds(tmp_path: Path, rounds: int, seed: int) -> list[str]:
     repo = refresh_repo(tmp_path / "repo")
-    execute = lambda statement: warehouse_reads.sql(repo, statement)  # noqa: E731
+
+    def execute(statement: str) -> list[tuple[Any, ...]]:
+        return warehouse_reads.sql(repo, statement)
+
     load_raw(execute)
     assert run_cli(repo, "deploy", ENV).code == 0
     rng = random.Random(seed)
