@@ -342,7 +342,7 @@ def _entry_notes(entry: LedgerEntry) -> str:
         notes.append(f"data of release {entry.refresh.get('from_release')}: " + (", ".join(changed) or "-"))
     action = entry.hold.get("action")
     if action == "hold":
-        notes.append("holds sync")
+        notes.append("holds sync" if entry.kind == "rollback" else "keeps the hold")
     elif action == "lift":
         notes.append(f"ends hold ({entry.hold.get('by')})")
     return ", ".join(notes)
