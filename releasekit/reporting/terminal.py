@@ -319,6 +319,10 @@ class TerminalReporter:
         self.console.print(Rule(f"[bold]{number}. {title}[/]", align="left"))
         self.console.print(text)
 
+    def note(self, text: str) -> None:
+        """A narrated flow's own words between results (the quickstart's)."""
+        self.console.print(text)
+
     def done(self, text: str) -> None:
         """The end of a narrated flow (the quickstart): what was shown, and what to try next."""
         self.console.print()
