@@ -193,7 +193,8 @@ def _refresh_new_day(
     narrator.chapter(
         number,
         "New data arrives: refresh dev",
-        f"The loader appends {demo.new_day.day}'s data to the {RAW_SCHEMA} tables: "
+        f"Back on main (the commit dev serves since the rollback), the loader appends "
+        f"{demo.new_day.day}'s data to the {RAW_SCHEMA} tables: "
         f"{_rows_of(demo.new_day)}. Code is not what changed, so no deploy: `releasekit refresh dev` "
         "runs dev's live release (the rollback's hold stops `sync`, not new data) on the data as it "
         "is now. It writes new versions of the models downstream of the sources that changed, "
@@ -208,7 +209,7 @@ def _refresh_new_day(
     after = _dev_orders(demo)
     narrator.note(
         f"dev.orders had {before:,} rows before the refresh and {after:,} after: consumers moved "
-        f"onto the new day in one atomic switch, never seeing a model refreshed and its parent not."
+        "onto the new day in one atomic switch, never seeing a model refreshed and its parent not."
     )
     return before, after
 
