@@ -490,6 +490,8 @@ def _publish(
     release_id = ledger.next_release_id(run.store.entries(run.name))
     started = time.perf_counter()
     fields = _record_fields(plan, results, rows, clock)
+    hold = ledger.hold_of(plan.live)  # a rollback's hold stops sync, not new data: it stays
+    fields["hold"] = hold.carried() if hold else {}
     run.record("refresh", "switching", release_id, **fields)
     switch(run, warehouse, plan.models, plan.live.models, release_id, run.git_sha)
     clock.laps["publish"] = round(time.perf_counter() - started, 3)

@@ -1,16 +1,21 @@
 """The quickstart's demo dbt project: template files plus generated shop data.
 
 The project (models, tests, macro, profile) ships as package data in
-`releasekit/resources/demo/`. Its raw data is generated here as dbt seeds, from a seeded
-`random.Random`, so a quickstart is the same on every machine and small enough that
-`dbt seed` takes a couple of seconds.
+`releasekit/resources/demo/`. Its data is generated here from a seeded `random.Random`, so
+a quickstart is the same on every machine and small enough to build in seconds:
+- the catalogue and the customer accounts are dbt seeds (they change with code);
+- orders, their items and payments are *sources*: tables in the warehouse's `raw` schema
+  that the shop's loader writes outside dbt (`load_raw` stands in for it). Besides the
+  first load, the demo holds two more days of them: a good one, and one the loader got
+  wrong (it sent some of the previous day's orders again), for `releasekit refresh`.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib.resources import files
@@ -18,12 +23,16 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from releasekit.errors import ReleasekitError
+from releasekit.warehouse.duckdb_load import TableRows, append_rows
 
 PROJECT_NAME = "jaffle_demo"
 DATABASE_FILE = "warehouse.duckdb"
 STAGING_MODELS = ("stg_customers", "stg_products", "stg_orders", "stg_order_items", "stg_payments")
 MART_MODELS = ("orders", "customers", "revenue_daily", "product_performance")
-SEEDS = ("raw_customers", "raw_products", "raw_orders", "raw_order_items", "raw_payments")
+SEEDS = ("raw_customers", "raw_products")
+# Tables the shop's loader writes into the warehouse, declared as dbt sources.
+RAW_SCHEMA = "raw"
+SOURCES = ("orders", "order_items", "payments")
 
 # The var that differs between environments, and the only models that read it.
 DEMO_VAR = "include_test_customers"
@@ -40,9 +49,13 @@ DEMO_CHANGE = (
 DEMO_CHANGE_AFFECTS = ("orders", "customers", "revenue_daily")
 
 MIN_ROWS = 10
+# A day of orders after the history: rows // this many, at least 3.
+_ORDERS_PER_DAY_SHARE = 500
+_REPLAYED_ORDERS = 2  # of the new day's orders, sent again by the bad load
 _ORDERS_PER_CUSTOMER = 8
 _FIRST_ORDER = datetime(2024, 1, 1)
 _LAST_ORDER = datetime(2025, 6, 30, 23, 59, 59)
+_NEW_DAY = date(2025, 7, 1)  # the day after _LAST_ORDER
 _FIRST_SIGNUP = date(2023, 1, 1)
 _TEST_CUSTOMER_SHARE = 0.03
 
@@ -82,19 +95,43 @@ _PAYMENT_METHODS = ("credit_card", "bank_transfer", "gift_card", "coupon")
 _PAYMENT_WEIGHTS = (62, 20, 10, 8)
 
 
+Row = tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    """What one load of the shop's loader appends to the raw tables: table -> rows."""
+
+    day: date | None  # the day whose orders it brings; None for the history loaded first
+    tables: Mapping[str, tuple[Row, ...]]
+
+    def rows(self, table: str) -> int:
+        return len(self.tables.get(table, ()))
+
+
 @dataclass(frozen=True)
 class DemoProject:
-    """Where a written demo project lives and what it holds."""
+    """Where a written demo project lives, what it holds, and the loads of its raw data
+    (`load_raw` writes one into the warehouse)."""
 
     project_dir: Path
     profiles_path: Path
     database_path: Path
     models: tuple[str, ...]
     seeds: tuple[str, ...]
+    history: RawLoad  # loaded before the first deploy
+    new_day: RawLoad  # the day after the history
+    bad_day: RawLoad  # the day after that, with some of new_day's orders sent again
 
     @property
     def profiles_dir(self) -> Path:
         return self.profiles_path.parent
+
+    @property
+    def replayed_orders(self) -> tuple[int, ...]:
+        """The ids of bad_day's orders that new_day already brought."""
+        seen = {row[0] for row in self.new_day.tables["orders"]}
+        return tuple(int(str(row[0])) for row in self.bad_day.tables["orders"] if row[0] in seen)
 
 
 def write_demo_project(dest: Path, *, rows: int = 5000, seed: int = 7) -> DemoProject:
@@ -113,14 +150,32 @@ def write_demo_project(dest: Path, *, rows: int = 5000, seed: int = 7) -> DemoPr
     _refuse_overwrite(dest, [*targets, *(Path("seeds") / f"{name}.csv" for name in SEEDS)])
     for relative, source in targets.items():
         _write_bytes(dest / relative, source.read_bytes())
-    _write_seeds(dest / "seeds", _generate_shop(random.Random(seed), rows))
+    tables, people = _generate_shop(random.Random(seed), rows)
+    _write_seeds(dest / "seeds", tables)
+    history = RawLoad(None, {name: tuple(tables[name]) for name in SOURCES})
+    # Its own generator: the history stays the same bytes whatever the days draw.
+    new_day, bad_day = _generate_days(random.Random(f"{seed}:days"), tables, people, _day_orders(rows))
     return DemoProject(
         project_dir=dest,
         profiles_path=dest / "profiles.yml",
         database_path=dest / DATABASE_FILE,
         models=STAGING_MODELS + MART_MODELS,
         seeds=SEEDS,
+        history=history,
+        new_day=new_day,
+        bad_day=bad_day,
     )
+
+
+def load_raw(project: DemoProject, load: RawLoad) -> None:
+    """Append `load` to the raw tables in the project's warehouse, as the shop's loader
+    would, creating them on the first load. No releasekit run may hold the file meanwhile."""
+    tables = [TableRows(name, _COLUMNS[name], load.tables[name]) for name in SOURCES]
+    append_rows(project.database_path, RAW_SCHEMA, tables)
+
+
+def _day_orders(rows: int) -> int:
+    return max(3, rows // _ORDERS_PER_DAY_SHARE)
 
 
 def _template_files(directory: Traversable, relative: Path) -> Iterator[tuple[Path, Traversable]]:
@@ -152,14 +207,30 @@ def _write_bytes(path: Path, content: bytes) -> None:
 
 # --- generated data ----------------------------------------------------------------------
 
-Row = tuple[object, ...]
-
 _HEADERS: dict[str, Row] = {
     "raw_customers": ("id", "first_name", "last_name", "email", "country", "signup_date"),
     "raw_products": ("id", "sku", "name", "category", "price_cents"),
-    "raw_orders": ("id", "customer_id", "ordered_at", "status"),
-    "raw_order_items": ("id", "order_id", "product_id", "quantity", "unit_price_cents"),
-    "raw_payments": ("id", "order_id", "payment_method", "amount_cents"),
+}
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "orders": (
+        ("id", "INTEGER"),
+        ("customer_id", "INTEGER"),
+        ("ordered_at", "TIMESTAMP"),
+        ("status", "VARCHAR"),
+    ),
+    "order_items": (
+        ("id", "INTEGER"),
+        ("order_id", "INTEGER"),
+        ("product_id", "INTEGER"),
+        ("quantity", "INTEGER"),
+        ("unit_price_cents", "INTEGER"),
+    ),
+    "payments": (
+        ("id", "INTEGER"),
+        ("order_id", "INTEGER"),
+        ("payment_method", "VARCHAR"),
+        ("amount_cents", "INTEGER"),
+    ),
 }
 
 
@@ -170,22 +241,48 @@ class _Customer:
     weight: float  # how often this customer orders relative to the others
 
 
-def _generate_shop(rng: random.Random, orders: int) -> dict[str, list[Row]]:
-    """All seed tables. The draw order is fixed, so a seed always gives the same bytes."""
+def _generate_shop(rng: random.Random, orders: int) -> tuple[dict[str, list[Row]], list[_Customer]]:
+    """Seed tables and the history of the source tables, and the customers who order.
+    The draw order is fixed, so a seed always gives the same bytes."""
     customers = _generate_customers(rng, max(MIN_ROWS, orders // _ORDERS_PER_CUSTOMER))
     tables: dict[str, list[Row]] = {
         "raw_customers": [row for row, _ in customers],
         "raw_products": [(i, *p[:4]) for i, p in enumerate(_PRODUCTS, start=1)],
-        "raw_orders": [],
-        "raw_order_items": [],
-        "raw_payments": [],
+        **{name: [] for name in SOURCES},
     }
     people = [customer for _, customer in customers]
     weights = [customer.weight for customer in people]
     for order_id in range(1, orders + 1):
         customer = rng.choices(people, weights)[0]
-        _add_order(rng, tables, order_id, customer)
-    return tables
+        _add_order(rng, tables, order_id, customer.id, _order_time(rng, customer.signup))
+    return tables, people
+
+
+def _generate_days(
+    rng: random.Random, tables: dict[str, list[Row]], people: Sequence[_Customer], count: int
+) -> tuple[RawLoad, RawLoad]:
+    """The day after the history, and the day after that as a faulty loader sends it:
+    its own orders plus the last few of the day before, again."""
+    new_day = _day_of_orders(rng, tables, people, _NEW_DAY, count)
+    bad_day = _day_of_orders(rng, tables, people, _NEW_DAY + timedelta(days=1), count)
+    replayed = new_day.tables["orders"][-_REPLAYED_ORDERS:]
+    return new_day, dataclasses.replace(
+        bad_day, tables={**bad_day.tables, "orders": bad_day.tables["orders"] + replayed}
+    )
+
+
+def _day_of_orders(
+    rng: random.Random, tables: dict[str, list[Row]], people: Sequence[_Customer], day: date, count: int
+) -> RawLoad:
+    """`count` orders placed on `day`, appended to `tables` (ids go on from theirs)."""
+    starts = {name: len(tables[name]) for name in SOURCES}
+    weights = [customer.weight for customer in people]
+    midnight = datetime.combine(day, datetime.min.time())
+    for _ in range(count):
+        customer = rng.choices(people, weights)[0]
+        ordered_at = midnight + timedelta(seconds=rng.randrange(24 * 3600))
+        _add_order(rng, tables, len(tables["orders"]) + 1, customer.id, ordered_at)
+    return RawLoad(day, {name: tuple(tables[name][starts[name] :]) for name in SOURCES})
 
 
 def _generate_customers(rng: random.Random, count: int) -> list[tuple[Row, _Customer]]:
@@ -207,12 +304,13 @@ def _generate_customers(rng: random.Random, count: int) -> list[tuple[Row, _Cust
     return customers
 
 
-def _add_order(rng: random.Random, tables: dict[str, list[Row]], order_id: int, customer: _Customer) -> None:
-    ordered_at = _order_time(rng, customer.signup)
+def _add_order(
+    rng: random.Random, tables: dict[str, list[Row]], order_id: int, customer_id: int, ordered_at: datetime
+) -> None:
     status = _order_status(rng, ordered_at)
-    tables["raw_orders"].append((order_id, customer.id, f"{ordered_at:%Y-%m-%d %H:%M:%S}", status))
+    tables["orders"].append((order_id, customer_id, f"{ordered_at:%Y-%m-%d %H:%M:%S}", status))
     total = 0
-    items = tables["raw_order_items"]
+    items = tables["order_items"]
     for product_id, quantity in _order_lines(rng):
         price = _PRODUCTS[product_id - 1][3]
         items.append((len(items) + 1, order_id, product_id, quantity, price))
@@ -220,7 +318,7 @@ def _add_order(rng: random.Random, tables: dict[str, list[Row]], order_id: int, 
     # Cancelled orders are cancelled before payment is taken.
     if status != "cancelled":
         for method, amount in _payments(rng, total):
-            payments = tables["raw_payments"]
+            payments = tables["payments"]
             payments.append((len(payments) + 1, order_id, method, amount))
 
 
@@ -264,7 +362,8 @@ def _payments(rng: random.Random, total: int) -> list[tuple[str, int]]:
 
 def _write_seeds(directory: Path, tables: dict[str, list[Row]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for name, rows in tables.items():
+    for name in SEEDS:
+        rows = tables[name]
         # newline="" and a fixed terminator: the same bytes on every platform.
         with (directory / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")

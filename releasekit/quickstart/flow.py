@@ -15,7 +15,18 @@ from releasekit import api
 from releasekit.config.scaffold import init_project
 from releasekit.errors import PromotionRefused, ReleasekitError
 from releasekit.gitops.repo import GitRepo
-from releasekit.quickstart.demo import DEMO_CHANGE, DEMO_VAR, DemoProject, write_demo_project
+from releasekit.quickstart.demo import (
+    DEMO_CHANGE,
+    DEMO_VAR,
+    RAW_SCHEMA,
+    SOURCES,
+    DemoProject,
+    RawLoad,
+    load_raw,
+    write_demo_project,
+)
+from releasekit.state.base import LedgerEntry
+from releasekit.warehouse.duckdb_load import count_rows
 
 FEATURE_BRANCH = "feature/revenue-on-placement"
 # staging and prod leave the shop's test accounts out of their numbers; dev keeps them.
@@ -29,6 +40,9 @@ class Narrator(Protocol):
     def rollback(self, result: api.RollbackResult) -> None: ...
     def check(self, report: api.CheckReport) -> None: ...
     def status(self, statuses: Sequence[api.EnvironmentStatus]) -> None: ...
+    def refresh(self, result: api.RefreshResult) -> None: ...
+    def releases(self, env: str, entries: Sequence[LedgerEntry]) -> None: ...
+    def note(self, text: str) -> None: ...
     def done(self, text: str) -> None: ...
 
 
@@ -40,11 +54,13 @@ class QuickstartResult:
     dev_releases: int
     feature_built: tuple[str, ...]  # built once, by the check, in the branch environment
     dev_built: tuple[str, ...]  # built again when the change reached dev: nothing
+    dev_orders: tuple[int, int, int]  # rows of dev.orders: before the new day, after it, after the bad load
 
 
 def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
     root = _fresh_folder(dest)
     demo = write_demo_project(root)
+    load_raw(demo, demo.history)  # before any releasekit run opens the warehouse file
     repo = _repository(root)
     narrator.chapter(1, "A dbt project in git", _intro(root, demo))
     workspace = api.Workspace.open(root)
@@ -92,6 +108,11 @@ def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
     narrator.chapter(7, "Roll back", "dev switches back to its previous release. Nothing is built.")
     narrator.rollback(api.rollback(workspace, "dev"))
     narrator.status(api.status(workspace))
+    # Back on main, the commit dev serves again: a refresh reads its code from the working
+    # tree, where dbt's parse cache is warm, instead of a checkout of its own.
+    repo.switch("main")
+    before, after = _refresh_new_day(workspace, demo, narrator, 8)
+    held = _refresh_bad_day(workspace, demo, narrator, 9)
     result = QuickstartResult(
         root,
         demo,
@@ -99,6 +120,7 @@ def run_quickstart(dest: Path, narrator: Narrator) -> QuickstartResult:
         len(api.releases(workspace, "dev")),
         feature_built=tuple(branch.models[uid].name for uid in branch.built),
         dev_built=tuple(step.name for step in changed.plan.builds),
+        dev_orders=(before, after, held),
     )
     narrator.done(_try_next(result))
     return result
@@ -130,23 +152,29 @@ def _repository(root: Path) -> GitRepo:
 def _intro(root: Path, demo: DemoProject) -> str:
     return (
         f"Created {root}: a git repository with a dbt project on DuckDB ({len(demo.models)} models, "
-        f"{len(demo.seeds)} seeds of generated shop data, data tests and a unit test), plus "
-        "releasekit.yml and environments/{dev,staging,prod}.yml."
+        f"{len(demo.seeds)} seeds (customers, products), data tests and a unit test), plus "
+        "releasekit.yml and environments/{dev,staging,prod}.yml. The shop's loader (here, the "
+        f"quickstart) has loaded {_rows_of(demo.history)} into the warehouse's {RAW_SCHEMA} schema, "
+        "outside dbt: the project reads them as sources."
     )
 
 
 def _try_next(result: QuickstartResult) -> str:
     root = result.root
+    before, after, held = result.dev_orders
     return (
         f"The change was built once, by the check in its branch environment: "
         f"{len(result.feature_built)} model(s) ({', '.join(result.feature_built)}); everything "
-        f"else was reused, and dev reused the check's tables ({len(result.dev_built)} built).\n"
+        f"else was reused, and dev reused the check's tables ({len(result.dev_built)} built). "
+        f"New data reached dev by refresh (dev.orders {before:,} -> {after:,} rows); the bad load "
+        f"did not (still {held:,}).\n"
         f"  project:   {root}\n"
         f"  warehouse: {result.demo.database_path} (schemas dev, staging: views; rk__physical: tables)\n"
         f"  ledger:    {result.state_path}\n\n"
         "Try next:\n"
         f"  cd {root}\n"
-        "  releasekit releases dev        # the ledger: deploys, the rollback\n"
+        "  releasekit releases dev        # the ledger: deploys, the rollback, the refreshes\n"
+        "  releasekit refresh dev --dry-run  # the bad load is still in raw: what a refresh would write\n"
         "  releasekit status              # dev is held: sync leaves a rollback alone\n"
         "  releasekit env list            # the branch environment the check brought up\n"
         "  git switch feature/revenue-on-placement && releasekit check --markdown check.md\n"
@@ -157,6 +185,67 @@ def _try_next(result: QuickstartResult) -> str:
         "  python -c \"import duckdb; print(duckdb.connect('warehouse.duckdb')"
         ".sql('select * from staging.revenue_daily limit 5'))\""
     )
+
+
+def _refresh_new_day(
+    workspace: api.Workspace, demo: DemoProject, narrator: Narrator, number: int
+) -> tuple[int, int]:
+    narrator.chapter(
+        number,
+        "New data arrives: refresh dev",
+        f"Back on main (the commit dev serves since the rollback), the loader appends "
+        f"{demo.new_day.day}'s data to the {RAW_SCHEMA} tables: "
+        f"{_rows_of(demo.new_day)}. Code is not what changed, so no deploy: `releasekit refresh dev` "
+        "runs dev's live release (the rollback's hold stops `sync`, not new data) on the data as it "
+        "is now. It writes new versions of the models downstream of the sources that changed, "
+        "beside the live ones, tests them, and only then switches dev's views; the rest is kept:",
+    )
+    before = _dev_orders(demo)
+    load_raw(demo, demo.new_day)
+    result = api.refresh(workspace, "dev")
+    narrator.refresh(result)
+    if result.outcome != "published":
+        raise ReleasekitError("the quickstart's refresh of dev held its new day back; see the failures above")
+    after = _dev_orders(demo)
+    narrator.note(
+        f"dev.orders had {before:,} rows before the refresh and {after:,} after: consumers moved "
+        "onto the new day in one atomic switch, never seeing a model refreshed and its parent not."
+    )
+    return before, after
+
+
+def _refresh_bad_day(workspace: api.Workspace, demo: DemoProject, narrator: Narrator, number: int) -> int:
+    replayed = ", ".join(str(order_id) for order_id in demo.replayed_orders)
+    narrator.chapter(
+        number,
+        "A bad load is held back",
+        f"The next day's load goes wrong: with {demo.bad_day.day}'s orders the loader sends "
+        f"orders {replayed} of the day before again. stg_orders and orders declare order_id "
+        "`unique`. The refresh writes and tests as before; a failed test publishes nothing "
+        "(`releasekit refresh dev` would exit 1):",
+    )
+    load_raw(demo, demo.bad_day)
+    result = api.refresh(workspace, "dev")
+    narrator.refresh(result)
+    if result.outcome != "held":
+        raise ReleasekitError("the quickstart's bad load reached dev: its tests should have held it back")
+    rows = _dev_orders(demo)
+    narrator.note(
+        f"dev.orders still has {rows:,} rows: consumers keep reading yesterday's data. (Views such as "
+        f"dev.stg_orders read {RAW_SCHEMA} live, as any view does: the tables they feed are what "
+        "refresh guards.) The attempt is in dev's ledger (`releasekit releases dev`):"
+    )
+    narrator.releases("dev", api.releases(workspace, "dev"))
+    return rows
+
+
+def _dev_orders(demo: DemoProject) -> int:
+    """Rows consumers of dev read in its orders view, between releasekit runs."""
+    return count_rows(demo.database_path, "dev", "orders")
+
+
+def _rows_of(load: RawLoad) -> str:
+    return ", ".join(f"{load.rows(table):,} {table.replace('_', ' ')}" for table in SOURCES)
 
 
 def _deploy(

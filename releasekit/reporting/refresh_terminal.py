@@ -115,15 +115,20 @@ class RefreshTerminalReporter:
 
     def _held(self, result: RefreshResult) -> None:
         plan = result.plan
+        # What dbt skipped because a parent failed says nothing of its own: count it.
+        failed = [f for f in result.failures if f.status != "skipped"] or list(result.failures)
+        skipped = len(result.failures) - len(failed)
         self.console.print(
-            f"[bold red]✘ refresh of {plan.env} held back[/]: {len(result.failures)} failure(s); "
+            f"[bold red]✘ refresh of {plan.env} held back[/]: {len(failed)} failure(s)"
+            + (f" ({skipped} skipped: they depend on what failed)" if skipped else "")
+            + "; "
             f"{plan.env} keeps serving release {plan.live.release_id} and its data. What the refresh wrote "
             f"was dropped; the attempt is recorded as release {result.release_id} (failed)."
         )
         table = Table(box=None, header_style="bold")
         for column in ("node", "kind", "status", "message"):
             table.add_column(column)
-        for failure in result.failures:
+        for failure in failed:
             table.add_row(
                 Text(failure.unique_id),
                 failure.resource_type,

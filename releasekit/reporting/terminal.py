@@ -330,6 +330,10 @@ class TerminalReporter:
         self.console.print(Rule(f"[bold]{number}. {title}[/]", align="left"))
         self.console.print(text)
 
+    def note(self, text: str) -> None:
+        """A narrated flow's own words between results (the quickstart's)."""
+        self.console.print(text)
+
     def done(self, text: str) -> None:
         """The end of a narrated flow (the quickstart): what was shown, and what to try next."""
         self.console.print()
@@ -353,7 +357,7 @@ def _entry_notes(entry: LedgerEntry) -> str:
         notes.append(f"data of release {entry.refresh.get('from_release')}: " + (", ".join(changed) or "-"))
     action = entry.hold.get("action")
     if action == "hold":
-        notes.append("holds sync")
+        notes.append("holds sync" if entry.kind == "rollback" else "keeps the hold")
     elif action == "lift":
         notes.append(f"ends hold ({entry.hold.get('by')})")
     return ", ".join(notes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from releasekit.errors import NoLiveReleaseError, NotFoundError
 from releasekit.state.base import RELEASE_KINDS, Kind, LedgerEntry, ModelVersion, Outcome
@@ -186,8 +187,9 @@ def _env_label(entries: Sequence[LedgerEntry]) -> str:
 @dataclass(frozen=True)
 class Hold:
     """A rollback's hold on its environment: `sync` leaves the environment alone while its
-    branch brings only content already rolled back from. The live rollback entry holds it;
-    the next successful deploy of the environment ends it."""
+    branch brings only content already rolled back from. The live rollback entry holds it,
+    and a refresh of it carries the hold on (`carried`); the next successful deploy of the
+    environment ends it."""
 
     env: str
     who: str
@@ -199,13 +201,26 @@ class Hold:
     commits: tuple[str, ...]  # commits rolled back from while the hold lasted
     contents: tuple[str, ...]  # their content (git tree of the dbt project), where known
 
+    def carried(self) -> dict[str, Any]:
+        """The hold record a refresh of the held release writes, so the hold outlives it."""
+        return {
+            "action": "hold",
+            "from_release": self.from_release,
+            "from_commit": self.from_commit,
+            "commits": list(self.commits),
+            "contents": list(self.contents),
+            "held_release": self.to_release,
+            "held_by": self.who,
+            "held_at": self.at,
+        }
+
     def covers(self, commit: str, content: str | None) -> bool:
         """`commit` (whose content is `content`) brings nothing new: it was rolled back from."""
         return commit in self.commits or (content is not None and content in self.contents)
 
 
 def active_hold(entries: Sequence[LedgerEntry]) -> Hold | None:
-    """The hold of the rollback that made the live release live, if it set one."""
+    """The hold on the live release: its rollback's, or one its refreshes carried on."""
     for entry in reversed(entries):
         if entry.outcome == "succeeded":
             return hold_of(entry)
@@ -213,17 +228,18 @@ def active_hold(entries: Sequence[LedgerEntry]) -> Hold | None:
 
 
 def hold_of(entry: LedgerEntry | None) -> Hold | None:
-    """The hold `entry` set: a rollback entry's, else None."""
-    if entry is None or entry.kind != "rollback" or entry.hold.get("action") != "hold":
+    """The hold `entry` set (a rollback entry's) or carries on (a refresh of a held release:
+    new data moves no code, so the hold stays), else None."""
+    if entry is None or entry.kind not in ("rollback", "refresh") or entry.hold.get("action") != "hold":
         return None
     record = entry.hold
     return Hold(
         env=entry.env,
-        who=entry.who,
-        at=entry.at,
+        who=str(record.get("held_by", entry.who)),
+        at=str(record.get("held_at", entry.at)),
         from_release=int(record.get("from_release", entry.previous_release or 0)),
         from_commit=str(record.get("from_commit", "")),
-        to_release=entry.release_id,
+        to_release=int(record.get("held_release", entry.release_id)),
         to_commit=entry.git_sha,
         commits=tuple(str(c) for c in record.get("commits", ())),
         contents=tuple(str(c) for c in record.get("contents", ())),

@@ -111,7 +111,7 @@ class DuckDBWarehouse:
     def __init__(self, connection: Connection, *, on_statement: StatementHook | None = None) -> None:
         self.path = _database_path(connection)
         self._on_statement = on_statement
-        self._con = _open(self.path, _config_options(connection))
+        self._con = open_database(self.path, _config_options(connection))
 
     def __enter__(self) -> DuckDBWarehouse:
         return self
@@ -368,7 +368,9 @@ def _config_options(connection: Connection) -> dict[str, Any]:
     return dict(options)
 
 
-def _open(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+def open_database(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """A connection to the DuckDB file `path`; a file another process holds is a
+    WarehouseBusyError naming that process."""
     try:
         return duckdb.connect(path, config=config)
     except duckdb.Error as exc:

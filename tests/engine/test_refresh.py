@@ -236,6 +236,30 @@ def test_rollback_and_roll_forward_between_data_versions(duck: Bench) -> None:
     assert not deployed.plan.builds and [row[0] for row in duck.rows("dev.orders")] == [1, 2, 3, 4, 5]
 
 
+def test_a_refresh_of_a_rolled_back_environment_keeps_its_hold(duck: Bench) -> None:
+    duck.deploy()
+    write_files(
+        duck.repo, {"models/revenue.sql": "select customer_id, 0 as revenue from {{ ref('orders') }}\n"}
+    )
+    commit(duck.repo, "revenue is broken")
+    duck.deploy()
+    api.rollback(duck.workspace(), "dev")
+    insert(duck.execute, "orders", [(4, 2, 7)])
+
+    refreshed = duck.refresh()
+
+    assert refreshed.outcome == "published" and refreshed.plan.live.release_id == 1
+    assert duck.rows("dev.revenue") == [(1, 25), (2, 47)]  # the rolled-back-to code, on the new data
+    dev = next(s for s in api.status(duck.workspace()) if s.env == "dev")
+    assert dev.hold is not None and (dev.hold.to_release, dev.hold.from_release) == (1, 2)
+    synced = api.sync(duck.workspace(), "dev")  # main still holds the commit rolled back from
+    assert synced.held and not synced.changed
+    assert duck.rows("dev.revenue") == [(1, 25), (2, 47)]
+    duck.deploy()  # a deploy ends the hold, as it ends one the rollback entry holds
+    lifted = api.releases(duck.workspace(), "dev")[-1].hold
+    assert (lifted["action"], lifted["held_release"]) == ("lift", 1)
+
+
 def test_gc_keeps_retained_data_versions_and_drops_the_rest(duck: Bench) -> None:
     duck.deploy()
     first = _live(duck)

@@ -14,7 +14,12 @@ from releasekit.quickstart.demo import (
     DEMO_CHANGE,
     DEMO_VAR,
     DEMO_VAR_READERS,
+    RAW_SCHEMA,
     SEEDS,
+    SOURCES,
+    DemoProject,
+    RawLoad,
+    load_raw,
     write_demo_project,
 )
 
@@ -43,6 +48,10 @@ def _scalar(database: Path, sql: str) -> float:
         row = connection.execute(sql).fetchone()
     assert row is not None
     return float(row[0])
+
+
+def _loads(project: DemoProject) -> tuple[RawLoad, ...]:
+    return (project.history, project.new_day, project.bad_day)
 
 
 def _apply_demo_change(project_dir: Path) -> None:
@@ -89,11 +98,49 @@ def test_seeds_are_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert _seed_bytes(first.project_dir) != _seed_bytes(other.project_dir)
 
 
+def test_raw_loads_are_deterministic_for_a_seed(tmp_path: Path) -> None:
+    first = write_demo_project(tmp_path / "a", rows=SMALL, seed=3)
+    second = write_demo_project(tmp_path / "b", rows=SMALL, seed=3)
+    other = write_demo_project(tmp_path / "c", rows=SMALL, seed=4)
+
+    assert _loads(first) == _loads(second)
+    assert first.history != other.history and first.new_day != other.new_day
+
+
 def test_orders_follow_the_rows_argument(tmp_path: Path) -> None:
     project = write_demo_project(tmp_path, rows=SMALL)
 
-    orders = (project.project_dir / "seeds" / "raw_orders.csv").read_text().splitlines()
-    assert len(orders) == SMALL + 1  # header
+    assert project.history.rows("orders") == SMALL
+    assert not (project.project_dir / "seeds" / "raw_orders.csv").exists()  # a source, not a seed
+
+
+def test_the_new_day_goes_on_from_the_history_and_the_bad_day_repeats_some_of_it(tmp_path: Path) -> None:
+    project = write_demo_project(tmp_path, rows=SMALL)
+    new_orders = project.new_day.tables["orders"]
+
+    assert [row[0] for row in new_orders] == list(range(SMALL + 1, SMALL + 1 + len(new_orders)))
+    assert {str(row[2])[:10] for row in new_orders} == {str(project.new_day.day)}
+    assert project.bad_day.day is not None and project.new_day.day is not None
+    assert project.bad_day.day > project.new_day.day
+    assert project.replayed_orders and set(project.replayed_orders) <= {row[0] for row in new_orders}
+    for load in _loads(project):  # every item and payment belongs to an order of its load
+        ids = {row[0] for row in load.tables["orders"]}
+        assert {row[1] for row in (*load.tables["order_items"], *load.tables["payments"])} <= ids
+
+
+def test_loads_append_to_the_raw_tables(tmp_path: Path) -> None:
+    project = write_demo_project(tmp_path, rows=SMALL)
+
+    load_raw(project, project.history)
+    load_raw(project, project.new_day)
+
+    for table in SOURCES:
+        rows = project.history.rows(table) + project.new_day.rows(table)
+        assert _scalar(project.database_path, f"select count(*) from {RAW_SCHEMA}.{table}") == rows
+    ordered_at = "select max(ordered_at) from raw.orders"
+    with duckdb.connect(str(project.database_path), read_only=True) as connection:
+        row = connection.execute(ordered_at).fetchone()
+    assert row is not None and row[0].date() == project.new_day.day  # a timestamp, not text
 
 
 def test_writes_into_a_fresh_repository_but_never_overwrites(tmp_path: Path) -> None:
@@ -131,6 +178,7 @@ def test_var_readers_are_the_models_that_read_the_var(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_dbt_build_passes_and_the_var_changes_results(tmp_path: Path) -> None:
     project = write_demo_project(tmp_path)
+    load_raw(project, project.history)
 
     default = _dbt_build(project.project_dir)
     assert default.returncode == 0, default.stdout[-3000:]
@@ -143,6 +191,7 @@ def test_dbt_build_passes_and_the_var_changes_results(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_dbt_build_passes_after_the_demo_change_and_results_move(tmp_path: Path) -> None:
     project = write_demo_project(tmp_path)
+    load_raw(project, project.history)
     revenue = "select sum(revenue) from revenue_daily"
     before = _dbt_build(project.project_dir)
     assert before.returncode == 0, before.stdout[-3000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from releasekit.quickstart.demo import DEMO_CHANGE_AFFECTS
+from releasekit.quickstart.demo import (
+    DEMO_CHANGE_AFFECTS,
+    MART_MODELS,
+    RAW_SCHEMA,
+    SOURCES,
+    DemoProject,
+    write_demo_project,
+)
 from releasekit.quickstart.flow import FEATURE_BRANCH
 from releasekit.state.local import LocalStore
 
@@ -25,6 +33,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
         [RELEASEKIT, "quickstart", str(root)], capture_output=True, text=True, timeout=300
     )
     return root, result
+
+
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory: pytest.TempPathFactory) -> DemoProject:
+    """The demo data the quickstart generates: the same on every run."""
+    return write_demo_project(tmp_path_factory.mktemp("expected"))
+
+
+def _dev_order_ids(root: Path) -> list[int]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return [int(row[0]) for row in con.execute("select order_id from dev.orders order by 1").fetchall()]
+
+
+def _plain(text: str) -> str:
+    """Narration without the line breaks the terminal's width put in."""
+    return " ".join(text.split())
 
 
 def test_quickstart_succeeds_and_says_what_to_try_next(
@@ -78,17 +102,67 @@ def test_staging_reused_what_its_parameters_do_not_change(
     assert built == {"customers", "revenue_daily"}  # the var's readers
 
 
-def test_dev_was_rolled_back_and_serves_release_one(
+def test_dev_was_rolled_back_to_release_one_and_refreshed_on_its_code(
     demo: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     root, _ = demo
-    entries = LocalStore(root / ".releasekit").entries("dev")
-    assert entries[-1].kind == "rollback" and entries[-1].outcome == "succeeded"
+    entries = [e for e in LocalStore(root / ".releasekit").entries("dev") if e.outcome != "switching"]
+    assert [(e.kind, e.outcome, e.release_id) for e in entries] == [
+        ("deploy", "succeeded", 1),
+        ("deploy", "succeeded", 2),
+        ("rollback", "succeeded", 1),
+        ("refresh", "succeeded", 3),
+        ("refresh", "failed", 4),
+    ]
+    assert entries[3].git_sha == entries[0].git_sha  # the new data ran release 1's code
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         marker = con.execute("select release_id from dev._releasekit_release").fetchone()
         orders = con.execute("select count(*) from staging.orders").fetchone()
-    assert marker == (1,)
+    assert marker == (3,)
     assert orders is not None and orders[0] > 0
+
+
+def test_the_refresh_published_the_new_day_and_rewrote_only_what_reads_the_sources(
+    demo: tuple[Path, subprocess.CompletedProcess[str]], expected: DemoProject
+) -> None:
+    root, result = demo
+    history, new_day = expected.history.rows("orders"), expected.new_day.rows("orders")
+    refresh = next(e for e in LocalStore(root / ".releasekit").entries("dev") if e.release_id == 3)
+    assert {refresh.models[uid].name for uid in refresh.built} == set(MART_MODELS)  # all read orders
+    assert {v["name"] for v in refresh.refresh["sources"].values() if v["before"] != v["after"]} == {
+        f"{RAW_SCHEMA}.{table}" for table in SOURCES
+    }
+    assert _dev_order_ids(root) == list(range(1, history + new_day + 1))
+    assert f"dev.orders had {history:,} rows before the refresh and {history + new_day:,} after" in _plain(
+        result.stdout
+    )
+
+
+def test_the_bad_load_was_held_back_and_dev_serves_yesterdays_rows(
+    demo: tuple[Path, subprocess.CompletedProcess[str]], expected: DemoProject
+) -> None:
+    root, result = demo
+    served = expected.history.rows("orders") + expected.new_day.rows("orders")
+    held = LocalStore(root / ".releasekit").entries("dev")[-1]
+    assert (held.kind, held.outcome, held.previous_release) == ("refresh", "failed", 3)
+    assert any("unique_orders_order_id" in failure for failure in held.failures)
+    assert _dev_order_ids(root) == list(range(1, served + 1))  # no repeated id, no new day
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        raw = con.execute("select count(*), count(distinct id) from raw.orders").fetchone()
+    assert raw == (served + expected.bad_day.rows("orders"), served + expected.bad_day.rows("orders") - 2)
+    assert f"dev.orders still has {served:,} rows" in _plain(result.stdout)
+    # The failing test is named; what dbt skipped behind it is counted, not listed.
+    held_back = r"held back: 1 failure\(s\) \(\d+ skipped: they depend on what failed\)"
+    assert re.search(held_back, _plain(result.stdout))
+    assert "unique_orders_order_id" in result.stdout and "model.jaffle_demo.customers" not in result.stdout
+    assert "releasekit refresh dev --dry-run" in result.stdout
+
+
+def test_dev_stays_held_after_its_refreshes(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, _ = demo
+    status = subprocess.run([RELEASEKIT, "status"], cwd=root, capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "dev: held since" in _plain(status.stdout)
 
 
 def test_quickstart_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ PostgreSQL test reaches it (postgres_support.server: skip without it, fail under
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -117,3 +119,24 @@ def make_table(sql: RunSQL) -> MakeTable:
         sql(f"CREATE TABLE {qualify(schema, name)} AS SELECT {release_id} AS release_id")
 
     return make
+
+
+HOLD_FILE = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """Another process that has the database file open."""
+    path = tmp_path / "held.duckdb"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield path, proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -16,26 +14,6 @@ from releasekit.warehouse.base import MARKER_VIEW, Capabilities, Connection
 from releasekit.warehouse.duckdb import DuckDBWarehouse, _view_target
 from releasekit.warehouse.naming import qualify
 from tests.support.warehouse import duckdb_connection, make_marker
-
-HOLD_FILE = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-print("ready", flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """Another process that has the database file open."""
-    path = tmp_path / "held.duckdb"
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield path, proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_capabilities() -> None:

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ ref('raw_order_items') }}
+    select * from {{ source('raw', 'order_items') }}
 
 ),
 

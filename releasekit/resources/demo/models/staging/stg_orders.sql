@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ ref('raw_orders') }}
+    select * from {{ source('raw', 'orders') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ ref('raw_payments') }}
+    select * from {{ source('raw', 'payments') }}
 
 ),
 
