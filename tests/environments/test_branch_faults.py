@@ -472,12 +472,12 @@ def _seed() -> int:
 
 def _default_plans() -> list[Plan]:
     return _alternate_per_op(
-        _alternating("up", "random", 3)
+        _alternating("up", "random", 2)
         + _alternating("up", "registry temp file", 1)
         + _alternating("up", "registry record", 1)
-        + _alternating("up", "switching entry", 2)
-        + _alternating("down", "random", 2)
-        + _alternating("down", "teardown entry", 2)
+        + _alternating("up", "switching entry", 1)
+        + _alternating("down", "random", 1)
+        + _alternating("down", "teardown entry", 1)
     )
 
 
