@@ -25,6 +25,12 @@ class RefreshTerminalReporter:
     def refresh(self, result: RefreshResult) -> None:
         plan = result.plan
         live = plan.live
+        if result.outcome == "noop" and not plan.sources:
+            self.console.print(
+                f"[green]Nothing to refresh:[/] {plan.env}'s models read no dbt source (`source()`): their "
+                "data comes from seeds, which change only with code (deploy them)."
+            )
+            return
         if result.outcome == "noop":
             self.console.print(
                 f"[green]Nothing to refresh:[/] the {len(plan.sources)} source(s) {plan.env}'s models read "
