@@ -45,7 +45,12 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def with_releasekit(project: SyntheticProject) -> None:
-    root = project.project_dir
+    releasekit_repo(project.project_dir, "synthetic project")
+
+
+def releasekit_repo(root: Path, message: str) -> None:
+    """releasekit's config (one environment, dev) beside the dbt project in `root`, and all
+    of it committed in a new git repository."""
     (root / "releasekit.yml").write_text("version: 1\n")
     (root / "environments").mkdir()
     (root / "environments" / "dev.yml").write_text("version: 1\nschema: dev\n")
@@ -54,7 +59,7 @@ def with_releasekit(project: SyntheticProject) -> None:
     git(root, "config", "user.name", "bench")
     git(root, "config", "user.email", "bench@example.com")
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "synthetic project")
+    git(root, "commit", "-q", "-m", message)
 
 
 def test_deploy_against_plain_dbt(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from releasekit.warehouse.duckdb import DuckDBWarehouse
 from releasekit.warehouse.postgres import PostgresWarehouse
 
 from .synthetic import SyntheticProject, generate_project
-from .test_deploy_benchmark import BIN, MODELS, ROWS, git, timed, with_releasekit
+from .test_deploy_benchmark import BIN, MODELS, ROWS, releasekit_repo, timed, with_releasekit
 
 pytestmark = pytest.mark.benchmark
 
@@ -170,15 +170,7 @@ def _incremental_project(root: Path, warehouse: str, database: str | None) -> No
         "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n      - name: big\n"
     )
     (root / "models" / "big_incremental.sql").write_text(_INCREMENTAL)
-    (root / "releasekit.yml").write_text("version: 1\n")
-    (root / "environments").mkdir()
-    (root / "environments" / "dev.yml").write_text("version: 1\nschema: dev\n")
-    (root / ".gitignore").write_text(".releasekit/\ntarget/\nlogs/\n*.duckdb\n*.wal\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.name", "bench")
-    git(root, "config", "user.email", "bench@example.com")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "one incremental model")
+    releasekit_repo(root, "one incremental model")
 
 
 def _sql_runner(root: Path, warehouse: str, database: str | None) -> Callable[[str], None]:

@@ -274,13 +274,19 @@ def test_gc_keeps_retained_data_versions_and_drops_the_rest(duck: Bench) -> None
     assert first["customers"] in left  # still served: never refreshed
 
 
-def test_a_refresh_of_dev_promoted_with_equal_parameters_reuses_its_tables(duck: Bench) -> None:
+def _dev_promoted_to_staging(duck: Bench) -> None:
+    """staging (equal parameters) promoted from dev, prod from staging; dev deployed and
+    promoted to staging."""
     staging = "version: 1\nschema: staging\nbranch: staging\npromotes_from: dev\n"
     prod = "version: 1\nschema: prod\nbranch: prod\npromotes_from: staging\n"
     write_files(duck.repo, {"environments/staging.yml": staging, "environments/prod.yml": prod})
     commit(duck.repo, "staging")
     duck.deploy()
-    api.promote(duck.workspace(), "staging", push=False)
+    assert api.promote(duck.workspace(), "staging", push=False).deployed is not None
+
+
+def test_a_refresh_of_dev_promoted_with_equal_parameters_reuses_its_tables(duck: Bench) -> None:
+    _dev_promoted_to_staging(duck)
     insert(duck.execute, "orders", [(4, 2, 7)])
     refreshed = duck.refresh()
     # The same code on the same data: staging's own refresh reuses what dev wrote and tested.
@@ -291,12 +297,7 @@ def test_a_refresh_of_dev_promoted_with_equal_parameters_reuses_its_tables(duck:
 
 
 def test_a_promotion_serves_the_data_its_source_refreshed(duck: Bench) -> None:
-    staging = "version: 1\nschema: staging\nbranch: staging\npromotes_from: dev\n"
-    prod = "version: 1\nschema: prod\nbranch: prod\npromotes_from: staging\n"
-    write_files(duck.repo, {"environments/staging.yml": staging, "environments/prod.yml": prod})
-    commit(duck.repo, "staging")
-    duck.deploy()
-    api.promote(duck.workspace(), "staging", push=False)
+    _dev_promoted_to_staging(duck)
     insert(duck.execute, "orders", [(4, 2, 7)])
     refreshed = duck.refresh()
     write_files(duck.repo, {"models/revenue.sql": REVENUE_X2})
