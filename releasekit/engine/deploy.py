@@ -259,12 +259,17 @@ def _plan(
 
 
 def _preferred(run: RunContext, ledger_view: Survey) -> dict[str, ModelVersion]:
-    """The live release's versions, and before them those of the environment a promotion
-    brings the release from: equal code serves that environment's data (build once,
-    promote many, data included)."""
+    """The live release's versions, and for a promotion those of the environment it brings
+    the release from: where both serve the same code, the one written on newer data (so a
+    promotion moves data forward, never back); where only the source serves the code being
+    promoted, the source's (build once, promote many, data included)."""
     preferred = dict(ledger_view.live.models) if ledger_view.live else {}
     source = ledger_view.others.get(run.promoted_from or "")
-    return preferred | (dict(source.models) if source else {})
+    for uid, version in (source.models if source else {}).items():
+        own = preferred.get(uid)
+        if own is None or own.fingerprint != version.fingerprint or own.written_at <= version.written_at:
+            preferred[uid] = version
+    return preferred
 
 
 def _build(run: RunContext, parsed: ParsedProject, plan: Plan) -> tuple[NodeResult, ...]:
