@@ -384,3 +384,31 @@ def test_a_branch_check_diffs_against_the_data_the_branch_holds(duck: Bench) -> 
     # Compared with dev release 1, the data the branch holds: the doubling, not the new customer.
     assert (revenue.rows_before, revenue.rows_after) == (2, 2)
     assert any("release 1, the data this branch environment holds" in note for note in report.notes)
+
+
+CUSTOMERS_SNAPSHOT = """\
+snapshots:
+  - name: customers_history
+    relation: source('raw', 'customers')
+    config:
+      unique_key: id
+      strategy: check
+      check_cols: all
+"""
+
+
+def test_a_snapshot_records_changes_in_a_copy_and_keeps_its_history(tmp_path: Path) -> None:
+    repo = refresh_repo(tmp_path / "repo", files={"snapshots/customers_history.yml": CUSTOMERS_SNAPSHOT})
+    bench = Bench(repo, lambda statement: warehouse_reads.sql(repo, statement))
+    load_raw(bench.execute)
+    bench.deploy()
+    live = _live(bench)["customers_history"]
+    bench.execute("update raw.customers set name = 'bea' where id = 2")
+
+    result = bench.refresh()
+
+    assert result.outcome == "published"
+    assert "customers_history" in {step.name for step in result.plan.writes}
+    history = bench.rows("dev.customers_history", "id, dbt_valid_from")
+    assert [(row[0], row[1]) for row in history] == [(1, "ann"), (2, "bob"), (2, "bea")]  # bob's row closed
+    assert len(bench.rows(f"rk__physical.{live}")) == 2  # the live version was never written
