@@ -52,6 +52,7 @@ def assert_nothing_ran(repo: Path, outputs: list[str]) -> None:
     assert not list(repo.parent.rglob("pwned"))
 
 
+@pytest.mark.slow
 def test_hostile_branch_names_run_through_the_pull_request_workflow(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     api.ci_init("github", repo)

@@ -87,6 +87,7 @@ def _text(results: dict[str, tuple[int, str]]) -> str:
     return "\n".join(f"--- {name}: exit {code}\n{text}" for name, (code, text) in results.items())
 
 
+@pytest.mark.slow
 def test_concurrent_deploys_and_gc_on_postgres_all_succeed(tmp_path: Path) -> None:
     _postgres_rounds(tmp_path, ROUNDS)
 
@@ -124,6 +125,7 @@ def _duckdb_views_select(repo: Path, schema: str) -> None:
         warehouse_reads.sql(repo, f'select * from {schema}."{view}"')
 
 
+@pytest.mark.slow
 def test_concurrent_deploys_and_gc_on_duckdb_succeed_or_fail_fast_naming_the_holder(tmp_path: Path) -> None:
     _duckdb_rounds(tmp_path, ROUNDS)
 

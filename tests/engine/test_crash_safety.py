@@ -280,6 +280,7 @@ def _report(title: str, results: list[Round]) -> None:
     print(f"  pending switch found: {pending}, not found: {len(results) - pending}")
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_leaves_one_whole_release(tmp_path: Path) -> None:
     results = _kill_at_random_points(tmp_path, DEFAULT_ROUNDS, aimed=1)
     assert len(results) == DEFAULT_ROUNDS + 1

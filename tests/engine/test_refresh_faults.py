@@ -94,6 +94,7 @@ def _rounds(tmp_path: Path, rounds: int, seed: int) -> list[str]:
     return landed
 
 
+@pytest.mark.slow
 def test_kill_9_during_refresh_leaves_one_whole_release(tmp_path: Path) -> None:
     landed = _rounds(tmp_path, DEFAULT_ROUNDS, seed=14)
     assert len(landed) == DEFAULT_ROUNDS + 1

@@ -493,11 +493,13 @@ def _check_aims(results: list[Result], plans: list[Plan]) -> None:
     assert all(r.phase not in (DOWN_NONE, DOWN_DROPPED) for r in aimed if r.plan.aim == "teardown entry")
 
 
+@pytest.mark.slow
 def test_kill_9_during_env_up_and_down_leaves_nothing_unrecoverable(tmp_path: Path) -> None:
     plans = _default_plans()
     _check_aims(_run(tmp_path, plans, _seed(), "kill -9 during env up / env down"), plans)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_kill_9_during_env_up_and_down_on_postgres(tmp_path: Path) -> None:
     plans = _default_plans()

@@ -224,6 +224,7 @@ def up_and_down_at_once(repo: Path, reads: Reads, label: str) -> tuple[list[Run]
     return ups, downs
 
 
+@pytest.mark.slow
 def test_20_branch_environments_at_once_on_duckdb(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     assert api.deploy(Workspace.open(repo), "dev").ok
@@ -245,6 +246,7 @@ def postgres_repo(tmp_path: Path) -> Iterator[tuple[Path, Pg]]:
             yield repo, pg
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_20_branch_environments_at_once_on_postgres(postgres_repo: tuple[Path, Pg]) -> None:
     repo, pg = postgres_repo

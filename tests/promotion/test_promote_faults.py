@@ -303,11 +303,13 @@ def _stress_plans(seed: int, aims: list[str]) -> list[Plan]:
     return plans
 
 
+@pytest.mark.slow
 def test_kill_9_during_promote_prod_leaves_a_promotion_the_rerun_finishes(tmp_path: Path) -> None:
     plans = [Plan("random"), *(Plan(aim) for aim in DUCKDB_AIMS)]
     _run_kills(tmp_path, plans, _seed(), "kill -9 during promote prod")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_kill_9_during_promote_prod_on_postgres(tmp_path: Path) -> None:
     plans = [Plan("random"), *(Plan(aim) for aim in POSTGRES_AIMS)]
@@ -444,10 +446,12 @@ def _run_races(tmp_path: Path, rounds: int, title: str, database: str | None = N
     print(f"  {rounds} round(s) in {time.monotonic() - started:.0f} s")
 
 
+@pytest.mark.slow
 def test_sixteen_concurrent_promoters_make_one_release(tmp_path: Path) -> None:
     _run_races(tmp_path, 1, f"{RACERS} concurrent promote prod")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_sixteen_concurrent_promoters_on_postgres(tmp_path: Path) -> None:
     with fresh_database() as database:

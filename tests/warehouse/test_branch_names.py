@@ -176,6 +176,7 @@ def check_and_remember(branch: str, prefix: str) -> str:
     return schema
 
 
+@pytest.mark.slow
 @settings(PROPERTY, max_examples=200)
 @given(names=branch_lists, prefix=st.sampled_from(PREFIXES))
 def test_every_name_is_valid_deterministic_injective_and_as_documented(names: list[str], prefix: str) -> None:
@@ -203,6 +204,7 @@ def _every_name(names: list[str], prefix: str) -> None:
                 assert seen.setdefault(schema, variant) == variant, (schema, seen[schema], variant)
 
 
+@pytest.mark.slow
 @settings(PROPERTY, max_examples=250)
 @given(names=branch_lists, prefix=st.sampled_from(PREFIXES))
 def test_reserved_names_are_never_returned_and_the_rest_stays_injective(
@@ -219,6 +221,7 @@ def test_reserved_names_are_never_returned_and_the_rest_stays_injective(
         assert documented_rule(branch, prefix, reserved) == schema
 
 
+@pytest.mark.slow
 @settings(PROPERTY, max_examples=200)
 @given(names=branch_lists)
 def test_a_schema_name_used_as_a_branch_name_takes_no_other_branchs_schema(names: list[str]) -> None:
