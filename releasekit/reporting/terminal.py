@@ -198,18 +198,13 @@ class TerminalReporter:
         )
 
     def status(self, statuses: Sequence[EnvironmentStatus]) -> None:
+        """One row per environment; a "data as of" column (the oldest data it serves) when
+        some environment serves data read from sources."""
+        data = {s.env: oldest_data(s.live.models.values()) if s.live else "-" for s in statuses}
+        dated = any(value != "-" for value in data.values())
         table = Table(title="Environments", header_style="bold")
-        for column in (
-            "environment",
-            "schema",
-            "live release",
-            "commit",
-            "since",
-            "data as of",
-            "branch",
-            "git",
-            "warehouse",
-        ):
+        columns = ("environment", "schema", "live release", "commit", "since")
+        for column in (*columns, *(("data as of",) if dated else ()), "branch", "git", "warehouse"):
             table.add_column(column)
         for s in statuses:
             live = s.live
@@ -220,7 +215,7 @@ class TerminalReporter:
                 str(live.release_id) if live else "-",
                 short(live.git_sha) if live else "-",
                 live.at.replace("T", " ")[:16] if live else "-",
-                oldest_data(live.models.values()) if live else "-",
+                *((data[s.env],) if dated else ()),
                 branch,
                 _git_cell(s),
                 "[red]drift[/]" if s.warehouse_drift else "[green]in sync[/]",
