@@ -87,6 +87,7 @@ def test_refuses_to_generate_over_a_project(tmp_path: Path) -> None:
         generate_project(tmp_path, models=10, rows=100)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_small_project_builds_and_a_mid_model_edit_rebuilds(tmp_path: Path) -> None:
     project = generate_project(tmp_path, models=20, rows=10_000)
@@ -129,6 +130,7 @@ _POSTGRES_DAY = "(cast(ts as date) - date '2024-01-01')"
 _DUCKDB_DAY = "datediff('day', date '2024-01-01', ts)"
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.postgres
 def test_small_postgres_project_matches_duckdb_and_builds(tmp_path: Path, postgres_database: str) -> None:

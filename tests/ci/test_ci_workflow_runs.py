@@ -233,6 +233,7 @@ def assert_reports(runner: Runner, sha: str, *, passed: bool) -> str:
     return markdown
 
 
+@pytest.mark.slow
 def test_a_pull_request_is_checked_commented_once_updated_in_place_and_torn_down(
     world: World, forge: Forge
 ) -> None:
@@ -274,6 +275,7 @@ def test_a_pull_request_is_checked_commented_once_updated_in_place_and_torn_down
     assert not sql(world.root, gone)
 
 
+@pytest.mark.slow
 def test_a_push_to_main_deploys_dev_and_a_manual_run_promotes_it_to_staging(world: World) -> None:
     """A merge pushed to main: the deploy workflow syncs dev to it. Then the promote
     workflow, run by hand for staging: staging serves dev's release, and origin has the

@@ -90,6 +90,7 @@ def test_plan_deploy_noop_releases_status_exit_0(repo: Path) -> None:
     assert "dev" in out and "prod" in out and "in sync" in out and "drift" not in out
 
 
+@pytest.mark.slow
 def test_deploy_change_rollback_gc_exit_0(repo: Path) -> None:
     ok(repo, "deploy", "dev")
     write_files(
@@ -121,6 +122,7 @@ def test_rollback_with_nothing_to_roll_back_to_exits_2(repo: Path) -> None:
     assert "releasekit deploy dev" in result.stderr
 
 
+@pytest.mark.slow
 def test_failed_deploy_exits_1_and_names_the_failing_test(repo: Path) -> None:
     write_files(
         repo,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli_runs import Run, cli_env, run_cli
 from tests.support.projects import make_repo
 from tests.support.s3 import Bucket
@@ -46,6 +48,7 @@ def test_a_reachable_endpoint_is_shown_without_its_password(tmp_path: Path, buck
     assert "http://minio:***@127.0.0.1" in output
 
 
+@pytest.mark.slow
 def test_migrate_prints_a_switch_line_without_the_password(tmp_path: Path, bucket: Bucket) -> None:
     repo = make_repo(tmp_path / "repo")
     assert run_cli(repo, "deploy", "dev").code == 0  # something to migrate

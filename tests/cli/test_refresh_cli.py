@@ -15,6 +15,7 @@ from tests.support.refresh_project import insert, load_raw, refresh_repo
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_refresh_from_the_command_line(tmp_path: Path) -> None:
     repo = refresh_repo(tmp_path / "repo")
 

@@ -77,6 +77,7 @@ def table_rows(run: Run) -> list[list[str]]:
     ]
 
 
+@pytest.mark.slow
 def test_deploy_branch_promote_rollback_over_s3_from_two_clones(tmp_path: Path, bucket: Bucket) -> None:
     shared = tmp_path  # holds warehouse.duckdb
     job1 = shared_warehouse_repo(tmp_path, "job-1")
@@ -163,6 +164,7 @@ def assert_refused(run_text: str, holder: Holder, env: str, owner: str) -> None:
     assert f"releasekit unlock {env} --id {holder.ids[env]}" in run_text
 
 
+@pytest.mark.slow
 def test_a_held_lease_refuses_deploy_promote_and_rollback_then_unlock_clears_a_dead_one(
     tmp_path: Path, bucket: Bucket
 ) -> None:
@@ -208,6 +210,7 @@ def _holder_of(bucket: Bucket, env: str) -> tuple[str, str, int]:
     return lease["id"], lease["owner"], lease["pid"]
 
 
+@pytest.mark.slow
 def test_a_killed_deploys_lease_expires_and_the_next_deploy_takes_over(
     tmp_path: Path, bucket: Bucket
 ) -> None:
@@ -254,6 +257,7 @@ def test_a_killed_deploys_lease_expires_and_the_next_deploy_takes_over(
     assert local_state(repo) <= LOCAL_ONLY
 
 
+@pytest.mark.slow
 def test_a_fresh_clone_refuses_to_promote_over_a_diverged_remote_branch(
     tmp_path: Path, bucket: Bucket
 ) -> None:

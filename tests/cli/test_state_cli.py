@@ -112,6 +112,7 @@ def test_state_show_on_a_folder(repo: Path) -> None:
     assert shown["artifacts"] == 1 and shown["artifact_bytes"] > 1000
 
 
+@pytest.mark.slow
 def test_migrate_to_a_bucket_then_every_command_reads_the_same_from_it(repo: Path, bucket: Bucket) -> None:
     before = {args: run_cli(repo, *args) for args in (("releases", "dev"), ("status",))}
     assert all(run.code == 0 for run in before.values())

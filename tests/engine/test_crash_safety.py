@@ -338,6 +338,7 @@ def _read_loop(
         con.close()
 
 
+@pytest.mark.slow
 def test_reader_in_the_deploying_process_never_sees_a_mix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -420,6 +421,7 @@ _HOLDER = (
 )
 
 
+@pytest.mark.slow
 def test_busy_warehouse_fails_fast_names_the_holder_and_changes_nothing(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     deploy_ok(repo)

@@ -34,6 +34,7 @@ def _state_documents(repo: Path) -> dict[Path, str]:
     }
 
 
+@pytest.mark.slow
 def test_a_failure_quoting_a_secret_is_redacted_everywhere(tmp_path: Path) -> None:
     env = {"SHOP_SECRET": SECRET}
     with fresh_database() as database:

@@ -169,6 +169,7 @@ def test_a_failing_data_test_holds_the_new_data_back_and_leaves_no_trace(bench: 
     assert (4, 2, "bob", 1) in bench.rows("dev.orders")
 
 
+@pytest.mark.slow
 def test_updates_and_deletes_are_noticed(duck: Bench) -> None:
     duck.deploy()
     duck.execute("update raw.customers set name = 'bea' where id = 2")
@@ -184,6 +185,7 @@ def test_updates_and_deletes_are_noticed(duck: Bench) -> None:
     assert [row[0] for row in duck.rows("dev.orders")] == [1, 3, 9]
 
 
+@pytest.mark.slow
 def test_rowcount_mode_reads_less_and_misses_an_update(duck: Bench) -> None:
     write_files(duck.repo, {"releasekit.yml": "version: 1\nrefresh:\n  data_versions: rowcount\n"})
     commit(duck.repo, "count rows only")
@@ -195,6 +197,7 @@ def test_rowcount_mode_reads_less_and_misses_an_update(duck: Bench) -> None:
     assert duck.rows("dev.customers") == [(1, "ann"), (2, "bea"), (3, "cy")]
 
 
+@pytest.mark.slow
 def test_a_logic_test_that_fails_on_the_new_data_holds_it_back(duck: Bench) -> None:
     duck.deploy()
     insert(duck.execute, "orders", [(4, 1, -500)])
@@ -204,6 +207,7 @@ def test_a_logic_test_that_fails_on_the_new_data_holds_it_back(duck: Bench) -> N
     assert duck.rows("dev.revenue") == [(1, 25), (2, 40)]
 
 
+@pytest.mark.slow
 def test_select_refreshes_the_named_models_and_what_reads_them(duck: Bench) -> None:
     duck.deploy()
     insert(duck.execute, "orders", [(4, 2, 7)])
@@ -219,6 +223,7 @@ def test_select_refreshes_the_named_models_and_what_reads_them(duck: Bench) -> N
     assert {s.name for s in duck.refresh().plan.writes} == {"events"}
 
 
+@pytest.mark.slow
 def test_rollback_and_roll_forward_between_data_versions(duck: Bench) -> None:
     duck.deploy()
     insert(duck.execute, "orders", [(4, 2, 7)])
@@ -236,6 +241,7 @@ def test_rollback_and_roll_forward_between_data_versions(duck: Bench) -> None:
     assert not deployed.plan.builds and [row[0] for row in duck.rows("dev.orders")] == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_a_refresh_of_a_rolled_back_environment_keeps_its_hold(duck: Bench) -> None:
     duck.deploy()
     write_files(
@@ -260,6 +266,7 @@ def test_a_refresh_of_a_rolled_back_environment_keeps_its_hold(duck: Bench) -> N
     assert (lifted["action"], lifted["held_release"]) == ("lift", 1)
 
 
+@pytest.mark.slow
 def test_gc_keeps_retained_data_versions_and_drops_the_rest(duck: Bench) -> None:
     duck.deploy()
     first = _live(duck)
@@ -285,6 +292,7 @@ def _dev_promoted_to_staging(duck: Bench) -> None:
     assert api.promote(duck.workspace(), "staging", push=False).deployed is not None
 
 
+@pytest.mark.slow
 def test_a_refresh_of_dev_promoted_with_equal_parameters_reuses_its_tables(duck: Bench) -> None:
     _dev_promoted_to_staging(duck)
     insert(duck.execute, "orders", [(4, 2, 7)])
@@ -296,6 +304,7 @@ def test_a_refresh_of_dev_promoted_with_equal_parameters_reuses_its_tables(duck:
     assert duck.rows("staging.orders") == duck.rows("dev.orders")
 
 
+@pytest.mark.slow
 def test_a_promotion_serves_the_data_its_source_refreshed(duck: Bench) -> None:
     _dev_promoted_to_staging(duck)
     insert(duck.execute, "orders", [(4, 2, 7)])
@@ -313,6 +322,7 @@ def test_a_promotion_serves_the_data_its_source_refreshed(duck: Bench) -> None:
     assert duck.rows("staging.revenue") == [(1, 50), (2, 94)]
 
 
+@pytest.mark.slow
 def test_a_branch_environment_keeps_its_data_while_its_base_is_refreshed(duck: Bench) -> None:
     duck.deploy()
     git(duck.repo, "switch", "-q", "-c", "feature/x")
@@ -370,6 +380,7 @@ def test_a_release_deployed_from_uncommitted_changes_cannot_be_refreshed(duck: B
         duck.refresh()
 
 
+@pytest.mark.slow
 def test_a_branch_check_diffs_against_the_data_the_branch_holds(duck: Bench) -> None:
     duck.deploy()
     git(duck.repo, "switch", "-q", "-c", "feature/y")
@@ -397,6 +408,7 @@ snapshots:
 """
 
 
+@pytest.mark.slow
 def test_a_snapshot_records_changes_in_a_copy_and_keeps_its_history(tmp_path: Path) -> None:
     repo = refresh_repo(tmp_path / "repo", files={"snapshots/customers_history.yml": CUSTOMERS_SNAPSHOT})
     bench = Bench(repo, lambda statement: warehouse_reads.sql(repo, statement))

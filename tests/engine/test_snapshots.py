@@ -23,6 +23,7 @@ snapshots:
 """
 
 
+@pytest.mark.slow
 def test_a_snapshot_is_versioned_and_reused_while_unchanged(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"snapshots/orders_snapshot.yml": SNAPSHOT})
     first = api.deploy(api.Workspace.open(repo), "dev")

@@ -43,6 +43,7 @@ def _rename_customer(repo: Path, name: str) -> None:
     commit(repo, f"customer 2 is {name}")
 
 
+@pytest.mark.slow
 def test_other_environments_deploy_and_the_broken_one_fails_naming_its_file(tmp_path: Path) -> None:
     repo, last = _broken(tmp_path)
     _rename_customer(repo, "rob")

@@ -43,6 +43,7 @@ def test_a_seed_and_a_model_share_the_view_namespace(tmp_path: Path) -> None:
     assert "seed 'Customers' (seeds/Customers.csv)" in error and "model 'customers'" in error, run.text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["_releasekit_release", "_ReleaseKit_Notes"])
 def test_a_model_named_like_releasekit_s_own_views_is_refused_before_building(
     tmp_path: Path, name: str

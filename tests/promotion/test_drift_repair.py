@@ -66,6 +66,7 @@ def branch_schema(repo: Path) -> str:
     return record.schema
 
 
+@pytest.mark.slow
 def test_a_view_dropped_by_hand_is_reported_and_deploy_puts_it_back(repo: Path) -> None:
     before = views(repo, "dev")
     sql(repo, "drop view dev.orders")
@@ -104,6 +105,7 @@ def test_a_marker_dropped_by_hand_is_put_back_by_sync(repo: Path) -> None:
     assert "in sync" in ok(repo, "status")
 
 
+@pytest.mark.slow
 def test_a_physical_relation_dropped_by_hand_is_rebuilt_and_switched(repo: Path) -> None:
     relation = views(repo, "dev")["orders"]
     sql(repo, f"drop table rk__physical.{relation}")
@@ -126,6 +128,7 @@ def test_a_physical_relation_dropped_by_hand_is_rebuilt_and_switched(repo: Path)
     assert "in sync" in ok(repo, "status")
 
 
+@pytest.mark.slow
 def test_status_and_doctor_look_at_branch_environments_too(repo: Path) -> None:
     schema = branch_schema(repo)
     sql(repo, f'drop view "{schema}".revenue')

@@ -50,6 +50,7 @@ def run(repo: Path, code: int, *args: str) -> str:
     return said(done)
 
 
+@pytest.mark.slow
 def test_dropped_views_marker_and_physical_relation_are_reported_then_repaired(
     deployed: tuple[Path, Pg],
 ) -> None:

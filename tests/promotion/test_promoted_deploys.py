@@ -65,6 +65,7 @@ def test_plan_warns_that_deploy_would_refuse_and_still_shows_the_plan(repo: Path
     assert unpromoted(GitRepo(repo), dev, git(repo, "rev-parse", "HEAD")) is None
 
 
+@pytest.mark.slow
 def test_force_needs_a_reason_and_the_forced_deploy_is_recorded_and_shown(repo: Path) -> None:
     sha = git(repo, "rev-parse", "HEAD")
     alone = run_cli(repo, "deploy", "prod", "--force")

@@ -175,6 +175,7 @@ def test_var_readers_are_the_models_that_read_the_var(tmp_path: Path) -> None:
     assert readers == set(DEMO_VAR_READERS)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_dbt_build_passes_and_the_var_changes_results(tmp_path: Path) -> None:
     project = write_demo_project(tmp_path)
@@ -188,6 +189,7 @@ def test_dbt_build_passes_and_the_var_changes_results(tmp_path: Path) -> None:
     assert _scalar(project.database_path, "select count(*) from customers") < with_qa
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_dbt_build_passes_after_the_demo_change_and_results_move(tmp_path: Path) -> None:
     project = write_demo_project(tmp_path)

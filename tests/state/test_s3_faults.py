@@ -231,6 +231,7 @@ def said(run: Run) -> str:
     return " ".join((run.stderr + run.stdout).split())
 
 
+@pytest.mark.slow
 def test_deploy_through_a_store_failing_around_the_switch(
     bucket: Bucket, proxy: FaultProxy, tmp_path: Path
 ) -> None:

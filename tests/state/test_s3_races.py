@@ -113,6 +113,7 @@ def race_for_the_lock(bucket: Bucket, proxy: FaultProxy, signals: Path, rounds: 
     return seconds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "rounds", [pytest.param(5, id="5-rounds"), pytest.param(100, id="100-rounds", marks=pytest.mark.stress)]
 )
@@ -159,6 +160,7 @@ def write_at_once(bucket: Bucket, proxy: FaultProxy, signals: Path, count: int) 
     return seconds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "count", [pytest.param(2, id="2-each"), pytest.param(25, id="25-each", marks=pytest.mark.stress)]
 )
