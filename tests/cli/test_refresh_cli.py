@@ -55,5 +55,10 @@ def test_refresh_from_the_command_line(tmp_path: Path) -> None:
     assert "refresh" in ledger.stdout and "failed" in ledger.stdout
     assert "data of release" in ledger.stdout  # the notes column names what it refreshed
 
+    status = run_cli(repo, "status", "dev")
+    assert status.code == 0, status.text()
+    assert "data as of" in status.stdout and "Data dev serves (release 2)" in status.stdout
+    assert "raw.orders (4)" in status.stdout  # orders of release 2 were written on 4 source rows
+
     wrong = run_cli(repo, "refresh", "dev", "--select", "orders,nope")
     assert wrong.code == 2 and "--select names no model of the live release: nope" in wrong.stderr
