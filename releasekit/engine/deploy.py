@@ -129,11 +129,11 @@ def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], 
                 run.check_grants(warehouse)
                 recovered = reconcile(run, warehouse) or recovered
                 if graph is None:
-                    parsed = _parse(run)
+                    parsed = parse_and_keep(run)
                     graph = parsed.graph
                 plan, busy = _claim(run, graph, warehouse)
                 if not busy and parsed is None and (plan.builds or plan.retests):
-                    parsed = _parse(run)  # the stored graph spared no build after all
+                    parsed = parse_and_keep(run)  # the stored graph spared no build after all
                     graph = parsed.graph
                     plan, busy = _claim(run, graph, warehouse)
                 if not busy:
@@ -151,7 +151,7 @@ def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], 
         if repair_only:
             return dataclasses.replace(_repair(run, plan, drift, recovered), graph=graph)
         results = _build(run, parsed, plan) if parsed is not None else ()
-        failures = _failures(results)
+        failures = failures_of(results)
         if failures:
             result = _fail(run, plan, failures, recovered, extra["forced"])
         else:
@@ -186,7 +186,8 @@ def stamp_data(plan: Plan, graph: ProjectGraph, warehouse: Warehouse, run: RunCo
     return dataclasses.replace(plan, steps=tuple(steps), models=models)
 
 
-def _parse(run: RunContext) -> ParsedProject:
+def parse_and_keep(run: RunContext) -> ParsedProject:
+    """Parse `run`'s project and keep its graph in the state store for later runs."""
     parsed = _dbt(run).parse()
     keep_graph(run.store, run.git_sha, run.env.target, run.env.vars, parsed.graph)
     return parsed
@@ -228,7 +229,7 @@ def _refuse_unprovable_stale(plan: Plan, unreadable: Sequence[UnreadableLedger])
 
 def _dbt(run: RunContext) -> DbtProject:
     if run.dbt is None:
-        raise ValueError("a deploy needs a dbt project")
+        raise ValueError("a deploy or refresh needs a dbt project")
     return run.dbt
 
 
@@ -278,12 +279,12 @@ def _build(run: RunContext, parsed: ParsedProject, plan: Plan) -> tuple[NodeResu
     results: list[NodeResult] = []
     if plan.builds:
         results += _dbt(run).build(parsed, placements, [s.unique_id for s in plan.builds])
-    if plan.retests and not _failures(results):
+    if plan.retests and not failures_of(results):
         results += _dbt(run).test(parsed, placements, [s.unique_id for s in plan.retests])
     return tuple(results)
 
 
-def _failures(results: Sequence[NodeResult]) -> tuple[Failure, ...]:
+def failures_of(results: Sequence[NodeResult]) -> tuple[Failure, ...]:
     return tuple(Failure(r.unique_id, r.resource_type, r.status, r.message) for r in results if not r.ok)
 
 

@@ -34,9 +34,8 @@ from releasekit.engine.data import (
     upstream_sources,
     version_digest,
 )
-from releasekit.engine.deploy import Failure
+from releasekit.engine.deploy import Failure, failures_of, parse_and_keep
 from releasekit.engine.fingerprint import fingerprint_graph
-from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import explain
 from releasekit.engine.runtime import RunContext, live_claims, reconcile, survey, switch
 from releasekit.errors import NotFoundError, RefreshError
@@ -138,7 +137,7 @@ def refresh(
     parses only when something is written). `dry_run`: plan, change nothing."""
     parsed: ParsedProject | None = None
     if graph is None:
-        parsed = _parse(run)
+        parsed = parse_and_keep(run)
         graph = parsed.graph
     if dry_run:
         with run.warehouse() as warehouse:
@@ -159,10 +158,10 @@ def refresh(
             if warehouse.capabilities.single_process:
                 kept_open.enter_context(run.warehouse())  # dbt, in this process, shares it
         needs_dbt = plan.writes or plan.retests
-        parsed = parsed if parsed is not None or not needs_dbt else _parse(run)
+        parsed = parsed if parsed is not None or not needs_dbt else parse_and_keep(run)
         results = _write(run, parsed, plan)
         clock.lap("write")
-        failures = _failures(results)
+        failures = failures_of(results)
         with run.warehouse() as warehouse:
             if not failures and audit is not None:
                 failures = tuple(audit(warehouse, _relations(plan)))
@@ -397,14 +396,6 @@ def _claim(run: RunContext, plan: RefreshPlan) -> None:
         run.store.claim(run.name, plan.physical_schema, builds, uses)
 
 
-def _parse(run: RunContext) -> ParsedProject:
-    if run.dbt is None:
-        raise ValueError("a refresh needs a dbt project")
-    parsed = run.dbt.parse()
-    keep_graph(run.store, run.git_sha, run.env.target, run.env.vars, parsed.graph)
-    return parsed
-
-
 def _write(run: RunContext, parsed: ParsedProject | None, plan: RefreshPlan) -> tuple[NodeResult, ...]:
     if run.dbt is None or parsed is None:
         return ()
@@ -414,13 +405,9 @@ def _write(run: RunContext, parsed: ParsedProject | None, plan: RefreshPlan) -> 
         if plan.writes
         else []
     )
-    if plan.retests and not _failures(results):
+    if plan.retests and not failures_of(results):
         results += run.dbt.test(parsed, placements, [step.unique_id for step in plan.retests])
     return tuple(results)
-
-
-def _failures(results: Sequence[NodeResult]) -> tuple[Failure, ...]:
-    return tuple(Failure(r.unique_id, r.resource_type, r.status, r.message) for r in results if not r.ok)
 
 
 def _relations(plan: RefreshPlan) -> dict[str, tuple[str, str]]:
