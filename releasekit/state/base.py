@@ -248,6 +248,54 @@ class CheckLog(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """One model version measured in the warehouse (statistical process control): metric
+    name -> value, e.g. `row_count`, `null_fraction.email`, `mean.amount` (None: no value,
+    as the mean of a column that is all null)."""
+
+    unique_id: str
+    name: str
+    relation: str
+    written_at: str  # ISO 8601, UTC: when the measured version was written
+    values: Mapping[str, float | None]
+
+
+MetricOutcome = Literal["published", "held", "checked"]
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """What one deploy, refresh or check measured in an environment, and what became of it:
+    `published` (consumers read it), `held` (held back, never served), `checked` (a branch
+    check's measurement, compared but never part of the environment's history)."""
+
+    env: str
+    kind: str  # deploy | refresh | check
+    outcome: MetricOutcome
+    release_id: int | None
+    git_sha: str
+    who: str
+    at: str  # ISO 8601, UTC
+    measurements: tuple[Measurement, ...] = ()
+    # unique id -> the reason a user gave for accepting its data as it is: the model's
+    # history starts anew at this record (a new market, a backfill), so it is not flagged forever.
+    accepted: Mapping[str, str] = field(default_factory=dict)
+    # `<unique id> <metric>` -> the rules its value broke when this record was judged.
+    flagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    seq: int = 0  # position in the environment's metric log; assigned by the store
+
+
+class MetricLog(Protocol):
+    def record_metrics(self, record: MetricRecord) -> MetricRecord:
+        """Append durably; returns the record with its seq. Never rewrites."""
+        ...
+
+    def metrics(self, env: str) -> list[MetricRecord]:
+        """Every metric record of the environment, oldest first."""
+        ...
+
+
 class Artifacts(Protocol):
     """Files a release leaves for later runs (a parsed project graph), by name. Written once:
     a second write of the same name keeps the first, which holds the same content."""
@@ -263,7 +311,7 @@ class Artifacts(Protocol):
 
 # The folders (prefixes) that hold a state: what `releasekit state migrate` copies. Locks are
 # not state to copy: they belong to runs going on at the source.
-STATE_AREAS = ("ledger", "registry", "checks", "contents", "artifacts")
+STATE_AREAS = ("ledger", "registry", "checks", "contents", "artifacts", "metrics")
 
 
 class StateObjects(Protocol):
@@ -285,7 +333,9 @@ class StateObjects(Protocol):
         ...
 
 
-class StateStore(LedgerReader, LedgerWriter, Registry, CheckLog, Artifacts, StateObjects, Protocol):
+class StateStore(
+    LedgerReader, LedgerWriter, Registry, CheckLog, MetricLog, Artifacts, StateObjects, Protocol
+):
     def lock(
         self, env: str, *, owner: str, timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> AbstractContextManager[LockInfo]:

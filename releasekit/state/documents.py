@@ -19,6 +19,7 @@ from releasekit.state.codec import (
     ledger_folder_env_key,
     loads,
 )
+from releasekit.state.metric_codec import metric_from_bytes
 from releasekit.state.store import ENTRY_NAME, missing_seqs
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "sequence_problems",
 ]
 
-_SEQUENCES = ("ledger", "checks", "contents")  # append-only folders of numbered entries
+_SEQUENCES = ("ledger", "checks", "contents", "metrics")  # append-only folders of numbered entries
 _READERS = 16
 DOCUMENT_HINT = (
     "restore each from a backup or move it aside (releasekit never overwrites one); a document "
@@ -76,6 +77,9 @@ def check_document(key: str, data: bytes, *, where: str) -> str:
             entry = loads(data, where=where)
             owner, seq = entry.env, entry.seq
             folder = ledger_folder_env_key(folder)[0]  # a branch environment's: branch~<key>
+        elif area == "metrics":
+            metrics = metric_from_bytes(data, where=where)
+            owner, seq = metrics.env, metrics.seq
         else:
             record = check_from_bytes(data, where=where)
             owner, seq = (record.git_sha if area == "checks" else record.content), record.seq
@@ -83,7 +87,7 @@ def check_document(key: str, data: bytes, *, where: str) -> str:
             raise StateError(
                 f"{where}: holds entry {seq} of {owner!r}, not what its key says", hint=DOCUMENT_HINT
             )
-        return "ledger entry" if area == "ledger" else "check record"
+        return {"ledger": "ledger entry", "metrics": "metric record"}.get(area, "check record")
     if area == "registry" and not folder and name.endswith(".json"):
         record_ = branch_from_bytes(data, where=where)
         if f"{env_key(record_.branch)}.json" != name:

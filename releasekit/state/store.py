@@ -8,6 +8,7 @@ Layout, the same keys in every store (a folder's paths, a bucket's keys under it
                                      ledger/<env-key>/ is found there, and stays there)
     registry/<env-key>.json          a branch environment's record (compare-and-swap)
     checks/<sha-key>/00000001.json   one immutable document per check (create-only)
+    metrics/<env-key>/00000001.json  what one run measured in an environment (create-only)
     contents/<tree-key>/00000001.json  the same records by the content they verified
     artifacts/<name-key>             files releases leave for later runs (create-only)
     locks/...                        the lock strategy's (see locks.py)
@@ -41,6 +42,7 @@ from releasekit.state.base import (
     LedgerEntry,
     LedgerScan,
     LockInfo,
+    MetricRecord,
     UnreadableLedger,
 )
 from releasekit.state.codec import (
@@ -60,6 +62,7 @@ from releasekit.state.codec import (
 )
 from releasekit.state.ledger import made_by_branch
 from releasekit.state.locks import Locks
+from releasekit.state.metric_codec import metric_from_bytes, metric_to_bytes
 from releasekit.state.objects import ObjectStore, Stored, attempts, read_all
 from releasekit.state.probes import Check, probe_objects
 
@@ -246,6 +249,21 @@ class DocumentStore:
         keys = [folder + entry_name(seq) for seq in self._seqs(folder)]
         return [
             check_from_bytes(data, where=self.objects.describe(key))
+            for key, data in zip(keys, self._immutables(keys), strict=True)
+        ]
+
+    # --- metric records (statistical process control) -----------------------------------
+
+    def record_metrics(self, record: MetricRecord) -> MetricRecord:
+        folder = f"metrics/{env_key(record.env)}/"
+        seq = self._append(folder, lambda seq: metric_to_bytes(replace(record, seq=seq)))
+        return replace(record, seq=seq)
+
+    def metrics(self, env: str) -> list[MetricRecord]:
+        folder = f"metrics/{env_key(env)}/"
+        keys = [folder + entry_name(seq) for seq in self._seqs(folder)]
+        return [
+            metric_from_bytes(data, where=self.objects.describe(key))
             for key, data in zip(keys, self._immutables(keys), strict=True)
         ]
 
