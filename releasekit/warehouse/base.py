@@ -178,6 +178,11 @@ class Warehouse(Protocol):
         missing on a side or the key is not unique on a side (naming it and a key)."""
         ...
 
+    def profile(self, schema: str, relation: str) -> dict[str, float | None]:
+        """Measure a table or view in one aggregate query (warehouse.profile names the
+        metrics); read-only. NotFoundError when it does not exist."""
+        ...
+
     def data_version(self, relation: str, mode: str) -> str:
         """The data version of a source relation as dbt renders it (engine.data): `mode`
         checksum or rowcount. WarehouseError when it cannot be read (it does not exist)."""

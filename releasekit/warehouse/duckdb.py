@@ -50,6 +50,7 @@ from releasekit.warehouse.inspection import (
     run_query,
 )
 from releasekit.warehouse.naming import qualify, quote, string_literal
+from releasekit.warehouse.profile import profile_of, profile_query
 from releasekit.warehouse.switch import SwitchRequest, in_place, switch_schema
 
 T = TypeVar("T")
@@ -193,6 +194,16 @@ class DuckDBWarehouse:
             return compare_relations(execute, old, new, key, columns, examples=examples)
 
         return self._read_only(compare, doing=f"compare {qualify(*before)} with {qualify(*after)}")
+
+    def profile(self, schema: str, relation: str) -> dict[str, float | None]:
+        def measure(execute: Execute) -> dict[str, float | None]:
+            columns = self.columns(schema, relation)
+            if not columns:
+                raise missing_relation(schema, relation)
+            sql, names = profile_query(schema, relation, columns)
+            return profile_of(names, execute(sql)[1][0])
+
+        return self._read_only(measure, doing=f"measure {qualify(schema, relation)}")
 
     def data_version(self, relation: str, mode: str) -> str:
         sql = data_version_sql(relation, mode, "hash(t)")

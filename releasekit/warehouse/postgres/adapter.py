@@ -150,6 +150,10 @@ class PostgresWarehouse:
             f"could not compare {qualify(*before)} with {qualify(*after)}",
         )
 
+    def profile(self, schema: str, relation: str) -> dict[str, float | None]:
+        failure = f"could not measure {qualify(schema, relation)}"
+        return inspection.read_only(self._con, lambda cur: inspection.profile(cur, schema, relation), failure)
+
     def data_version(self, relation: str, mode: str) -> str:
         sql = data_version_sql(relation, mode, "hashtextextended(t::text, 0)::numeric")
         rows = inspection.read_only(

@@ -28,6 +28,7 @@ from releasekit.warehouse.postgres.statements import (
     fetch,
     rollback,
 )
+from releasekit.warehouse.profile import profile_of, profile_query
 
 T = TypeVar("T")
 
@@ -78,6 +79,14 @@ def count_rows(cur: Cursor, schema: str, relation: str) -> int:
     if not read_columns(cur, schema, relation):
         raise missing_relation(schema, relation)
     return int(fetch(cur, "count", f"SELECT count(*) FROM {qualify(schema, relation)}")[0][0])
+
+
+def profile(cur: Cursor, schema: str, relation: str) -> dict[str, float | None]:
+    columns = read_columns(cur, schema, relation)
+    if not columns:
+        raise missing_relation(schema, relation)
+    sql, names = profile_query(schema, relation, columns)
+    return profile_of(names, fetch(cur, "profile", sql)[0])
 
 
 def compare_rows(
