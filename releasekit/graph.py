@@ -60,6 +60,11 @@ class Node:
     # Digest of what describes the node without deciding its content: descriptions (its own
     # and its columns'), tags, meta, docs, group, access, grants. "" for sources.
     metadata: str = ""
+    # Statistical process control settings of its own, as written in its properties
+    # (`meta: {releasekit: {spc: ...}}`; config.spc validates them), and the properties file
+    # that holds them, for messages. Neither feeds the fingerprint.
+    spc: Mapping[str, Any] = field(default_factory=dict)
+    properties_path: str = ""
 
     @property
     def is_material(self) -> bool:

@@ -8,11 +8,14 @@ Precedence, lowest first; a later layer wins key by key:
     4. RELEASEKIT_* environment variables: RELEASEKIT_PROJECT_DIR, RELEASEKIT_PROFILES_DIR,
        RELEASEKIT_PROFILE, RELEASEKIT_STATE_PATH, RELEASEKIT_STATE_URL (s3://bucket/prefix),
        RELEASEKIT_PHYSICAL_SCHEMA,
-       RELEASEKIT_TARGET (every environment), RELEASEKIT_VARS (a YAML/JSON mapping)
+       RELEASEKIT_TARGET (every environment), RELEASEKIT_VARS (a YAML/JSON mapping),
+       RELEASEKIT_ALERT_WEBHOOK
     5. command-line flags (`overrides`): project_dir, profiles_dir, profile, state_path,
        physical_schema, target, vars
 
-`vars` merge shallowly, key by key, through every layer. A key written in a file counts
+`vars` merge shallowly, key by key, through every layer; so does `spc`, which starts from
+releasekit.yml's top-level `spc:` (below `defaults.spc`) and ends at a model's own
+`meta: {releasekit: {spc: ...}}` (config.spc). A key written in a file counts
 even when its value is null (`target: null` in an environment file means the profile's
 default target, whatever `defaults.target` says); an empty environment variable or a None
 override counts as not given. Relative paths, wherever they come from, are resolved
@@ -48,9 +51,11 @@ from releasekit.config.model import (
     EnvironmentConfig,
     ProjectConfig,
     PromotionPolicy,
+    SpcPolicy,
     StateLocation,
 )
 from releasekit.config.safe_yaml import load_yaml
+from releasekit.config.spc import spc_policy
 from releasekit.config.validation import (
     Problem,
     config_error,
@@ -76,6 +81,7 @@ ENVIRON_KEYS: Mapping[str, str] = MappingProxyType(
         "RELEASEKIT_PHYSICAL_SCHEMA": "physical_schema",
         "RELEASEKIT_TARGET": "target",
         "RELEASEKIT_VARS": "vars",
+        "RELEASEKIT_ALERT_WEBHOOK": "alert_webhook",
     }
 )
 OVERRIDE_KEYS = frozenset(ENVIRON_KEYS.values())
@@ -117,7 +123,8 @@ def load_config(
     settings = _project_settings(document, layers)
     env_dir = _resolve(root, settings["environments_dir"])
     env_documents = _read_environment_documents(env_dir, root, problems)
-    environments = _build_environments(env_documents, _section(document, "defaults"), layers)
+    project_spc = {"spc": _section(document, "spc")}
+    environments = _build_environments(env_documents, [project_spc, _section(document, "defaults")], layers)
     problems += _check_environments(environments, set(env_documents), settings, root)
     if problems:
         raise config_error(problems)
@@ -244,6 +251,7 @@ def _check_value(key: str, value: Any, source: str, at: str | None, problems: li
         "physical_schema": definitions["schema_name"],
         "vars": definitions["vars"],
         "state_url": definitions["state_url"],
+        "alert_webhook": definitions["webhook"],
     }
     validator = Draft202012Validator(rules.get(key, text))
     found = schema_problems(value, validator, source, [at] if at else [])
@@ -279,6 +287,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         "branches": dict(_section(document, "branch_environments")),
         **{key: value for key, value in _section(document, "warehouse").items() if key == "lock_timeout_ms"},
         **{key: value for key, value in _section(document, "refresh").items() if key == "data_versions"},
+        **{f"alert_{k}": v for k, v in _section(document, "alerts").items() if k == "webhook"},
     }
     settings: dict[str, Any] = {
         "project_dir": ".",
@@ -291,6 +300,7 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
         "branches": {},
         "lock_timeout_ms": None,
         "data_versions": DEFAULT_DATA_VERSIONS,
+        "alert_webhook": None,
     }
     for layer in (from_file, *layers):
         settings.update((key, value) for key, value in layer.items() if key in settings)
@@ -298,11 +308,11 @@ def _project_settings(document: Mapping[str, Any], layers: Sequence[Layer]) -> d
 
 
 def _build_environments(
-    documents: Mapping[str, tuple[Path, Any]], defaults: Layer, layers: Sequence[Layer]
+    documents: Mapping[str, tuple[Path, Any]], defaults: Sequence[Layer], layers: Sequence[Layer]
 ) -> dict[str, EnvironmentConfig]:
     """Environments whose file validated; the others are already reported."""
     return {
-        name: _environment(name, path, [defaults, document, *layers])
+        name: _environment(name, path, [*defaults, document, *layers])
         for name, (path, document) in documents.items()
         if document is not None
     }
@@ -319,11 +329,13 @@ def _environment(name: str, path: Path, layers: Sequence[Layer]) -> EnvironmentC
     merged_vars: dict[str, Any] = {}
     merged_grants: dict[str, Any] = {}
     merged_checks: dict[str, Any] = {}
+    merged_spc: dict[str, Any] = {}
     for layer in layers:
         values.update((key, value) for key, value in layer.items() if key in values)
         merged_vars.update(layer.get("vars") or {})
         merged_grants.update(layer.get("grants") or {})
         merged_checks.update(layer.get("checks") or {})
+        merged_spc.update(layer.get("spc") or {})
     values["retention"] = int(values["retention"])  # JSON Schema counts 3.0 as an integer
     # A copy behind a read-only view: nobody can change the config through it.
     frozen_vars = MappingProxyType(copy.deepcopy(merged_vars))
@@ -336,6 +348,7 @@ def _environment(name: str, path: Path, layers: Sequence[Layer]) -> EnvironmentC
         grants=grants,
         checks=checks,
         promotion=promotion,
+        spc=spc_policy(SpcPolicy(), merged_spc),
         source_file=path,
         **values,
     )
@@ -489,6 +502,7 @@ def _project_config(
         branches=_branch_template(settings["branches"]),
         lock_timeout_ms=settings["lock_timeout_ms"],
         data_versions=settings["data_versions"],
+        alert_webhook=settings["alert_webhook"],
     )
 
 

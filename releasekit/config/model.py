@@ -45,6 +45,24 @@ class CheckPolicy:
         return str(value)
 
 
+# The kinds of metric statistical process control can judge (warehouse.profile measures them).
+SPC_METRICS = ("row_count", "null_fraction", "mean", "min", "max", "newest")
+
+
+@dataclass(frozen=True)
+class SpcPolicy:
+    """How statistical process control judges an environment's data (releasekit.yml `spc`,
+    `defaults.spc`, environments/<name>.yml `spc`, then a model's `meta.releasekit.spc`).
+    `severity`: warn publishes and alerts, error holds the data back, off measures nothing."""
+
+    severity: str = "warn"  # error | warn | off
+    metrics: tuple[str, ...] = ("row_count", "null_fraction", "mean")
+    window: int = 30
+    min_history: int = 8
+    sigma: float = 3.0
+    tolerance: float = 0.02
+
+
 @dataclass(frozen=True)
 class PromotionPolicy:
     """What `releasekit promote` demands before moving a release into an environment."""
@@ -70,6 +88,7 @@ class EnvironmentConfig:
     grants: Grants = field(default_factory=dict)  # granted on its views at every switch
     checks: CheckPolicy = field(default_factory=CheckPolicy)
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    spc: SpcPolicy = field(default_factory=SpcPolicy)
     source_file: Path | None = None
 
 
@@ -111,6 +130,7 @@ class ProjectConfig:
     branches: BranchTemplate = field(default_factory=BranchTemplate)
     lock_timeout_ms: int | None = None  # PostgreSQL switch; None: the adapter's default
     data_versions: str = DEFAULT_DATA_VERSIONS  # checksum | rowcount (releasekit.yml `refresh`)
+    alert_webhook: str | None = None  # releasekit.yml `alerts.webhook`; RELEASEKIT_ALERT_WEBHOOK
 
     @property
     def warehouse_settings(self) -> Mapping[str, Any]:

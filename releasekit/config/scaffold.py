@@ -58,6 +58,18 @@ dbt:
 #   vars: {{}}            # dbt vars shared by every environment
 #   grants: {{}}          # PostgreSQL: privilege -> roles, granted on the views at every switch
 #   checks: {{lint: error, build: error, logic: error, diff: error, allow_breaking: false}}
+
+# Statistical process control: every version a deploy or refresh writes is measured and
+# judged against that model's history in the environment (README: Statistical process control).
+# spc:
+#   severity: warn      # warn: publish and alert | error: hold the data back | off
+#   metrics: [row_count, null_fraction, mean]  # also: min, max, newest
+#   window: 30          # the last published points the control limits are learned from
+#   min_history: 8      # fewer points: nothing is judged yet
+#   sigma: 3            # the limits' half-width, in standard deviations
+#   tolerance: 0.02     # never narrower than this share of the centre line
+# alerts:
+#   webhook: https://hooks.slack.com/services/...  # or RELEASEKIT_ALERT_WEBHOOK (keep secrets there)
 """
 
 

@@ -90,7 +90,16 @@ def _node(n: Any, tested: frozenset[str]) -> Node:
         fqn=tuple(n.fqn),
         unique_key=_unique_key(n, config, tested),
         metadata=_metadata(n, config),
+        spc=_spc_settings(config),
+        properties_path=(getattr(n, "patch_path", None) or "").partition("://")[2],
     )
+
+
+def _spc_settings(config: dict[str, Any]) -> Any:
+    """What `meta: {releasekit: {spc: ...}}` says, as written: config.spc validates it when
+    it is used, naming the properties file."""
+    ours = (config.get("meta") or {}).get("releasekit")
+    return (ours.get("spc") if isinstance(ours, dict) else None) or {}
 
 
 def _unique_key(n: Any, config: dict[str, Any], tested: frozenset[str]) -> tuple[str, ...]:
