@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,6 +57,15 @@ def test_weekly_predicts_the_median_of_the_same_weekday() -> None:
     saturday = Observation(0, (MONDAY + timedelta(days=33)).isoformat())
     chosen = fit(daily(values), saturday)
     assert (chosen.baseline, chosen.centre) == ("weekly", 75.5)  # Saturdays 65, 72, 79, 86
+
+
+def test_a_weekly_series_goes_weekly_even_where_the_mad_of_level_would_not_tell() -> None:
+    rng = random.Random(4)
+    values = [1000 * (0.6 if i % 7 >= 5 else 1) * (1 + rng.gauss(0, 0.03)) for i in range(30)]
+    point = Observation(0, (MONDAY + timedelta(days=30)).isoformat())
+    level, _, weekly = candidates(daily(values), point)
+    assert weekly.sigma > level.sigma  # the MAD of level ignores the weekends, 2 points in 7
+    assert fit(daily(values), point).baseline == "weekly"
 
 
 def test_times_are_read_in_utc() -> None:
