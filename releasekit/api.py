@@ -32,6 +32,7 @@ from releasekit.engine.deploy import deploy as engine_deploy
 from releasekit.engine.gc import GcResult, collect_garbage
 from releasekit.engine.graphs import stored_graph
 from releasekit.engine.plan import Plan
+from releasekit.engine.quality import MetricSeries, metric_series
 from releasekit.engine.refresh import RefreshResult
 from releasekit.engine.refresh import refresh as engine_refresh
 from releasekit.engine.rollback import RollbackResult
@@ -39,7 +40,7 @@ from releasekit.engine.rollback import rollback as engine_rollback
 from releasekit.environments import lifecycle
 from releasekit.environments.branches import DownResult, UpResult
 from releasekit.environments.lifecycle import BRANCH_WAIT_SECONDS, BranchStatus
-from releasekit.errors import ConfigError, RefreshError, ReleasekitError
+from releasekit.errors import ConfigError, NotFoundError, RefreshError, ReleasekitError
 from releasekit.gitops.repo import GitRepo
 from releasekit.promotion.drift import drift_checks
 from releasekit.promotion.guard import guard_deploy, plan_warning
@@ -70,6 +71,7 @@ __all__ = [
     "GcResult",
     "Hold",
     "InitResult",
+    "MetricSeries",
     "MigrationResult",
     "NodeCallback",
     "Plan",
@@ -98,6 +100,7 @@ __all__ = [
     "refresh",
     "releases",
     "rollback",
+    "spc",
     "state_migrate",
     "state_show",
     "status",
@@ -145,29 +148,44 @@ def deploy(
     allow_dirty: bool = False,
     force: bool = False,
     reason: str | None = None,
+    accept: Sequence[str] = (),
     on_node: NodeCallback | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> DeployResult:
     """Deploy the checkout into `env` (default: the current branch's): build what changed,
     test it, switch atomically. An environment with `promotes_from` takes only its branch
     head (what was promoted into it); another commit is refused unless `force` with a
-    `reason`, which the release records. A deploy ends a rollback's hold. `on_wait` hears
-    once when the deploy waits for another run building a relation it needs too.
+    `reason`, which the release records. `accept` names models whose data is published
+    whatever statistical process control finds (with `reason`, recorded; their history
+    starts again). A deploy ends a rollback's hold. `on_wait` hears once when the deploy
+    waits for another run building a relation it needs too.
     Returns the deploy's result (a failed build is a result, not an error). Raises
-    UnpromotedDeployError, DirtyWorktreeError, ConfigError (`force` without `reason`),
-    LockedError when another run holds `env`, WarehouseError."""
-    _check_force(force, reason)
+    UnpromotedDeployError, DirtyWorktreeError, ConfigError (`force` or `accept` without
+    `reason`), LockedError when another run holds `env`, WarehouseError."""
+    flags = {(True, False): "--force", (False, True): "--accept"}.get(
+        (force, bool(accept)), "--force or --accept"
+    )
+    _check_reason(force, accept, reason, flags=flags)
     environment = workspace.environment(env)
     run = workspace.run_context(environment, builds=True, on_node=on_node, allow_dirty=allow_dirty)
-    forced = guard_deploy(workspace, environment, run.git_sha, reason=reason)
-    return engine_deploy(dataclasses.replace(run, on_wait=on_wait), forced=forced)
+    forced = guard_deploy(workspace, environment, run.git_sha, reason=reason if force else None)
+    accepted = dict.fromkeys(accept, reason or "")
+    return engine_deploy(dataclasses.replace(run, on_wait=on_wait), forced=forced, accept=accepted)
 
 
-def _check_force(force: bool, reason: str | None) -> None:
-    if force != bool(reason):
+def _check_reason(force: bool, accept: Sequence[str], reason: str | None, *, flags: str = "--force") -> None:
+    """`flags` (--force, --accept) each need a --reason (the ledger records it); --reason
+    alone would be recorded nowhere."""
+    if (force or bool(accept)) != bool(reason):
+        example = '--accept orders --reason "the spring sale doubled the orders"'
         raise ConfigError(
-            "--force needs --reason, and --reason goes with --force",
-            hint='for example: --force --reason "hotfix applied by hand in prod, see INC-42"',
+            f"{flags} needs --reason, and --reason goes with {flags}",
+            hint="for example: "
+            + (
+                example
+                if flags == "--accept"
+                else '--force --reason "hotfix applied by hand in prod, see INC-42"'
+            ),
         )
 
 
@@ -177,16 +195,21 @@ def refresh(
     *,
     select: Sequence[str] = (),
     dry_run: bool = False,
+    accept: Sequence[str] = (),
+    reason: str | None = None,
     on_node: NodeCallback | None = None,
 ) -> RefreshResult:
     """Run `env`'s live code (the commit and parameters of its live release) on the data as
     it is now: write new versions of the models whose sources changed, audit them (dbt
     tests, logic tests), and publish them atomically only if the audit passed. `select`
     names models to refresh (with their descendants); `dry_run` plans and changes nothing.
+    `accept` names models whose new data is published whatever statistical process
+    control finds in it, for `reason` (recorded; their history starts again there).
     Returns the result (a held-back refresh is a result, not an error). Raises
     RefreshError (a branch environment, a live release from uncommitted changes or that
     no longer reproduces, a source that cannot be read), NoLiveReleaseError,
     NotFoundError (`select`), LockedError, WarehouseError."""
+    _check_reason(False, accept, reason, flags="--accept")
     environment = workspace.environment(env)
     if not workspace.is_declared(environment):
         raise RefreshError(
@@ -207,7 +230,8 @@ def refresh(
     with _checkout_of(workspace, live.git_sha) as checkout:
         run = workspace.run_context(at_live, builds=True, checkout=checkout, on_node=on_node)
         audit = logic_audit(run.dbt.settings.project_dir if run.dbt else Path("."), environment.schema)
-        return engine_refresh(run, select=select, graph=graph, audit=audit, dry_run=dry_run)
+        accepted = dict.fromkeys(accept, reason or "")
+        return engine_refresh(run, select=select, graph=graph, audit=audit, dry_run=dry_run, accept=accepted)
 
 
 @contextlib.contextmanager
@@ -235,6 +259,27 @@ def releases(workspace: Workspace, env: str | None = None) -> list[LedgerEntry]:
     first. Raises NotFoundError for an unknown environment, StateError for a ledger that
     does not read."""
     return workspace.store.entries(workspace.environment(env).name)
+
+
+def spc(workspace: Workspace, env: str | None = None, model: str | None = None) -> list[MetricSeries]:
+    """Statistical process control of `env` (default: the current branch's environment):
+    every judged metric of every model it measured (or of `model`, a name or unique id),
+    each point judged against the published points before it. Raises NotFoundError for an
+    unknown environment, or a model it has no measurement of; StateError."""
+    environment = workspace.environment(env)
+    found = metric_series(workspace.store.metrics(environment.name), environment.spc)
+    if model is None:
+        return found
+    chosen = [s for s in found if model in (s.name, s.unique_id)]
+    if not chosen:
+        known = sorted({s.name for s in found})
+        raise NotFoundError(
+            f"{environment.name!r} has no measurement of a model named {model!r}",
+            hint=(f"measured models: {', '.join(known[:10])}" + (", ..." if len(known) > 10 else ""))
+            if known
+            else f"deploy or refresh {environment.name} to measure its models",
+        )
+    return chosen
 
 
 def unlock(workspace: Workspace, env: str, lock_id: str) -> LockInfo:
@@ -280,7 +325,7 @@ def promote(
             f"{dst!r} has no promotes_from, so there is nothing to promote from",
             hint=f"name the source: releasekit promote {dst} --from ENV",
         )
-    _check_force(force, reason)
+    _check_reason(force, (), reason)
     src_env = workspace.config.environment(source)
     request = PromoteRequest(dst_env, src_env, tuple(approvals), dry_run, push, reason if force else None)
     return run_promotion(workspace, request, on_node=on_node)

@@ -150,6 +150,7 @@ class Workspace:
             who=self.repo.user(),
             environ=self.environ,
             data_mode=self.config.data_versions,
+            alert_webhook=self.config.alert_webhook,
         )
         if checkout is not None:
             return dataclasses.replace(run, dbt=DbtProject(settings, on_node=on_node), git_sha=checkout[1])

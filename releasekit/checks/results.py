@@ -10,7 +10,10 @@ from releasekit.checks.logic import LogicOutcome
 from releasekit.checks.report import Case, CheckName, CheckResult, Finding, Severity
 from releasekit.dbtcore.session import NodeResult
 from releasekit.engine.deploy import DeployResult
+from releasekit.engine.quality import Assessment
+from releasekit.engine.quality import Finding as QualityFinding
 from releasekit.lint.results import FileLint, LintRun
+from releasekit.spc.model import RULES
 
 # dbt node statuses that mean "did not hold" (a test's `warn` is dbt's own warning).
 _FAILED = frozenset({"error", "fail", "runtime error"})
@@ -168,3 +171,32 @@ def _relative(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+# --- statistical process control (reported under the diff check) ---------------------------
+
+
+def spc_findings(assessment: Assessment, base: str) -> list[Finding]:
+    """One `spc-anomaly` finding per metric of a rebuilt model outside the base's limits."""
+    return [
+        Finding(
+            check="diff",
+            code="spc-anomaly",
+            severity="error" if finding.severity == "error" else "warn",
+            subject=finding.name,
+            message=_spc_message(finding, base),
+        )
+        for finding in assessment.findings
+    ]
+
+
+def _spc_message(finding: QualityFinding, base: str) -> str:
+    limits = finding.verdict.limits
+    rules = "; ".join(RULES[rule] for rule in finding.verdict.rules)
+    if limits is None:  # never: a verdict without limits breaks no rule
+        return f"{finding.metric} = {finding.verdict.value:.6g}: {rules}"
+    return (
+        f"{finding.metric} = {finding.verdict.value:.6g}, expected {limits.centre:.6g} "
+        f"(limits {limits.lower:.6g} .. {limits.upper:.6g}, from {limits.points} points of {base}'s "
+        f"history): {rules}"
+    )

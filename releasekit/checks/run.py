@@ -39,12 +39,13 @@ from releasekit.checks.report import (
     ModelImpact,
     Severity,
 )
-from releasekit.checks.results import build_result, judged, lint_result, logic_result, skipped
-from releasekit.config.model import CheckPolicy, EnvironmentConfig
+from releasekit.checks.results import build_result, judged, lint_result, logic_result, skipped, spc_findings
+from releasekit.config.model import CheckPolicy, EnvironmentConfig, SpcPolicy
 from releasekit.dbtcore.session import DbtProject, NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph, stored_graph
+from releasekit.engine.quality import judge_measurements, model_policies
 from releasekit.environments.policy import committed, config_at, policy_changes, project_content
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
@@ -171,6 +172,7 @@ class _Run:
             for change in changes
         ]
         env = declared.environments.get(base) if declared is not None else None
+        self.base_spc = env.spc if env is not None else SpcPolicy()
         return env.checks if env is not None else CheckPolicy()
 
     def policy(self, name: CheckName) -> Severity | None:
@@ -253,13 +255,25 @@ class _Run:
         self.impacts = measured.impacts
         self.notes += measured.notes
         findings = [
-            self._located(f, branch, base) for f in breaking_findings(measured.impacts, severity=severity)
+            self._located(f, branch, base)
+            for f in [*breaking_findings(measured.impacts, severity=severity), *self._spc_findings(base)]
         ]
         counts = {kind: sum(1 for i in measured.impacts if i.classification == kind) for kind in _CLASSES}
         summary = f"{len(measured.impacts)} model(s) changed: " + ", ".join(
             f"{n} {k}" for k, n in counts.items()
         )
         return judged("diff", severity, summary, findings)
+
+    def _spc_findings(self, base: ProjectGraph) -> list[Finding]:
+        """The branch's rebuilt models, as its build measured them, judged against the base
+        environment's history under the base's policy (its deployed commit's, so a branch
+        cannot turn the judge off): a change that halves a table shows here, tests or not."""
+        if self.deployed is None or not self.deployed.quality.measurements:
+            return []
+        history = self.workspace.store.metrics(self.request.base.name)
+        policies = model_policies(base, self.base_spc)
+        judged = judge_measurements(self.deployed.quality.measurements, policies, history, {})
+        return spc_findings(judged, self.request.base.name)
 
     def _located(self, finding: Finding, *graphs: ProjectGraph) -> Finding:
         """A diff finding with the model's file, relative to the repository's top."""

@@ -22,6 +22,7 @@ from releasekit.cli.hooks import hooks as hooks_group
 from releasekit.cli.promote import promote as promote_command
 from releasekit.cli.promote import sync as sync_command
 from releasekit.cli.session import CONSOLE, ERR_CONSOLE, session, silence
+from releasekit.cli.spc import spc as spc_command
 from releasekit.cli.state import doctor as doctor_command
 from releasekit.cli.state import state as state_group
 from releasekit.errors import EXIT_FINDINGS, EXIT_OK
@@ -69,12 +70,24 @@ def plan(ctx: click.Context, env: str | None, vars_: tuple[str, ...]) -> None:
         reporter.plan(api.plan(workspace, env))
 
 
+ACCEPT_HELP = (
+    "Publish this model's data whatever statistical process control finds (a real change: a "
+    "launch, a backfill); its history starts again here. Needs --reason."
+)
+
+
+def _names(values: tuple[str, ...]) -> list[str]:
+    """Names given as repeated options or comma-separated, or both."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
 @cli.command()
 @click.argument("env", required=False)
 @click.option("--var", "vars_", multiple=True, metavar="KEY=VALUE", help="Override a dbt var.")
 @click.option("--allow-dirty", is_flag=True, help="Deploy uncommitted changes (recorded as <sha>-dirty).")
 @click.option("--force", is_flag=True, help="Deploy into a promoted environment what is not its branch head.")
-@click.option("--reason", metavar="TEXT", help="Why --force: recorded in the ledger, shown by status.")
+@click.option("--accept", multiple=True, metavar="MODEL", help=ACCEPT_HELP)
+@click.option("--reason", metavar="TEXT", help="Why --force or --accept: recorded in the ledger.")
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -82,6 +95,7 @@ def deploy(
     vars_: tuple[str, ...],
     allow_dirty: bool,
     force: bool,
+    accept: tuple[str, ...],
     reason: str | None,
 ) -> None:
     """Build what changed, test it, switch ENV atomically, record the release.
@@ -99,6 +113,7 @@ def deploy(
                 allow_dirty=allow_dirty,
                 force=force,
                 reason=reason,
+                accept=_names(accept),
                 on_node=on_node,
                 on_wait=reporter.waiting,
             )
@@ -118,20 +133,37 @@ def deploy(
     help="Refresh these models (and what reads them).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be written and why; change nothing.")
+@click.option("--accept", multiple=True, metavar="MODEL", help=ACCEPT_HELP)
+@click.option("--reason", metavar="TEXT", help="Why --accept: recorded in the ledger.")
 @click.pass_context
-def refresh(ctx: click.Context, env: str | None, select: tuple[str, ...], dry_run: bool) -> None:
+def refresh(
+    ctx: click.Context,
+    env: str | None,
+    select: tuple[str, ...],
+    dry_run: bool,
+    accept: tuple[str, ...],
+    reason: str | None,
+) -> None:
     """Run ENV's live code on the data as it is now: write, audit, publish.
 
     Models whose sources changed get new versions beside the live ones; dbt's tests and
-    the logic tests audit them; only then ENV switches to them atomically. A failed audit
-    publishes nothing (exit 1): ENV keeps serving its previous data."""
+    the logic tests and statistical process control audit them; only then ENV switches to
+    them atomically. A failed audit publishes nothing (exit 1): ENV keeps serving its
+    previous data."""
     with session(ctx) as (workspace, reporter):
         from releasekit import api
 
         name = workspace.environment(env).name
-        names = [part.strip() for value in select for part in value.split(",") if part.strip()]
         with reporter.refreshing(name) as on_node:
-            result = api.refresh(workspace, name, select=names, dry_run=dry_run, on_node=on_node)
+            result = api.refresh(
+                workspace,
+                name,
+                select=_names(select),
+                dry_run=dry_run,
+                accept=_names(accept),
+                reason=reason,
+                on_node=on_node,
+            )
         reporter.refresh(result)
         if not result.ok:
             raise Exit(EXIT_FINDINGS)
@@ -227,6 +259,7 @@ cli.add_command(hooks_group)
 cli.add_command(state_group)
 cli.add_command(doctor_command)
 cli.add_command(ci_group)
+cli.add_command(spc_command)
 
 
 def main(argv: list[str] | None = None) -> int:

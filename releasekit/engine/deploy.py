@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from releasekit.alerts.webhook import Delivery
 from releasekit.dbtcore.session import DbtProject, NodeResult, ParsedProject, Placement
+from releasekit.engine.alerting import send_alert
 from releasekit.engine.data import (
     DataMode,
     SourceUnreadable,
@@ -25,6 +27,7 @@ from releasekit.engine.drift import Drift, repair_note, warehouse_drift
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph
 from releasekit.engine.plan import Plan, PlanInputs, make_plan
+from releasekit.engine.quality import Assessment, Finding, Written, accepted_models, assess
 from releasekit.engine.runtime import (
     RunContext,
     Survey,
@@ -37,7 +40,7 @@ from releasekit.engine.runtime import (
 from releasekit.errors import StateError
 from releasekit.graph import ProjectGraph
 from releasekit.state import ledger
-from releasekit.state.base import Claim, LedgerEntry, ModelVersion, UnreadableLedger
+from releasekit.state.base import Claim, LedgerEntry, MetricOutcome, ModelVersion, UnreadableLedger
 from releasekit.warehouse.base import Warehouse
 
 Outcome = Literal["succeeded", "failed", "noop"]
@@ -64,6 +67,8 @@ class DeployResult:
     # project graph the deploy parsed: `releasekit check` reports both.
     results: tuple[NodeResult, ...] = ()
     graph: ProjectGraph | None = None
+    quality: Assessment = field(default_factory=Assessment)  # statistical process control
+    alert: Delivery | None = None  # the alert sent about its findings, if any was
 
     @property
     def ok(self) -> bool:
@@ -95,6 +100,7 @@ def deploy(
     resync: bool = False,
     cause: str = "deploy",
     forced: Mapping[str, Any] | None = None,
+    accept: Mapping[str, str] | None = None,
 ) -> DeployResult:
     """Deploy `run`'s project to its environment.
 
@@ -108,6 +114,8 @@ def deploy(
     cause: what runs this deploy (deploy, promote, sync, sync --force), recorded when it
       ends a rollback's hold. A held environment always switches, so the end is recorded.
     forced: what `deploy --force --reason` let past a gate, recorded with the release.
+    accept: model -> the reason its data is published whatever statistical process
+      control finds in it (its history starts again there).
 
     A schema that drifted from its live release is repaired: with nothing else to do, the
     live release is switched in again (a `repair` entry under its id); else the new
@@ -116,10 +124,19 @@ def deploy(
     """
     extra = {"promotion": dict(promotion or {}), "forced": dict(forced or {}), "cause": cause}
     with contextlib.nullcontext() if locked else run.store.lock(run.name, owner=run.who):
-        return _deploy(run, graph, extra, resync)
+        result = _deploy(run, graph, extra, resync, accept or {})
+    project = result.graph.project_name if result.graph else ""
+    delivery = send_alert(run, "deploy", result.release_id, result.quality, result.ok, project)
+    return dataclasses.replace(result, alert=delivery)
 
 
-def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], resync: bool) -> DeployResult:
+def _deploy(
+    run: RunContext,
+    graph: ProjectGraph | None,
+    extra: dict[str, Any],
+    resync: bool,
+    accept: Mapping[str, str],
+) -> DeployResult:
     parsed: ParsedProject | None = None
     recovered: LedgerEntry | None = None
     with contextlib.ExitStack() as kept_open:
@@ -142,6 +159,7 @@ def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], 
                     repair_only = plan.is_noop and not resync and not held
                     if repair_only and not drift:
                         return DeployResult(plan, "noop", None, recovered=recovered, graph=graph)
+                    accepted = accepted_models(graph, [w.unique_id for w in _measured(plan)], accept)
                     warehouse.drop_relations(plan.physical_schema, plan.stale)
                     plan = stamp_data(plan, graph, warehouse, run)
                     if warehouse.capabilities.single_process:
@@ -152,11 +170,41 @@ def _deploy(run: RunContext, graph: ProjectGraph | None, extra: dict[str, Any], 
             return dataclasses.replace(_repair(run, plan, drift, recovered), graph=graph)
         results = _build(run, parsed, plan) if parsed is not None else ()
         failures = failures_of(results)
+        quality = Assessment() if failures else _assess(run, graph, plan, accepted)
+        failures = failures or tuple(spc_failure(f) for f in quality.blocking)
         if failures:
             result = _fail(run, plan, failures, recovered, extra["forced"])
         else:
             result = _switch(run, plan, recovered, extra, drift)
-    return dataclasses.replace(result, results=results, graph=graph)
+        if quality.measurements:
+            outcome: MetricOutcome = "published" if result.ok else "held"
+            record = quality.record(
+                run.name, "deploy", outcome, result.release_id, run.git_sha, run.who, run.now()
+            )
+            run.store.record_metrics(record)
+    return dataclasses.replace(result, results=results, graph=graph, quality=quality)
+
+
+def _measured(plan: Plan) -> list[Written]:
+    """The versions a deploy brings into its environment: what it builds, and what it
+    reuses from elsewhere (a promotion's versions); quality.assess leaves views out."""
+    live = plan.live.models if plan.live else {}
+    return [
+        Written(s.unique_id, s.relation, s.written_at)
+        for s in plan.steps
+        if s.unique_id not in live or live[s.unique_id].relation != s.relation
+    ]
+
+
+def _assess(run: RunContext, graph: ProjectGraph, plan: Plan, accepted: Mapping[str, str]) -> Assessment:
+    with run.warehouse() as warehouse:
+        history = run.store.metrics(run.name)
+        return assess(warehouse, graph, plan.physical_schema, _measured(plan), run.env.spc, history, accepted)
+
+
+def spc_failure(finding: Finding) -> Failure:
+    """A finding that holds a run back, as the failure its ledger entry records."""
+    return Failure(finding.unique_id, "spc", "anomaly", finding.describe())
 
 
 def stamp_data(plan: Plan, graph: ProjectGraph, warehouse: Warehouse, run: RunContext) -> Plan:

@@ -24,7 +24,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from releasekit.alerts.webhook import Delivery
 from releasekit.dbtcore.session import NodeResult, ParsedProject, Placement
+from releasekit.engine.alerting import send_alert
 from releasekit.engine.data import (
     DataMode,
     SourceUnreadable,
@@ -34,9 +36,10 @@ from releasekit.engine.data import (
     upstream_sources,
     version_digest,
 )
-from releasekit.engine.deploy import Failure, failures_of, parse_and_keep
+from releasekit.engine.deploy import Failure, failures_of, parse_and_keep, spc_failure
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.plan import explain
+from releasekit.engine.quality import Assessment, Written, accepted_models, assess
 from releasekit.engine.runtime import RunContext, live_claims, reconcile, survey, switch
 from releasekit.errors import NotFoundError, RefreshError
 from releasekit.graph import Node, ProjectGraph
@@ -115,8 +118,10 @@ class RefreshResult:
     failures: tuple[Failure, ...] = ()
     results: tuple[NodeResult, ...] = ()
     rows: Mapping[str, int] = field(default_factory=dict)  # rows of each table written
-    seconds: Mapping[str, float] = field(default_factory=dict)  # read, write, audit, publish
+    seconds: Mapping[str, float] = field(default_factory=dict)  # read, write, audit, measure, publish
     recovered: LedgerEntry | None = None
+    quality: Assessment = field(default_factory=Assessment)  # statistical process control
+    alert: Delivery | None = None  # the alert sent about its findings, if any was
 
     @property
     def ok(self) -> bool:
@@ -130,11 +135,14 @@ def refresh(
     graph: ProjectGraph | None = None,
     audit: Audit | None = None,
     dry_run: bool = False,
+    accept: Mapping[str, str] | None = None,
 ) -> RefreshResult:
     """Refresh `run`'s environment: `run` holds its live release's commit (`git_sha`) and
     parameters. `select`: model names; their descendants are refreshed with them, so no
     model reads data older than its parents'. `graph`: that commit's stored graph (dbt then
-    parses only when something is written). `dry_run`: plan, change nothing."""
+    parses only when something is written). `dry_run`: plan, change nothing. `accept`:
+    model -> the reason its data is published whatever statistical process control finds
+    (a new baseline starts there)."""
     parsed: ParsedProject | None = None
     if graph is None:
         parsed = parse_and_keep(run)
@@ -142,12 +150,28 @@ def refresh(
     if dry_run:
         with run.warehouse() as warehouse:
             return RefreshResult(_plan(run, warehouse, graph, select), "planned")
-    with run.store.lock(run.name, owner=run.who), contextlib.ExitStack() as kept_open:
+    with run.store.lock(run.name, owner=run.who):
+        result = _refresh(run, parsed, graph, select, audit, accept or {})
+    # Sent once the lock is free: a slow webhook holds nobody up (it is bounded anyway).
+    delivery = send_alert(run, "refresh", result.release_id, result.quality, result.ok, graph.project_name)
+    return dataclasses.replace(result, alert=delivery)
+
+
+def _refresh(
+    run: RunContext,
+    parsed: ParsedProject | None,
+    graph: ProjectGraph,
+    select: Collection[str],
+    audit: Audit | None,
+    accept: Mapping[str, str],
+) -> RefreshResult:
+    with contextlib.ExitStack() as kept_open:
         clock = _Clock()
         with run.warehouse() as warehouse:
             recovered = reconcile(run, warehouse)
             plan = _plan(run, warehouse, graph, select)
             clock.lap("read")
+            accepted = accepted_models(graph, [w.unique_id for w in _measured(plan)], accept)
             if plan.is_noop:
                 return RefreshResult(plan, "noop", recovered=recovered)
             _claim(run, plan)
@@ -166,10 +190,19 @@ def refresh(
             if not failures and audit is not None:
                 failures = tuple(audit(warehouse, _relations(plan)))
             clock.lap("audit")
+            quality = Assessment()
+            if not failures:
+                history = run.store.metrics(run.name)
+                measured = _measured(plan)
+                quality = assess(
+                    warehouse, graph, plan.physical_schema, measured, run.env.spc, history, accepted
+                )
+                failures = tuple(spc_failure(f) for f in quality.blocking)
+                clock.lap("measure")
             if failures:
-                return _hold(run, warehouse, plan, failures, results, clock, recovered)
+                return _hold(run, warehouse, plan, failures, results, clock, recovered, quality)
             rows = _rows(warehouse, plan)
-            return _publish(run, warehouse, plan, results, rows, clock, recovered)
+            return _publish(run, warehouse, plan, results, rows, clock, recovered, quality)
 
 
 def _plan(run: RunContext, warehouse: Warehouse, graph: ProjectGraph, select: Collection[str]) -> RefreshPlan:
@@ -410,6 +443,16 @@ def _write(run: RunContext, parsed: ParsedProject | None, plan: RefreshPlan) -> 
     return tuple(results)
 
 
+def _measured(plan: RefreshPlan) -> list[Written]:
+    """What statistical process control measures: the tables a refresh writes or brings in
+    (a view holds no data of its own)."""
+    return [
+        Written(step.unique_id, step.relation, plan.models[step.unique_id].written_at)
+        for step in plan.steps
+        if step.action in ("write", "reuse") and step.materialized != "view"
+    ]
+
+
 def _relations(plan: RefreshPlan) -> dict[str, tuple[str, str]]:
     return {version.name: (plan.physical_schema, version.relation) for version in plan.models.values()}
 
@@ -423,7 +466,11 @@ def _rows(warehouse: Warehouse, plan: RefreshPlan) -> dict[str, int]:
 
 
 def _record_fields(
-    plan: RefreshPlan, results: Sequence[NodeResult], rows: Mapping[str, int], clock: _Clock
+    plan: RefreshPlan,
+    results: Sequence[NodeResult],
+    rows: Mapping[str, int],
+    clock: _Clock,
+    quality: Assessment,
 ) -> dict[str, Any]:
     tests = [r for r in results if r.resource_type in ("test", "unit_test")]
     record = {
@@ -436,6 +483,12 @@ def _record_fields(
         "rows": dict(rows),
         "tests": {"passed": sum(r.ok for r in tests), "failed": sum(not r.ok for r in tests)},
         "seconds": dict(clock.laps),
+        "spc": {
+            "measured": len(quality.measurements),
+            "judged": quality.judged,
+            "findings": [f"{f.unique_id}: {f.severity}: {f.describe()}" for f in quality.findings],
+            "accepted": dict(quality.accepted),
+        },
     }
     return dict(
         params=plan.live.params,
@@ -455,14 +508,19 @@ def _hold(
     results: tuple[NodeResult, ...],
     clock: _Clock,
     recovered: LedgerEntry | None,
+    quality: Assessment,
 ) -> RefreshResult:
     """Nothing is published; what was written is dropped, so it is never served untested."""
     warehouse.drop_relations(plan.physical_schema, [step.relation for step in plan.writes])
     release_id = ledger.next_release_id(run.store.entries(run.name))
-    fields = _record_fields(plan, results, {}, clock)
+    fields = _record_fields(plan, results, {}, clock, quality)
     fields["failures"] = tuple(f"{f.unique_id}: {f.status}: {f.message}" for f in failures)
     run.record("refresh", "failed", release_id, **fields)
-    return RefreshResult(plan, "held", release_id, failures, results, {}, clock.laps, recovered)
+    if quality.measurements:
+        run.store.record_metrics(
+            quality.record(run.name, "refresh", "held", release_id, run.git_sha, run.who, run.now())
+        )
+    return RefreshResult(plan, "held", release_id, failures, results, {}, clock.laps, recovered, quality)
 
 
 def _publish(
@@ -473,10 +531,11 @@ def _publish(
     rows: dict[str, int],
     clock: _Clock,
     recovered: LedgerEntry | None,
+    quality: Assessment,
 ) -> RefreshResult:
     release_id = ledger.next_release_id(run.store.entries(run.name))
     started = time.perf_counter()
-    fields = _record_fields(plan, results, rows, clock)
+    fields = _record_fields(plan, results, rows, clock, quality)
     hold = ledger.hold_of(plan.live)  # a rollback's hold stops sync, not new data: it stays
     fields["hold"] = hold.carried() if hold else {}
     run.record("refresh", "switching", release_id, **fields)
@@ -484,7 +543,10 @@ def _publish(
     clock.laps["publish"] = round(time.perf_counter() - started, 3)
     fields["refresh"] = {**fields["refresh"], "seconds": dict(clock.laps)}
     run.record("refresh", "succeeded", release_id, **fields)
-    return RefreshResult(plan, "published", release_id, (), results, rows, clock.laps, recovered)
+    if quality.measurements:
+        record = quality.record(run.name, "refresh", "published", release_id, run.git_sha, run.who, run.now())
+        run.store.record_metrics(record)
+    return RefreshResult(plan, "published", release_id, (), results, rows, clock.laps, recovered, quality)
 
 
 class _Clock:

@@ -54,6 +54,8 @@ class RunContext:
     # The environment a promotion brings this run's release from: its versions of equal
     # code are served first, so a promotion reuses the data it refreshed (engine.plan).
     promoted_from: str | None = None
+    # Where alerts about statistical process control findings go (releasekit.yml `alerts`).
+    alert_webhook: str | None = None
 
     @property
     def name(self) -> str:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from releasekit.api import EnvironmentStatus, RefreshResult
 from releasekit.engine.refresh import RefreshPlan
+from releasekit.reporting.spc_terminal import SpcTerminalReporter
 from releasekit.state.base import ModelVersion
 from releasekit.warehouse.inspection import rows_of
 
@@ -46,6 +47,7 @@ class RefreshTerminalReporter:
             self._published(result)
         else:
             self._held(result)
+        SpcTerminalReporter(self.console).quality(result.quality, result.alert)
 
     def data_versions(self, status: EnvironmentStatus) -> None:
         """Per model of the environment's live release: the relation, when its data was
@@ -124,6 +126,7 @@ class RefreshTerminalReporter:
         # What dbt skipped because a parent failed says nothing of its own: count it.
         failed = [f for f in result.failures if f.status != "skipped"] or list(result.failures)
         skipped = len(result.failures) - len(failed)
+        spc = [f for f in failed if f.resource_type == "spc"]  # in the SPC table below
         self.console.print(
             f"[bold red]✘ refresh of {plan.env} held back[/]: {len(failed)} failure(s)"
             + (f" ({skipped} skipped: they depend on what failed)" if skipped else "")
@@ -131,10 +134,14 @@ class RefreshTerminalReporter:
             f"{plan.env} keeps serving release {plan.live.release_id} and its data. What the refresh wrote "
             f"was dropped; the attempt is recorded as release {result.release_id} (failed)."
         )
+        if len(spc) == len(failed):
+            return
         table = Table(box=None, header_style="bold")
         for column in ("node", "kind", "status", "message"):
             table.add_column(column)
         for failure in failed:
+            if failure in spc:
+                continue
             table.add_row(
                 Text(failure.unique_id),
                 failure.resource_type,

@@ -18,6 +18,7 @@ from releasekit.api import (
     EnvironmentStatus,
     GcResult,
     InitResult,
+    MetricSeries,
     NodeCallback,
     Plan,
     RefreshResult,
@@ -27,6 +28,7 @@ from releasekit.api import (
 from releasekit.reporting.check_terminal import CheckTerminalReporter
 from releasekit.reporting.progress import node_progress
 from releasekit.reporting.refresh_terminal import RefreshTerminalReporter, oldest_data
+from releasekit.reporting.spc_terminal import SpcTerminalReporter
 from releasekit.state.base import LedgerEntry, LockInfo
 
 MAX_REUSED_ROWS = 25
@@ -113,6 +115,7 @@ class TerminalReporter:
             self._repaired(result)
         else:
             self._failed(result)
+        SpcTerminalReporter(self.console).quality(result.quality, result.alert)
 
     def _repaired(self, result: DeployResult) -> None:
         for problem in result.repaired:
@@ -138,12 +141,18 @@ class TerminalReporter:
             f"[bold red]✘ deploy of {plan.env} failed[/]: {len(result.failures)} failure(s); "
             f"{plan.env} stays on {live}. Attempt recorded as release {result.release_id} (failed)."
         )
+        listed = [f for f in result.failures if f.resource_type != "spc"]  # SPC: its own table below
+        if not listed:
+            return
         table = Table(box=None, header_style="bold")
         for column in ("node", "status", "message"):
             table.add_column(column)
-        for failure in result.failures:
+        for failure in listed:
             table.add_row(failure.unique_id, f"[red]{failure.status}[/]", failure.message)
         self.console.print(table)
+
+    def spc(self, env: str, found: Sequence[MetricSeries], *, detail: bool) -> None:
+        SpcTerminalReporter(self.console).series(env, found, detail=detail)
 
     def refreshing(self, env: str) -> AbstractContextManager[NodeCallback]:
         """A live status line while releasekit reads sources and dbt writes and tests."""

@@ -7,88 +7,32 @@ refresh_project.py); each test changes them as a loader would and refreshes.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from releasekit import api
-from releasekit.api import Workspace
 from releasekit.errors import LockedError, NoLiveReleaseError, NotFoundError, RefreshError
 from tests.support import warehouse_reads
-from tests.support.postgres import Pg, fresh_database, postgres_profile
 from tests.support.projects import commit, git, write_files
+from tests.support.refresh_bench import Bench, duckdb_bench, postgres_bench
 from tests.support.refresh_project import insert, load_raw, refresh_repo
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Bench:
-    """A refresh repository and its warehouse, read and loaded as a consumer and a loader would."""
-
-    repo: Path
-    sql: Callable[[str], list[tuple[Any, ...]]]
-    database: str = "duckdb"
-
-    def workspace(self) -> Workspace:
-        return Workspace.open(self.repo)
-
-    def deploy(self, env: str = "dev") -> api.DeployResult:
-        result = api.deploy(self.workspace(), env)
-        assert result.ok, result.failures
-        return result
-
-    def refresh(self, env: str = "dev", **options: Any) -> api.RefreshResult:
-        return api.refresh(self.workspace(), env, **options)
-
-    def rows(self, relation: str, order: str = "1") -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.sql(f"select * from {relation} order by {order}")]
-
-    def physical(self) -> set[str]:
-        found = self.sql(
-            "select table_name from information_schema.tables where table_schema = 'rk__physical'"
-        )
-        return {str(name) for (name,) in found}
-
-    def execute(self, statement: str) -> None:
-        self.sql(statement)
-
-
-def _duckdb_bench(root: Path) -> Bench:
-    repo = refresh_repo(root)
-    bench = Bench(repo, lambda statement: warehouse_reads.sql(repo, statement))
-    load_raw(bench.execute)
-    return bench
-
-
-@contextlib.contextmanager
-def _postgres_bench(root: Path) -> Iterator[Bench]:
-    with fresh_database() as database:
-        repo = refresh_repo(root, profile=postgres_profile(database))
-        pg = Pg(database)
-        try:
-            bench = Bench(repo, pg.sql, "postgres")
-            load_raw(bench.execute)
-            yield bench
-        finally:
-            pg.close()
-
-
 @pytest.fixture
 def duck(tmp_path: Path) -> Bench:
-    return _duckdb_bench(tmp_path / "repo")
+    return duckdb_bench(tmp_path / "repo")
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def bench(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
     if request.param == "duckdb":
-        yield _duckdb_bench(tmp_path / "repo")
+        yield duckdb_bench(tmp_path / "repo")
         return
-    with _postgres_bench(tmp_path / "repo") as made:
+    with postgres_bench(tmp_path / "repo") as made:
         yield made
 
 

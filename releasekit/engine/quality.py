@@ -1,0 +1,271 @@
+"""Statistical process control of what a run writes, before it is published.
+
+Each version a deploy or refresh writes is measured in the warehouse (`Warehouse.profile`,
+one query) and every judged metric is compared with the environment's history of that
+model (`spc.stats.judge`): the published points since the model's last accepted change,
+learned per environment, model and metric. A finding at severity `error` holds the run
+back as a failed test does; at `warn` the data is published and an alert goes out. A
+model the user accepts (`--accept MODEL --reason ...`) is published whatever its
+findings, and its history starts again at this point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from releasekit.alerts.payload import AlertEvent
+from releasekit.alerts.payload import Finding as AlertFinding
+from releasekit.config.model import SpcPolicy
+from releasekit.config.spc import model_spc_policy
+from releasekit.errors import NotFoundError
+from releasekit.graph import ProjectGraph
+from releasekit.spc.model import Observation, Settings, Verdict
+from releasekit.spc.stats import judge
+from releasekit.state.base import Measurement, MetricOutcome, MetricRecord
+from releasekit.warehouse.base import Warehouse
+
+
+@dataclass(frozen=True)
+class Written:
+    """A version a run wrote (or brought into the environment) that consumers would read."""
+
+    unique_id: str
+    relation: str
+    written_at: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    unique_id: str
+    name: str
+    metric: str  # e.g. row_count, null_fraction.email
+    verdict: Verdict
+    severity: str  # warn | error
+    accepted: bool = False  # the user accepted the model's data as it is
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error" and not self.accepted
+
+    def describe(self) -> str:
+        limits = self.verdict.limits
+        bounds = f" outside {limits.lower:.6g}..{limits.upper:.6g}" if limits else ""
+        return f"{self.metric} = {self.verdict.value:.6g}{bounds} ({', '.join(self.verdict.rules)})"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What statistical process control measured and found in one run."""
+
+    measurements: tuple[Measurement, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    accepted: Mapping[str, str] = field(default_factory=dict)  # unique id -> reason
+    judged: int = 0  # metrics compared with a history long enough to judge
+    seconds: float = 0.0
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.blocking)
+
+    def record(
+        self,
+        env: str,
+        kind: str,
+        outcome: MetricOutcome,
+        release_id: int | None,
+        git_sha: str,
+        who: str,
+        at: str,
+    ) -> MetricRecord:
+        flagged = {f"{f.unique_id} {f.metric}": f.verdict.rules for f in self.findings}
+        return MetricRecord(
+            env, kind, outcome, release_id, git_sha, who, at, self.measurements, dict(self.accepted), flagged
+        )
+
+    def alert(
+        self, env: str, kind: str, held: bool, release_id: int | None, git_sha: str, at: str, project: str
+    ) -> AlertEvent:
+        findings = tuple(_alert_finding(f) for f in self.findings if not f.accepted)
+        outcome = "held" if held else "published"
+        return AlertEvent(env, kind, outcome, release_id, git_sha, at, findings, project)
+
+
+def assess(
+    warehouse: Warehouse,
+    graph: ProjectGraph,
+    physical_schema: str,
+    written: Sequence[Written],
+    policy: SpcPolicy,
+    history: Sequence[MetricRecord],
+    accepted: Mapping[str, str] | None = None,
+) -> Assessment:
+    """Measure `written` and judge each metric against `history` (the environment's metric
+    records, oldest first). `accepted`: unique id -> reason (see `accepted_models`)."""
+    policies = model_policies(graph, policy)
+    measurements = []
+    for version in written:
+        node = graph.nodes[version.unique_id]
+        if policies(node.unique_id).severity == "off" or node.materialized in ("view", "ephemeral"):
+            continue
+        values = warehouse.profile(physical_schema, version.relation)
+        measurements.append(
+            Measurement(node.unique_id, node.name, version.relation, version.written_at, values)
+        )
+    return judge_measurements(measurements, policies, history, accepted or {})
+
+
+def model_policies(graph: ProjectGraph, policy: SpcPolicy) -> Callable[[str], SpcPolicy]:
+    """Each model's policy: `policy` with the model's own `meta.releasekit.spc` over it (a
+    model `graph` does not hold gets `policy`)."""
+
+    def of(unique_id: str) -> SpcPolicy:
+        node = graph.nodes.get(unique_id)
+        return (
+            policy if node is None else model_spc_policy(policy, node.spc, node.properties_path or node.path)
+        )
+
+    return of
+
+
+def judge_measurements(
+    measurements: Sequence[Measurement],
+    policies: Callable[[str], SpcPolicy],
+    history: Sequence[MetricRecord],
+    accepted: Mapping[str, str],
+) -> Assessment:
+    """Judge each measured metric against `history` under its model's policy."""
+    findings, judged = [], 0
+    for measurement in measurements:
+        mine = policies(measurement.unique_id)
+        if mine.severity == "off":
+            continue
+        uid = measurement.unique_id
+        for metric, verdict in _judge(uid, measurement.values, measurement.written_at, mine, history):
+            judged += verdict.limits is not None
+            if verdict.anomalous:
+                findings.append(
+                    Finding(uid, measurement.name, metric, verdict, mine.severity, uid in accepted)
+                )
+    return Assessment(tuple(measurements), tuple(findings), dict(accepted), judged)
+
+
+def observations(history: Iterable[MetricRecord], unique_id: str, metric: str) -> list[Observation]:
+    """The published points of one model's metric since its last accepted change (that
+    record's point included: it starts the new baseline), oldest first."""
+    points: list[Observation] = []
+    for record in history:
+        if record.outcome != "published":
+            continue
+        if unique_id in record.accepted:
+            points = []
+        for measurement in record.measurements:
+            value = measurement.values.get(metric) if measurement.unique_id == unique_id else None
+            if value is not None:
+                points.append(Observation(value, measurement.written_at or record.at))
+    return points
+
+
+def _judge(
+    unique_id: str,
+    values: Mapping[str, float | None],
+    at: str,
+    policy: SpcPolicy,
+    history: Sequence[MetricRecord],
+) -> Iterable[tuple[str, Verdict]]:
+    settings = Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
+    for metric, value in sorted(values.items()):
+        if value is None or metric.partition(".")[0] not in policy.metrics:
+            continue
+        yield metric, judge(observations(history, unique_id, metric), Observation(value, at), settings)
+
+
+def accepted_models(graph: ProjectGraph, written: Iterable[str], accept: Mapping[str, str]) -> dict[str, str]:
+    """`accept` (model name or unique id -> reason) by unique id, checked before a run
+    writes anything. Naming a model the run does not write is an error: an acceptance
+    that silently applies to nothing would be lost."""
+    by_name = {graph.nodes[uid].name: uid for uid in written}
+    ids = set(by_name.values())
+    unknown = [name for name in accept if name not in by_name and name not in ids]
+    if unknown:
+        raise NotFoundError(
+            f"--accept names no model this run writes: {', '.join(sorted(unknown))}",
+            hint="accept a model whose data this run writes"
+            + (f" ({', '.join(sorted(by_name)[:8])})" if by_name else " (it writes none)")
+            + "; nothing changed",
+        )
+    return {by_name.get(name, name): reason for name, reason in accept.items()}
+
+
+def _alert_finding(finding: Finding) -> AlertFinding:
+    limits = finding.verdict.limits
+    return AlertFinding(
+        model=finding.name,
+        unique_id=finding.unique_id,
+        metric=finding.metric,
+        value=finding.verdict.value,
+        centre=limits.centre if limits else finding.verdict.value,
+        lower=limits.lower if limits else finding.verdict.value,
+        upper=limits.upper if limits else finding.verdict.value,
+        baseline=limits.baseline if limits else "level",
+        rules=finding.verdict.rules,
+        severity=finding.severity,
+    )
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One measurement of a metric, judged as it was: against the published points before it."""
+
+    verdict: Verdict
+    published: bool  # False: held back (never served) or a check's measurement
+    accepted: bool  # a user accepted it: the history starts again here
+    release_id: int | None
+    kind: str  # deploy | refresh
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    unique_id: str
+    name: str
+    metric: str
+    points: tuple[SeriesPoint, ...]
+    settings: Settings
+
+    @property
+    def last(self) -> SeriesPoint:
+        return self.points[-1]
+
+
+def metric_series(history: Sequence[MetricRecord], policy: SpcPolicy) -> list[MetricSeries]:
+    """Every judged metric of every model in `history` (an environment's metric records),
+    each point judged against the published points before it since the last acceptance."""
+    settings = Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
+    found: dict[tuple[str, str], list[SeriesPoint]] = {}
+    names: dict[str, str] = {}
+    baseline: dict[tuple[str, str], list[Observation]] = {}
+    for record in history:
+        if record.outcome == "checked":
+            continue
+        for measurement in record.measurements:
+            names[measurement.unique_id] = measurement.name
+            accepted = measurement.unique_id in record.accepted
+            for metric, value in sorted(measurement.values.items()):
+                if value is None or metric.partition(".")[0] not in policy.metrics:
+                    continue
+                key = (measurement.unique_id, metric)
+                points = baseline.setdefault(key, [])
+                if accepted:
+                    points.clear()
+                point = Observation(value, measurement.written_at or record.at)
+                verdict = judge(points, point, settings)
+                published = record.outcome == "published"
+                found.setdefault(key, []).append(
+                    SeriesPoint(verdict, published, accepted, record.release_id, record.kind)
+                )
+                if published:
+                    points.append(point)
+    return [
+        MetricSeries(uid, names[uid], metric, tuple(points), settings)
+        for (uid, metric), points in sorted(found.items(), key=lambda item: (names[item[0][0]], item[0][1]))
+    ]
