@@ -22,14 +22,16 @@ Targets: >= 95% of the sudden anomalies caught on the load where they arrive, dr
 caught within 10 loads (here: in >= 95% of the injections), <= 1% false alarms on normal
 loads. Every target is printed as met or MISSED; the test asserts the ones SPC meets and
 lists the ones it misses in KNOWN_MISSES, with why:
-- false alarms on the noisy kinds (steady, growing, seasonal, noisy): 2-3%. Limits learned
-  from at most 30 points with the MAD are themselves uncertain (the MAD is 37% efficient):
-  on normal noise a point falls beyond 3 estimated sigmas 1.3% of the time with 30 points,
-  3.3% with 15, 6.9% with 8, against 0.27% with the true sigma. Western Electric rules 2-4
-  add about 1% of their own even with the true sigma (an average run length of 92).
 - seasonal, first three weeks: the weekly baseline needs a window of 3 weeks, so weekends
-  alarm until then (seasonal from week 4: 3%, as the other noisy kinds).
-- drift of 1% a load on the 10%-noise series: it stays inside the noise for ~10 loads.
+  alarm until then (3.5% over all loads; from week 4 on, 0.4%).
+- a 50% drop on the 10%-noise series: 90% caught on arrival. While the history is short the
+  limits are widened for the uncertainty of their own estimate (spc.stats.estimation_factor,
+  x2.95 at 8 points, x1.29 at 30), and a 5-sigma drop can stay inside them; without the
+  widening, false alarms were 2-3% on every noisy kind (a point of normal noise falls beyond
+  3 estimated sigmas 6.9% of the time with 8 points, 1.3% with 30).
+- drift of 1% a load within 10 loads: 94% on the 2%-noise series, 81% on the seasonal one
+  (3% noise), 21% on the 10%-noise one, where it stays inside the noise for ~10 loads. The
+  plain z-score catches 60%, 0% and 25%.
 """
 
 from __future__ import annotations
@@ -87,10 +89,9 @@ def zscore(history: Sequence[Observation], point: Observation) -> tuple[str, ...
 
 METHODS: dict[str, Method] = {"spc": spc, "z-score": zscore}
 KNOWN_MISSES = {
-    *(f"false alarms <= 1% on {kind}" for kind in ("steady", "growing", "seasonal", "noisy")),
-    "false alarms <= 1% on seasonal from week 4",
-    "false alarms <= 1% overall",
-    "drift within 10 loads on noisy",
+    "false alarms <= 1% on seasonal",
+    "sudden >= 95% on drop 50% / noisy",
+    *(f"drift within 10 loads on {kind}" for kind in ("steady", "seasonal", "noisy")),
 }
 
 
