@@ -175,9 +175,21 @@ def _judge(
 ) -> Iterable[tuple[str, Verdict]]:
     settings = Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
     for metric, value in sorted(values.items()):
-        if value is None or metric.partition(".")[0] not in policy.metrics:
+        if value is None or not judged_metric(metric, policy):
             continue
         yield metric, judge(observations(history, unique_id, metric), Observation(value, at), settings)
+
+
+def judged_metric(metric: str, policy: SpcPolicy) -> bool:
+    """Whether `metric` is judged: its kind is one the policy names, and it is not the
+    mean, minimum or maximum of an identifier (a column named `id` or `*_id`): identifiers
+    are labels, not quantities, and their mean only follows the keys a table was given.
+    Every metric is measured and kept either way."""
+    kind, _, column = metric.partition(".")
+    if kind not in policy.metrics:
+        return False
+    name = column.lower()
+    return not (kind in ("mean", "min", "max") and (name == "id" or name.endswith("_id")))
 
 
 def accepted_models(graph: ProjectGraph, written: Iterable[str], accept: Mapping[str, str]) -> dict[str, str]:
@@ -251,7 +263,7 @@ def metric_series(history: Sequence[MetricRecord], policy: SpcPolicy) -> list[Me
             names[measurement.unique_id] = measurement.name
             accepted = measurement.unique_id in record.accepted
             for metric, value in sorted(measurement.values.items()):
-                if value is None or metric.partition(".")[0] not in policy.metrics:
+                if value is None or not judged_metric(metric, policy):
                     continue
                 key = (measurement.unique_id, metric)
                 points = baseline.setdefault(key, [])

@@ -50,7 +50,6 @@ SHORT_RULES = {
     "two_of_three": "2 of 3",
     "four_of_five": "4 of 5",
     "run_of_eight": "run of 8",
-    "trend_of_six": "trend of 6",
 }
 _BLUE, _RED, _GREEN, _GREY = "#1f5fa8", "#c8102e", "#2e7d32", "#555555"
 _LIMIT = "#8a8a8a"

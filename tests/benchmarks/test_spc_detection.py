@@ -30,7 +30,7 @@ lists the ones it misses in KNOWN_MISSES, with why:
   widening, false alarms were 2-3% on every noisy kind (a point of normal noise falls beyond
   3 estimated sigmas 6.9% of the time with 8 points, 1.3% with 30).
 - drift of 1% a load within 10 loads: 94% on the 2%-noise series, 81% on the seasonal one
-  (3% noise), 21% on the 10%-noise one, where it stays inside the noise for ~10 loads. The
+  (3% noise), 18% on the 10%-noise one, where it stays inside the noise for ~10 loads. The
   plain z-score catches 60%, 0% and 25%.
 """
 

@@ -149,7 +149,9 @@ def test_ordinary_loads_publish_and_each_anomaly_is_held_at_error_then_alerted_a
         assert all(f.severity == "error" for f in held.quality.findings)
         assert _orders_served(bench) == served and bench.physical() == before  # nothing published or left
         entry = api.releases(bench.workspace(), "dev")[-1]
-        assert entry.outcome == "failed" and any(": spc: anomaly:" in f for f in entry.failures), kind
+        assert entry.outcome == "failed" and any(
+            f.startswith("model.shop.orders: anomaly: ") for f in entry.failures
+        ), kind
 
     alerts = len(receiver.requests)
     assert alerts == 3  # one per held-back refresh

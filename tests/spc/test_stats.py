@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from releasekit.spc.model import RULES, Observation, Settings, Verdict
-from releasekit.spc.stats import four_of_five, judge, judge_series, run_of_eight, trend_of_six, two_of_three
+from releasekit.spc.stats import four_of_five, judge, judge_series, run_of_eight, two_of_three
 
 MONDAY = datetime(2024, 1, 1, 6, tzinfo=UTC)
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -153,8 +153,6 @@ def test_the_rules_read_residuals_ending_at_the_point() -> None:
     assert not four_of_five([1.5, 0.5, 1.2, -1.1, 1.3], 1)
     assert run_of_eight([0.1] * 8, 1) and run_of_eight([-0.1] * 8, 1)
     assert not run_of_eight([0.1] * 7 + [0.0], 1) and not run_of_eight([0.1] * 7, 1)
-    assert trend_of_six([1, 2, 3, 4, 5, 6], 1) and trend_of_six([6, 5, 4, 3, 2, 1], 1)
-    assert not trend_of_six([1, 2, 3, 3, 5, 6], 1) and not trend_of_six([1, 2, 3, 4, 5], 1)
 
 
 def test_rules_come_in_the_order_of_rules() -> None:
