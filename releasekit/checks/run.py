@@ -272,7 +272,8 @@ class _Run:
             return []
         history = self.workspace.store.metrics(self.request.base.name)
         policies = model_policies(base, self.base_spc)
-        judged = judge_measurements(self.deployed.quality.measurements, policies, history, {})
+        measured = self.deployed.quality.measurements
+        judged = judge_measurements(measured, policies, history, {}, rebuild=True)
         return spc_findings(judged, self.request.base.name)
 
     def _located(self, finding: Finding, *graphs: ProjectGraph) -> Finding:

@@ -21,7 +21,7 @@ from releasekit.config.spc import model_spc_policy
 from releasekit.errors import NotFoundError
 from releasekit.graph import ProjectGraph
 from releasekit.spc.model import Observation, Settings, Verdict
-from releasekit.spc.stats import judge
+from releasekit.spc.stats import judge, judge_rebuild
 from releasekit.state.base import Measurement, MetricOutcome, MetricRecord
 from releasekit.warehouse.base import Warehouse
 
@@ -133,15 +133,20 @@ def judge_measurements(
     policies: Callable[[str], SpcPolicy],
     history: Sequence[MetricRecord],
     accepted: Mapping[str, str],
+    *,
+    rebuild: bool = False,
 ) -> Assessment:
-    """Judge each measured metric against `history` under its model's policy."""
+    """Judge each measured metric against `history` under its model's policy. `rebuild`:
+    the measurements are of the data history's last point, rebuilt by changed code (a
+    branch's check), not of a new load (spc.stats.judge_rebuild)."""
     findings, judged = [], 0
     for measurement in measurements:
         mine = policies(measurement.unique_id)
         if mine.severity == "off":
             continue
         uid = measurement.unique_id
-        for metric, verdict in _judge(uid, measurement.values, measurement.written_at, mine, history):
+        values, at = measurement.values, measurement.written_at
+        for metric, verdict in _judge(uid, values, at, mine, history, judge_rebuild if rebuild else judge):
             judged += verdict.limits is not None
             if verdict.anomalous:
                 findings.append(
@@ -172,12 +177,13 @@ def _judge(
     at: str,
     policy: SpcPolicy,
     history: Sequence[MetricRecord],
+    judging: Callable[[Sequence[Observation], Observation, Settings], Verdict],
 ) -> Iterable[tuple[str, Verdict]]:
     settings = Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
     for metric, value in sorted(values.items()):
         if value is None or not judged_metric(metric, policy):
             continue
-        yield metric, judge(observations(history, unique_id, metric), Observation(value, at), settings)
+        yield metric, judging(observations(history, unique_id, metric), Observation(value, at), settings)
 
 
 def judged_metric(metric: str, policy: SpcPolicy) -> bool:

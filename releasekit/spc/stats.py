@@ -77,6 +77,27 @@ def judge(history: Sequence[Observation], point: Observation, settings: Settings
     return Verdict(point.value, point.at, limits, broken(window, point, chosen, limits, settings))
 
 
+def judge_rebuild(
+    history: Sequence[Observation], point: Observation, settings: Settings = DEFAULTS
+) -> Verdict:
+    """`point` measured on a rebuild of the data the last point of `history` was measured
+    on, by changed code (a branch's check): no load came in between, so the centre is that
+    last point, and the limits are as wide as one load normally moves the metric. Only
+    beyond_limits and left_zero apply: one rebuild makes no run."""
+    window = list(history)[-settings.window :] if settings.window > 0 else []
+    if not window or len(window) < settings.min_history:
+        return Verdict(point.value, point.at, None)
+    chosen = fit(window, point)
+    moved = limits_of(chosen, settings, len(window))
+    half = max(moved.upper - moved.centre, settings.tolerance * abs(window[-1].value))
+    last = window[-1].value
+    limits = Limits(chosen.baseline, last, last - half, last + half, chosen.sigma, len(window))
+    found = {"beyond_limits"} if not limits.lower <= point.value <= limits.upper else set()
+    if point.value != 0 and all(o.value == 0 for o in window):
+        found.add("left_zero")
+    return Verdict(point.value, point.at, limits, tuple(rule for rule in RULES if rule in found))
+
+
 def judge_series(points: Sequence[Observation], settings: Settings = DEFAULTS) -> list[Verdict]:
     """Each point judged against the points before it."""
     return [judge(points[max(0, i - settings.window) : i], point, settings) for i, point in enumerate(points)]

@@ -7,12 +7,22 @@ import math
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from releasekit.spc.model import RULES, Observation, Settings, Verdict
-from releasekit.spc.stats import four_of_five, judge, judge_series, run_of_eight, two_of_three
+from releasekit.spc.stats import (
+    estimation_factor,
+    four_of_five,
+    judge,
+    judge_rebuild,
+    judge_series,
+    run_of_eight,
+    two_of_three,
+)
 
 MONDAY = datetime(2024, 1, 1, 6, tzinfo=UTC)
 PROPERTY = settings(database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -210,3 +220,23 @@ def test_judge_series_judges_each_point_once_enough_came_before(
     verdicts = judge_series(daily(values), Settings(min_history=min_history))
     assert [v.limits is None for v in verdicts] == [i < min_history for i in range(len(values))]
     assert [v.value for v in verdicts] == values
+
+
+def test_a_rebuild_of_the_last_load_is_judged_against_that_load_not_the_next() -> None:
+    history = daily([1000 + 100 * i + wobble(i, 0.0) + (i % 3) for i in range(20)])
+    last = history[-1].value
+    same = judge_rebuild(history, then(history, last))
+    assert same.limits is not None and same.limits.centre == last and not same.anomalous
+    assert judge(history, then(history, last)).anomalous  # as a new load, it brought nothing
+    halved = judge_rebuild(history, then(history, last / 2))
+    assert halved.rules == ("beyond_limits",)
+    assert judge_rebuild(history[:5], then(history, last / 2)).limits is None  # too little history
+    zeros = daily([0] * 10)
+    assert judge_rebuild(zeros, then(zeros, 0.01)).rules == ("beyond_limits", "left_zero")
+
+
+def test_short_histories_get_wider_limits_that_narrow_as_they_grow() -> None:
+    factors = [estimation_factor(n) for n in (4, 8, 12, 20, 30, 31, 60, 200)]
+    assert factors[1] == pytest.approx(2.95) and factors[4] == pytest.approx(1.29)
+    assert all(a >= b for a, b in pairwise(factors)) and factors[-1] > 1
+    assert estimation_factor(2) == estimation_factor(4)
