@@ -172,8 +172,9 @@ def _deploy(
         failures = failures_of(results)
         quality = Assessment() if failures else _assess(run, graph, plan, accepted)
         failures = failures or tuple(spc_failure(f) for f in quality.blocking)
+        extra["spc"] = quality.ledger_fields()
         if failures:
-            result = _fail(run, plan, failures, recovered, extra["forced"])
+            result = _fail(run, plan, failures, recovered, extra)
         else:
             result = _switch(run, plan, recovered, extra, drift)
         if quality.measurements:
@@ -341,7 +342,7 @@ def _fail(
     plan: Plan,
     failures: tuple[Failure, ...],
     recovered: LedgerEntry | None,
-    forced: dict[str, Any],
+    extra: dict[str, Any],
 ) -> DeployResult:
     """Nothing switches; what this attempt built is dropped so it is never reused untested."""
     with run.warehouse() as warehouse:
@@ -357,7 +358,8 @@ def _fail(
         reused=tuple(s.unique_id for s in plan.reuses),
         failures=tuple(f"{f.unique_id}: {f.status}: {f.message}" for f in failures),
         previous_release=plan.live.release_id if plan.live else None,
-        forced=forced,
+        forced=extra["forced"],
+        spc=extra.get("spc", {}),
     )
     return DeployResult(plan, "failed", release_id, failures, recovered)
 
@@ -376,6 +378,7 @@ def _switch(
         forced=extra["forced"],
         hold=_lift(plan.live, extra["cause"]),
         note=repair_note(drift),
+        spc=extra.get("spc", {}),
     )
     run.record("deploy", "switching", release_id, **fields)
     with run.warehouse() as warehouse:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from releasekit.alerts.payload import AlertEvent
 from releasekit.alerts.payload import Finding as AlertFinding
@@ -62,7 +63,6 @@ class Assessment:
     findings: tuple[Finding, ...] = ()
     accepted: Mapping[str, str] = field(default_factory=dict)  # unique id -> reason
     judged: int = 0  # metrics compared with a history long enough to judge
-    seconds: float = 0.0
 
     @property
     def blocking(self) -> tuple[Finding, ...]:
@@ -82,6 +82,17 @@ class Assessment:
         return MetricRecord(
             env, kind, outcome, release_id, git_sha, who, at, self.measurements, dict(self.accepted), flagged
         )
+
+    def ledger_fields(self) -> dict[str, Any]:
+        """What the run's ledger entry records of it (`LedgerEntry.spc`)."""
+        if not self.measurements:
+            return {}
+        return {
+            "measured": len(self.measurements),
+            "judged": self.judged,
+            "findings": [f"{f.unique_id}: {f.severity}: {f.describe()}" for f in self.findings],
+            "accepted": dict(self.accepted),
+        }
 
     def alert(
         self, env: str, kind: str, held: bool, release_id: int | None, git_sha: str, at: str, project: str

@@ -483,12 +483,6 @@ def _record_fields(
         "rows": dict(rows),
         "tests": {"passed": sum(r.ok for r in tests), "failed": sum(not r.ok for r in tests)},
         "seconds": dict(clock.laps),
-        "spc": {
-            "measured": len(quality.measurements),
-            "judged": quality.judged,
-            "findings": [f"{f.unique_id}: {f.severity}: {f.describe()}" for f in quality.findings],
-            "accepted": dict(quality.accepted),
-        },
     }
     return dict(
         params=plan.live.params,
@@ -497,6 +491,7 @@ def _record_fields(
         reused=tuple(uid for uid in plan.models if uid not in {s.unique_id for s in plan.writes}),
         previous_release=plan.live.release_id,
         refresh=record,
+        spc=quality.ledger_fields(),
     )
 
 

@@ -74,6 +74,9 @@ class LedgerEntry:
     # A refresh's record: the sources read and their data versions before and after, why
     # each model was rewritten, rows written, test results and timings. Empty otherwise.
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    # What statistical process control measured and found in a deploy or refresh: counts,
+    # findings, and the models a user accepted with the reason. Empty when nothing was measured.
+    spc: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the environment's ledger; assigned by the store on append
 
 

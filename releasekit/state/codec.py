@@ -37,7 +37,7 @@ KEEP_HINT = "restore it from a backup or move it aside; releasekit never overwri
 _ENTRY_KEYS = frozenset(
     {"format", "env", "seq", "release_id", "kind", "outcome", "git_sha", "who", "at", "params"}
     | {"models", "built", "reused", "failures", "previous_release", "physical_schema", "note", "promotion"}
-    | {"forced", "hold", "refresh"}
+    | {"forced", "hold", "refresh", "spc"}
 )
 _MODEL_KEYS = frozenset({"unique_id", "name", "fingerprint", "relation", "inputs", "data", "written_at"})
 
@@ -86,6 +86,7 @@ def entry_to_document(entry: LedgerEntry) -> dict[str, Any]:
         **({"forced": dict(entry.forced)} if entry.forced else {}),
         **({"hold": dict(entry.hold)} if entry.hold else {}),
         **({"refresh": dict(entry.refresh)} if entry.refresh else {}),
+        **({"spc": dict(entry.spc)} if entry.spc else {}),
     }
 
 
@@ -114,6 +115,7 @@ def entry_from_document(document: Mapping[str, Any], *, where: str) -> LedgerEnt
         forced=fields.get("forced", dict) if "forced" in document else {},
         hold=fields.get("hold", dict) if "hold" in document else {},
         refresh=fields.get("refresh", dict) if "refresh" in document else {},
+        spc=fields.get("spc", dict) if "spc" in document else {},
     )
 
 

@@ -192,7 +192,7 @@ def test_accepting_a_real_change_publishes_it_and_starts_the_history_again(
     assert accepted.quality.accepted == {"model.shop.orders": "2025 orders archived"}
     assert all(f.accepted for f in accepted.quality.findings if f.name == "orders")
     entry = api.releases(bench.workspace(), "dev")[-1]
-    assert entry.refresh["spc"]["accepted"] == {"model.shop.orders": "2025 orders archived"}
+    assert entry.spc["accepted"] == {"model.shop.orders": "2025 orders archived"}
 
     load.orders()
     after = _refresh(bench, receiver)  # judged against the new baseline alone: too short to judge
