@@ -235,16 +235,23 @@ def check_to_bytes(record: CheckRecord) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
 
 
-def check_from_bytes(data: bytes, *, where: str) -> CheckRecord:
+def record_fields(data: bytes, *, where: str, format_name: str, what: str, kind: type) -> _Fields:
+    """The fields of a JSON document of `format_name` holding a `kind` dataclass (a check or
+    metric record), unknown fields refused; StateError naming `where` and `what`."""
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateError(f"{where}: unreadable check record: {exc}", hint=KEEP_HINT) from exc
-    if not isinstance(document, dict) or document.get("format") != CHECK_FORMAT:
+        raise StateError(f"{where}: unreadable {what}: {exc}", hint=KEEP_HINT) from exc
+    if not isinstance(document, dict) or document.get("format") != format_name:
         found = document.get("format") if isinstance(document, dict) else None
-        raise StateError(f"{where}: not a releasekit check record (format {found!r})", hint=KEEP_HINT)
+        raise StateError(f"{where}: not a releasekit {what} (format {found!r})", hint=KEEP_HINT)
     fields = _Fields(document, where)
-    fields.reject_unknown(frozenset({"format", *(f.name for f in dataclasses.fields(CheckRecord))}))
+    fields.reject_unknown(frozenset({"format", *(f.name for f in dataclasses.fields(kind))}))
+    return fields
+
+
+def check_from_bytes(data: bytes, *, where: str) -> CheckRecord:
+    fields = record_fields(data, where=where, format_name=CHECK_FORMAT, what="check record", kind=CheckRecord)
     statuses = fields.get("statuses", dict)
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in statuses.items()):
         raise fields.invalid("statuses", "should map check names to statuses")

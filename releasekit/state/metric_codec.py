@@ -7,9 +7,8 @@ import json
 import math
 from typing import Any
 
-from releasekit.errors import StateError
 from releasekit.state.base import Measurement, MetricRecord
-from releasekit.state.codec import KEEP_HINT, _Fields
+from releasekit.state.codec import _Fields, record_fields
 
 METRIC_FORMAT = "releasekit.metrics/1"
 _OUTCOMES = ("published", "held", "checked")
@@ -24,15 +23,9 @@ def metric_to_bytes(record: MetricRecord) -> bytes:
 
 
 def metric_from_bytes(data: bytes, *, where: str) -> MetricRecord:
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateError(f"{where}: unreadable metric record: {exc}", hint=KEEP_HINT) from exc
-    if not isinstance(document, dict) or document.get("format") != METRIC_FORMAT:
-        found = document.get("format") if isinstance(document, dict) else None
-        raise StateError(f"{where}: not a releasekit metric record (format {found!r})", hint=KEEP_HINT)
-    fields = _Fields(document, where)
-    fields.reject_unknown(frozenset({"format", *(f.name for f in dataclasses.fields(MetricRecord))}))
+    fields = record_fields(
+        data, where=where, format_name=METRIC_FORMAT, what="metric record", kind=MetricRecord
+    )
     return MetricRecord(
         env=fields.get("env", str),
         kind=fields.get("kind", str),
