@@ -48,6 +48,10 @@ class SpcTerminalReporter:
             self.console.print(Text(f"  accepted {uid}: {reason} (its history starts again here)"))
         if alert is not None:
             self._alert(alert)
+        elif any(not f.accepted for f in quality.findings):
+            self.console.print(
+                "[dim]No alert sent: set alerts.webhook in releasekit.yml (or RELEASEKIT_ALERT_WEBHOOK).[/]"
+            )
 
     def series(self, env: str, found: Sequence[MetricSeries], *, detail: bool) -> None:
         """`releasekit spc`: a line per metric, or (detail) each metric's recent points."""
