@@ -36,10 +36,14 @@ class SpcTerminalReporter:
         if not quality.measurements:
             return
         if not quality.findings:
+            measured = f"SPC: measured {len(quality.measurements)} model(s); "
             self.console.print(
-                f"SPC: measured {len(quality.measurements)} model(s); {quality.judged} metric(s) judged "
-                "against their history, all within their control limits."
-                + ("" if quality.judged else " (Too little history to judge yet.)"),
+                measured
+                + (
+                    f"{quality.judged} metric(s) judged against their history, all within their limits."
+                    if quality.judged
+                    else "too little history to judge them yet."
+                ),
                 highlight=False,
             )
         else:
@@ -92,7 +96,9 @@ class SpcTerminalReporter:
 
     def _overview(self, env: str, found: Sequence[MetricSeries]) -> Table:
         table = Table(title=f"SPC of {env}", title_justify="left", header_style="bold")
-        for column in ("model", "metric", "points", "last", "centre", "limits", "baseline", "last verdict"):
+        for column in ("model", "metric"):
+            table.add_column(column, overflow="fold")  # names are what a user types: never cut
+        for column in ("points", "last", "centre", "limits", "baseline", "last verdict"):
             table.add_column(column)
         for series in found:
             last = series.last

@@ -45,7 +45,7 @@ def test_spc_history_lives_in_the_bucket_and_gates_refreshes_from_the_command_li
         insert(execute, "orders", [(100 + 10 * load + i, 1 + i % 2, 20 + i) for i in range(10)])
         run = run_s3(repo, bucket, "refresh", "dev")
         assert run.code == 0, run.text()
-    assert "within their control limits" in run.stdout
+    assert "within their limits" in run.stdout
 
     fresh_runner()
     overview = run_s3(repo, bucket, "spc", "dev")
