@@ -238,3 +238,25 @@ def test_every_written_version_is_measured_and_kept_with_the_release(tmp_path: P
     [series] = [s for s in api.spc(bench.workspace(), "dev", "orders") if s.metric == "row_count"]
     assert [p.verdict.value for p in series.points] == [3, 13]
     assert series.last.verdict.limits is None  # two points: too little history to judge
+
+
+@pytest.mark.slow
+def test_a_webhook_that_cannot_be_reached_never_fails_the_refresh(tmp_path: Path) -> None:
+    files = {**SPC_FILES, "environments/dev.yml": "version: 1\nschema: dev\nspc: {min_history: 3}\n"}
+    bench = duckdb_bench(tmp_path / "repo", files)
+    bench.deploy()
+    load = Loader(bench)
+    for _ in range(3):
+        load.orders(10)
+        assert bench.refresh().outcome == "published"
+    closed = Receiver()
+    url = closed.url.replace("/hook", "/services/T0001/B0002/secret-token-123")
+    closed.close()  # nothing listens there any more
+    bench.execute("delete from raw.orders where id >= 110")
+
+    environ = {**os.environ, "RELEASEKIT_ALERT_WEBHOOK": url}
+    result = api.refresh(Workspace.open(bench.repo, environ=environ), "dev")
+
+    assert result.outcome == "published" and "orders row_count" in _flagged(result)
+    assert result.alert is not None and not result.alert.sent and result.alert.attempts == 3
+    assert "secret-token-123" not in result.alert.error and "***" in result.alert.error
