@@ -34,6 +34,7 @@ __all__ = ["Check", "DoctorReport", "diagnose", "documents_check", "probe", "sto
 _PLURALS = {
     "ledger entry": "ledger entries",
     "check record": "check records",
+    "metric record": "metric records",
     "registry record": "registry records",
     "artifact": "artifacts",
     "other": "other objects (not read by releasekit)",
