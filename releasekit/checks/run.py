@@ -45,7 +45,7 @@ from releasekit.dbtcore.session import DbtProject, NodeCallback
 from releasekit.engine.deploy import DeployResult, deploy
 from releasekit.engine.fingerprint import fingerprint_graph
 from releasekit.engine.graphs import keep_graph, stored_graph
-from releasekit.engine.quality import judge_measurements, model_policies
+from releasekit.engine.quality import judge_measurements, model_policies, read_history
 from releasekit.environments.policy import committed, config_at, policy_changes, project_content
 from releasekit.graph import ProjectGraph
 from releasekit.lint import dialect_for_adapter, lint
@@ -270,9 +270,10 @@ class _Run:
         cannot turn the judge off): a change that halves a table shows here, tests or not."""
         if self.deployed is None or not self.deployed.quality.measurements:
             return []
-        history = self.workspace.store.metrics(self.request.base.name)
         policies = model_policies(base, self.base_spc)
         measured = self.deployed.quality.measurements
+        base_env = self.request.base.name
+        history = read_history(self.workspace.store, base_env, [m.unique_id for m in measured], policies)
         judged = judge_measurements(measured, policies, history, {}, rebuild=True)
         return spc_findings(judged, self.request.base.name)
 

@@ -199,7 +199,7 @@ def _measured(plan: Plan) -> list[Written]:
 
 def _assess(run: RunContext, graph: ProjectGraph, plan: Plan, accepted: Mapping[str, str]) -> Assessment:
     with run.warehouse() as warehouse:
-        history = run.store.metrics(run.name)
+        history = (run.store, run.name)
         return assess(warehouse, graph, plan.physical_schema, _measured(plan), run.env.spc, history, accepted)
 
 

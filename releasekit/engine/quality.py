@@ -11,7 +11,7 @@ findings, and its history starts again at this point.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from releasekit.errors import NotFoundError
 from releasekit.graph import ProjectGraph
 from releasekit.spc.model import Observation, Settings, Verdict
 from releasekit.spc.stats import judge, judge_rebuild
-from releasekit.state.base import Measurement, MetricOutcome, MetricRecord
+from releasekit.state.base import Measurement, MetricLog, MetricOutcome, MetricRecord
 from releasekit.warehouse.base import Warehouse
 
 
@@ -108,11 +108,11 @@ def assess(
     physical_schema: str,
     written: Sequence[Written],
     policy: SpcPolicy,
-    history: Sequence[MetricRecord],
+    history: tuple[MetricLog, str],
     accepted: Mapping[str, str] | None = None,
 ) -> Assessment:
-    """Measure `written` and judge each metric against `history` (the environment's metric
-    records, oldest first). `accepted`: unique id -> reason (see `accepted_models`)."""
+    """Measure `written` and judge each metric against the history `(store, env)` keeps of
+    it (read_history). `accepted`: unique id -> reason (see `accepted_models`)."""
     policies = model_policies(graph, policy)
     measurements = []
     for version in written:
@@ -123,7 +123,9 @@ def assess(
         measurements.append(
             Measurement(node.unique_id, node.name, version.relation, version.written_at, values)
         )
-    return judge_measurements(measurements, policies, history, accepted or {})
+    store, env = history
+    records = read_history(store, env, [m.unique_id for m in measurements], policies) if measurements else []
+    return judge_measurements(measurements, policies, records, accepted or {})
 
 
 def model_policies(graph: ProjectGraph, policy: SpcPolicy) -> Callable[[str], SpcPolicy]:
@@ -164,6 +166,32 @@ def judge_measurements(
                     Finding(uid, measurement.name, metric, verdict, mine.severity, uid in accepted)
                 )
     return Assessment(tuple(measurements), tuple(findings), dict(accepted), judged)
+
+
+def read_history(
+    store: MetricLog, env: str, unique_ids: Collection[str], policies: Callable[[str], SpcPolicy]
+) -> list[MetricRecord]:
+    """The newest of `env`'s metric records that judging `unique_ids` needs: enough for each
+    to have its policy's `window` of published points (or to reach its last acceptance),
+    read in growing batches, so a long history is not read whole at every run."""
+    windows = {uid: policies(uid).window for uid in unique_ids}
+    batch = 4 * max(windows.values(), default=1)
+    while True:
+        records = store.metrics(env, newest=batch)
+        if len(records) < batch or all(_enough(records, uid, n) for uid, n in windows.items()):
+            return records
+        batch *= 4
+
+
+def _enough(records: Sequence[MetricRecord], unique_id: str, window: int) -> bool:
+    points = 0
+    for record in reversed(records):
+        if record.outcome != "published":
+            continue
+        points += any(m.unique_id == unique_id for m in record.measurements)
+        if points >= window or unique_id in record.accepted:
+            return True
+    return False
 
 
 def observations(history: Iterable[MetricRecord], unique_id: str, metric: str) -> list[Observation]:

@@ -192,7 +192,7 @@ def _refresh(
             clock.lap("audit")
             quality = Assessment()
             if not failures:
-                history = run.store.metrics(run.name)
+                history = (run.store, run.name)
                 measured = _measured(plan)
                 quality = assess(
                     warehouse, graph, plan.physical_schema, measured, run.env.spc, history, accepted

@@ -294,8 +294,8 @@ class MetricLog(Protocol):
         """Append durably; returns the record with its seq. Never rewrites."""
         ...
 
-    def metrics(self, env: str) -> list[MetricRecord]:
-        """Every metric record of the environment, oldest first."""
+    def metrics(self, env: str, *, newest: int | None = None) -> list[MetricRecord]:
+        """The environment's metric records, oldest first: all, or the `newest` N."""
         ...
 
 

@@ -259,9 +259,10 @@ class DocumentStore:
         seq = self._append(folder, lambda seq: metric_to_bytes(replace(record, seq=seq)))
         return replace(record, seq=seq)
 
-    def metrics(self, env: str) -> list[MetricRecord]:
+    def metrics(self, env: str, *, newest: int | None = None) -> list[MetricRecord]:
         folder = f"metrics/{env_key(env)}/"
-        keys = [folder + entry_name(seq) for seq in self._seqs(folder)]
+        seqs = self._seqs(folder)
+        keys = [folder + entry_name(seq) for seq in (seqs if newest is None else seqs[-newest:])]
         return [
             metric_from_bytes(data, where=self.objects.describe(key))
             for key, data in zip(keys, self._immutables(keys), strict=True)
