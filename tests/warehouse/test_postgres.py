@@ -643,7 +643,9 @@ def test_a_long_reader_blocks_the_switch_and_other_readers_only_for_the_lock_tim
     assert "lock_timeout (200 ms)" in message and "pg_terminate_backend" in message
     assert gave_up_after < 4.0
     assert readers[0].errors == []
-    assert slowest < 0.5  # the lock timeout, plus scheduling; never the reader's whole wait
+    # The lock timeout (0.2 s) plus scheduling on a loaded machine; never the switch's whole
+    # wait (its retries, seconds), which a reader queued behind it would share.
+    assert slowest < 0.9
     assert warehouse.read_marker(ENV) == make_marker(2)
     assert {1, 2} <= set().union(*readers[0].reads)
 
@@ -680,7 +682,9 @@ def test_readers_that_take_the_marker_last_make_the_switch_give_way_never_the_re
     print(f"\ncross-ordered readers: switches {outcomes}; {len(reads)} reads, max latency {_ms(slowest)}")
     assert [reader.errors for reader in readers] == [[], []]
     assert all(len(seen) == 1 for seen in reads)
-    assert slowest < 0.5
+    # The lock timeout (0.1 s) plus scheduling on a loaded machine; under the server's
+    # deadlock_timeout (1 s), which a reader would reach if the switch did not give way.
+    assert slowest < 0.9
 
 
 def test_views_that_keep_their_relation_are_left_alone(
