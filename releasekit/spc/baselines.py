@@ -70,9 +70,14 @@ def candidates(window: Sequence[Observation], point: Observation) -> list[Fit]:
     return found
 
 
+_LAG = 2  # the newest points the level's centre leaves out (tests/benchmarks/test_spc_detection.py)
+
+
 def level(window: Sequence[Observation]) -> Fit:
+    """The median of the window but its last 2 points (of at least half of it), so that a
+    shift or drift under way does not drag the centre along before a run rule sees it."""
     values = [o.value for o in window]
-    centre = median(values)
+    centre = median(values[: max(len(values) - _LAG, (len(values) + 1) // 2)])
     residuals = tuple(v - centre for v in values)
     return Fit("level", centre, centre, robust_sigma(residuals), residuals)
 

@@ -6,7 +6,8 @@ The history is the metric's published points, older first; only the last
 
 Baselines (`spc.baselines`): three predictions of the next point, each with its residuals
 r on the window:
-- level: the window's median; r = x - median. A Shewhart individuals chart with a
+- level: the median of the window but its newest 2 points (so that a drift under way does
+  not drag the centre along); r = x - that median. A Shewhart individuals chart with a
   robust centre line.
 - growth: the last value plus the median growth per load; r = d - median(d), d the
   differences between consecutive points. The individuals chart of the first
