@@ -453,7 +453,14 @@ def lint(workspace: Workspace, files: Sequence[Path], *, env: str | None = None)
     """sqlfluff over `files` as `releasekit check` lints (the project's config, the dbt
     templating, `env`'s vars; default: the branch environments' base). Returns the lint
     check's result (violations are findings). Raises ProjectError when dbt cannot load the
-    project, NotFoundError for an unknown environment."""
+    project, NotFoundError for an unknown environment or a file that does not exist (a
+    mistyped path must not pass as "nothing to lint")."""
+    missing = [str(path) for path in files if not path.exists()]
+    if missing:
+        raise NotFoundError(
+            f"no such file: {', '.join(missing)}",
+            hint="check the path (it is relative to where you run releasekit); nothing was linted",
+        )
     chosen = workspace.config.environment(env or workspace.config.branches.base)
     return lint_files(workspace, chosen, files)
 

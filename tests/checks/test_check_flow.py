@@ -301,13 +301,23 @@ def test_a_deploy_leaves_its_parsed_graph_for_checks_and_it_reads_back_equal(rep
 def test_releasekit_lint_lints_the_files_it_is_given_as_the_pre_commit_hook_runs_it(
     repo: Path, branch: str
 ) -> None:
-    write_files(repo, {"models/clean.sql": CLEAN_REVENUE, "models/messy.sql": "select a ,b from x\n"})
+    write_files(
+        repo,
+        {
+            "models/clean.sql": CLEAN_REVENUE,
+            "models/messy.sql": "select a ,b from x\n",
+            "NOTES.md": "# notes\n",
+        },
+    )
 
-    run = run_cli(repo, "lint", "models/clean.sql", "models/messy.sql", "README.md")
+    run = run_cli(repo, "lint", "models/clean.sql", "models/messy.sql", "NOTES.md")  # not SQL: skipped
 
     assert run.code == 1, run.text()
     assert "2 file(s) linted" in run.stdout and "models/messy.sql:1:9" in run.stdout
     assert "models/clean.sql" not in run.stdout.split("linted", 1)[1]
     assert run_cli(repo, "lint", "models/clean.sql").code == 0
+    mistyped = run_cli(repo, "lint", "models/clean.sql", "models/claen.sql")
+    assert mistyped.code == 2 and "no such file" in mistyped.stderr and "claen.sql" in mistyped.stderr
     (repo / "models" / "messy.sql").unlink()
     (repo / "models" / "clean.sql").unlink()
+    (repo / "NOTES.md").unlink()
