@@ -108,7 +108,7 @@ class TerminalReporter:
                 f"[bold green]✔ {plan.env} is now release {result.release_id}[/] "
                 f"(commit {short(plan.git_sha)}): built {len(plan.builds)}, "
                 + (f"tested again {len(plan.retests)}, " if plan.retests else "")
-                + f"reused {len(plan.reuses)}, "
+                + f"reused {len(plan.reuses) - len(plan.retests)}, "  # each model counted once
                 f"{len(plan.views)} views switched atomically."
             )
             self._built(plan)

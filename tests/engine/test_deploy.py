@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from releasekit import api
 from releasekit.api import DeployResult, Workspace
 from releasekit.errors import DirtyWorktreeError
+from releasekit.reporting.terminal import TerminalReporter
 from tests.support.deploy import Ran, deploy, names
 from tests.support.projects import BASE_FILES, branch_here, commit, make_repo, write_files
 from tests.support.warehouse_reads import marker, physical, relations, sql, views
@@ -436,5 +438,10 @@ def test_a_new_passing_test_on_an_unchanged_model_is_run_and_nothing_is_built(re
     assert result.outcome == "succeeded"
     assert any(uid.startswith("test.shop.not_null_customers_name") for uid, _ in ran.nodes)
     assert ran.built == set()
+    console = Console(record=True, width=200)
+    TerminalReporter(console).deploy(result)
+    models = len(result.plan.steps)
+    said = console.export_text()
+    assert f"built 0, tested again 1, reused {models - 1}, {models} views" in said  # counts add up
     again, _ = deploy(workspace, "dev")
     assert again.outcome == "noop"
