@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 from releasekit.api import (
     BranchStatus,
@@ -294,7 +295,10 @@ class TerminalReporter:
             self.console.print("No branch environments. Bring one up with `releasekit env up`.")
             return
         table = Table(title="Branch environments", header_style="bold")
-        for column in ("branch", "schema", "base", "release", "created", "expires", "branch exists"):
+        for column in ("branch", "schema"):
+            # Names are typed back (env down NAME): they wrap whole, never cut short.
+            table.add_column(column, overflow="fold", min_width=8)
+        for column in ("base", "live", "created", "expires", "git branch"):
             table.add_column(column)
         for s in statuses:
             r = s.record
@@ -302,13 +306,13 @@ class TerminalReporter:
                 "pinned" if r.pinned else r.expires_at[:10] + (" [red](expired)[/]" if s.expired else "")
             )
             table.add_row(
-                r.branch,
-                r.schema,
+                Text(r.branch),  # a branch name is text, never markup
+                Text(r.schema),
                 f"{r.base} #{r.base_release}",
                 str(s.live_release or "-"),
-                r.created_at.replace("T", " ")[:16],
+                r.created_at[:10],
                 expires,
-                "yes" if s.branch_exists else "[red]no[/]",
+                "exists" if s.branch_exists else "[red]gone[/]",
             )
         self.console.print(table)
         for s in statuses:
