@@ -8,14 +8,14 @@ held environment keeps what the hold already covered. The next deploy ends the h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from releasekit.engine.runtime import RunContext, reconcile, switch
 from releasekit.errors import NotFoundError
 from releasekit.state import ledger
-from releasekit.state.base import RELEASE_KINDS, LedgerEntry
+from releasekit.state.base import RELEASE_KINDS, LedgerEntry, ModelVersion
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,9 @@ class RollbackResult:
     from_release: int
     to_release: int
     git_sha: str
-    views: int
+    views: int  # the views the release serves
     hold: ledger.Hold | None = None
+    changed: int = 0  # views the switch pointed elsewhere, added or dropped
 
 
 Content = Callable[[str], str | None]  # a commit's content (its dbt project's git tree), if known
@@ -56,9 +57,21 @@ def rollback(run: RunContext, to: int | None = None, *, content_of: Content | No
         run.record("rollback", "switching", wanted, git_sha=release.git_sha, **fields)
         switch(run, warehouse, release.models, live.models, wanted, release.git_sha)
         done = run.record("rollback", "succeeded", wanted, git_sha=release.git_sha, **fields)
+        changed = _changed_views(live.models, release.models)
         return RollbackResult(
-            run.name, live.release_id, wanted, release.git_sha, len(release.models), ledger.hold_of(done)
+            run.name,
+            live.release_id,
+            wanted,
+            release.git_sha,
+            len(release.models),
+            ledger.hold_of(done),
+            changed,
         )
+
+
+def _changed_views(before: Mapping[str, ModelVersion], after: Mapping[str, ModelVersion]) -> int:
+    moved = sum(1 for uid, v in after.items() if uid not in before or before[uid].relation != v.relation)
+    return moved + sum(1 for uid in before if uid not in after)
 
 
 def _hold(entries: list[LedgerEntry], live: LedgerEntry, content_of: Content | None) -> dict[str, Any]:

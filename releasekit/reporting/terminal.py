@@ -166,7 +166,12 @@ class TerminalReporter:
         self.console.print(
             f"[bold green]✔ {result.env} rolled back[/] from release {result.from_release} to "
             f"release {result.to_release} (commit {short(result.git_sha)}): "
-            f"{result.views} views switched, nothing built."
+            + (
+                f"{result.changed} of {result.views} views switched, nothing built."
+                if result.changed
+                else "no view changed (both releases serve the same relations); the marker records "
+                f"release {result.to_release}, nothing built."
+            )
         )
         if result.hold is not None:
             self.console.print(

@@ -104,6 +104,7 @@ def test_deploy_change_rollback_gc_exit_0(repo: Path) -> None:
 
     out = ok(repo, "rollback", "dev")
     assert "rolled back from release 2 to release 1" in out and "nothing built" in out
+    assert "4 of 7 views switched" in out  # the 4 it built; the 3 it reused stay as they were
     out = ok(repo, "rollback", "dev", "--to", "2")
     assert "from release 1 to release 2" in out
     assert "rollback" in ok(repo, "releases", "dev")

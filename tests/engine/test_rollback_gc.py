@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from releasekit import api
 from releasekit.api import Workspace
+from releasekit.engine.deploy import deploy as engine_deploy
 from releasekit.errors import NotFoundError, StateError
+from releasekit.reporting.terminal import TerminalReporter
 from tests.support.projects import BASE_FILES, ENV_FILES, branch_here, commit, make_repo, write_files
 from tests.support.warehouse_reads import every_view_selects, marker, physical, sql, views
 
@@ -90,10 +93,30 @@ def test_rollback_switches_to_the_previous_release_and_builds_nothing(
     assert (result.env, result.from_release, result.to_release) == ("dev", 3, 2)
     assert result.git_sha == three_releases.shas[2]
     assert result.views == len(three_releases.dev_views[2])
+    moved = {
+        v for v, target in three_releases.dev_views[3].items() if three_releases.dev_views[2][v] != target
+    }
+    assert 0 < result.changed == len(moved) < result.views  # only the views the rename rebuilt
     assert views(repo, "dev") == three_releases.dev_views[2]
     assert physical(repo) == before  # nothing built, nothing dropped
     assert marker(repo, "dev") == (2, "dev", three_releases.shas[2])
     assert customer_2(repo) == "rob"
+
+
+def test_a_rollback_to_a_release_on_the_same_relations_switches_no_view(
+    released: tuple[Path, Workspace],
+) -> None:
+    _, workspace = released
+    run = workspace.run_context(workspace.environment("dev"), builds=True)
+    again = engine_deploy(run, resync=True)  # the live release switched in again, as a new release
+    assert again.outcome == "succeeded" and again.release_id == 4
+
+    result = api.rollback(workspace, "dev")
+
+    assert (result.from_release, result.to_release, result.changed) == (4, 3, 0)
+    console = Console(record=True, width=200)
+    TerminalReporter(console).rollback(result)
+    assert "no view changed" in console.export_text() and "views switched" not in console.export_text()
 
 
 def test_rollback_to_release_1_is_recorded_in_the_ledger(
