@@ -125,3 +125,13 @@ class CheckReport:
 
     def check(self, name: CheckName) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
+
+
+_KINDS = {"unit_test": "unit test", "test": "data test"}
+
+
+def node_kind(unique_id: str | None) -> str:
+    """What a dbt node is, from its unique id (`model.shop.orders`, `test.shop.not_null_...`):
+    model, seed, snapshot, data test or unit test."""
+    prefix = (unique_id or "").split(".", 1)[0]
+    return _KINDS.get(prefix, prefix or "node")

@@ -16,18 +16,18 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from releasekit.checks.report import CheckReport, CheckResult, Finding, ModelImpact
+from releasekit.checks.report import CheckReport, CheckResult, Finding, ModelImpact, node_kind
 from releasekit.reporting.progress import node_progress
 
 MAX_ROWS = 15
 _COLUMNS = {
     "lint": ("location", "rule", "message"),
-    "build": ("test", "model", "message"),
+    "build": ("failed", "kind", "message"),
     "logic": ("logic test", "severity", "message"),
     "diff": ("model", "finding", "message"),
 }
 _IMPACT_COLUMNS = ("model", "change", "columns", "rows", "added/removed/changed", "breaks")
-_NOUNS = {"lint": "findings", "build": "failed tests", "logic": "failed logic tests", "diff": "findings"}
+_NOUNS = {"lint": "findings", "build": "failures", "logic": "failed logic tests", "diff": "findings"}
 _CLASS_STYLE = {"breaking": "bold red", "non-breaking": "yellow", "metadata-only": "dim"}
 _CLASS_ORDER = {"breaking": 0, "non-breaking": 1, "metadata-only": 2}
 
@@ -116,7 +116,7 @@ def _finding_row(finding: Finding) -> list[Text]:
     if finding.check == "lint":
         return [Text(_location(finding), style="cyan"), Text(finding.code), Text(finding.message)]
     if finding.check == "build":
-        return [Text(finding.code), Text(finding.subject or "", style="cyan"), Text(finding.message)]
+        return [Text(finding.code, style="cyan"), Text(node_kind(finding.subject)), Text(finding.message)]
     if finding.check == "logic":
         style = "red" if finding.severity == "error" else "yellow"
         return [Text(finding.code), Text(finding.severity, style=style), Text(finding.message)]

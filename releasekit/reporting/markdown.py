@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from releasekit.checks.report import CheckReport, CheckResult, Finding, ModelImpact
+from releasekit.checks.report import CheckReport, CheckResult, Finding, ModelImpact, node_kind
 
 MARKER = "<!-- releasekit-check -->"
 MAX_CHARS = 65_000
@@ -31,7 +31,12 @@ VISIBLE_ROWS = 10  # rows shown before the rest folds into <details>
 MAX_CELL = 300  # characters of one value, before escaping
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"} | {c: "\\" + c for c in "\\`*_[]|~#!"})
 _LINE_START = re.compile(r"^(\d*)([-+.)])")
-_CHECK_TITLES = {"lint": "Lint", "build": "Tests", "logic": "Logic tests", "diff": "Breaking changes"}
+_CHECK_TITLES = {
+    "lint": "Lint",
+    "build": "Build and tests",
+    "logic": "Logic tests",
+    "diff": "Breaking changes",
+}
 _CLASS_ORDER = {"breaking": 0, "non-breaking": 1, "metadata-only": 2}
 
 
@@ -101,13 +106,15 @@ def _blocks(report: CheckReport) -> list[_Block]:
 
 def _findings_block(check: CheckResult) -> _Block:
     title = f"{_emoji(check)} {_CHECK_TITLES[check.name]}: {_count(check.findings, 'finding')}"
-    noun = {"lint": "lint findings", "build": "failed tests", "logic": "failed logic tests"}[check.name]
+    noun = {"lint": "lint findings", "build": "build and test failures", "logic": "failed logic tests"}[
+        check.name
+    ]
     if check.name == "lint":
         rows = [_row([code(_location(f)), code(f.code), escape(f.message)]) for f in check.findings]
         return _Block(title, noun, rows, ["location", "rule", "message"])
     if check.name == "build":
-        rows = [_row([code(f.code), code(f.subject or ""), escape(f.message)]) for f in check.findings]
-        return _Block(title, noun, rows, ["test", "model", "message"])
+        rows = [_row([code(f.code), node_kind(f.subject), escape(f.message)]) for f in check.findings]
+        return _Block(title, noun, rows, ["failed", "kind", "message"])
     rows = [_row([code(f.code), f.severity, escape(f.message)]) for f in check.findings]
     return _Block(title, noun, rows, ["logic test", "severity", "message"])
 

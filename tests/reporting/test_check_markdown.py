@@ -51,8 +51,16 @@ def test_a_failed_report_shows_every_section() -> None:
     assert "<code>feature/orders\\-v2</code>" not in text  # `-` is not escaped: it reads as is
     assert "**<code>feature/orders-v2</code>** (release 7, commit <code>0123456</code>)" in text
     assert "against **<code>prod</code>** (commit <code>fedcba9</code>) · 2 changed files" in text
-    for heading in ("Breaking changes: 1", "Lint: 3 findings", "Tests: 1 finding", "Logic tests: 1 finding"):
+    for heading in (
+        "Breaking changes: 1",
+        "Lint: 3 findings",
+        "Build and tests: 2 findings",
+        "Logic tests: 1 finding",
+    ):
         assert heading in text
+    assert "| failed | kind | message |" in text
+    assert "| <code>not\\_null\\_orders\\_id</code> | data test |" in text
+    assert "| <code>margins</code> | model |" in text
     assert "### Impact: 3 changed models" in text
     assert "### Data diff: 3 models" in text
     assert "| <code>orders</code> | 1,000 → 990 | 0 | 10 | 25 | <code>order\\_id</code> |" in text

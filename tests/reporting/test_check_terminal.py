@@ -30,6 +30,9 @@ def test_a_failed_report_shows_each_check_and_ends_in_the_verdict() -> None:
     assert "✘ lint: 2 files linted, 3 violations" in text
     assert "models/orders.sql:9:5" in text and "LT01" in text
     assert "not_null_orders_id" in text and "Got 3 results, configured to fail if != 0" in text
+    [test_row] = [line for line in text.splitlines() if "not_null_orders_id" in line and "Got 3" in line]
+    [model_row] = [line for line in text.splitlines() if "division by zero" in line]
+    assert " data test " in test_row and " model " in model_row  # a test is a test, a model a model
     assert "✔ logic: 2 logic tests, 1 warning" in text and "revenue_is_positive" in text
     assert "breaking-change" in text
     assert "note: logic tests ran against a sample" in text

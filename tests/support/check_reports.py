@@ -77,14 +77,21 @@ def failed_report() -> CheckReport:
     """Every kind of finding: lint, a failed dbt test, a warn logic test, a breaking change."""
     lint = lint_check([lint_finding(), lint_finding(line=9), lint_finding("models/customers.sql")])
     test = Finding(
-        "build", "not_null_orders_id", "Got 3 results, configured to fail if != 0", "error", subject="orders"
+        "build",
+        "not_null_orders_id",
+        "Got 3 results, configured to fail if != 0",
+        "error",
+        subject="test.shop.not_null_orders_id.5c1f0e",
+    )
+    model = Finding(
+        "build", "margins", "Runtime Error: division by zero", "error", subject="model.shop.margins"
     )
     build = CheckResult(
         "build",
         "failed",
         "error",
         "4 models built, 6 tests, 1 failed",
-        (test,),
+        (test, model),
         (
             Case("build", "not_null_orders_id", passed=False, seconds=0.5, message="Got 3 results"),
             Case("build", "unique_orders_id", passed=True, seconds=0.75),
