@@ -44,10 +44,14 @@ class TerminalReporter:
         self.console = console or Console(highlight=False)
 
     def plan(self, plan: Plan) -> None:
-        live = f"release {plan.live.release_id}" if plan.live else "no release yet"
+        live = (
+            f"release {plan.live.release_id} of commit {short(plan.live.git_sha)}"
+            if plan.live
+            else "no release yet"
+        )
         self.console.print(
-            f"[bold]Plan for {plan.env}[/] (schema [cyan]{plan.schema}[/], live: {live}, "
-            f"commit {short(plan.git_sha)}): [bold]{len(plan.builds)} to build[/], "
+            f"[bold]Plan for {plan.env}[/] of commit {short(plan.git_sha)} (schema [cyan]{plan.schema}[/], "
+            f"live: {live}): [bold]{len(plan.builds)} to build[/], "
             + (f"{len(plan.retests)} to test again, " if plan.retests else "")
             + f"{len(plan.reuses) - len(plan.retests)} to reuse"
         )

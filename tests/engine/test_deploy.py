@@ -433,6 +433,12 @@ def test_a_new_passing_test_on_an_unchanged_model_is_run_and_nothing_is_built(re
     plan = api.plan(workspace, "dev")
     assert [(s.name, s.reasons) for s in plan.retests] == [("customers", ("tests changed",))]
     assert plan.builds == ()
+    header = Console(record=True, width=300)
+    TerminalReporter(header).plan(plan)
+    assert plan.live is not None and plan.live.git_sha != plan.git_sha
+    first = header.export_text().splitlines()[0]  # the commit planned, and the one live, apart
+    assert f"Plan for dev of commit {plan.git_sha[:7]}" in first
+    assert f"live: release 1 of commit {plan.live.git_sha[:7]}" in first
     result, ran = deploy(workspace, "dev")
 
     assert result.outcome == "succeeded"
