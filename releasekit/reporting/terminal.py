@@ -237,7 +237,7 @@ class TerminalReporter:
                 *((data[s.env],) if dated else ()),
                 branch,
                 _git_cell(s),
-                "[red]drift[/]" if s.warehouse_drift else "[green]in sync[/]",
+                _warehouse_cell(s),
             )
         self.console.print(table)
         for s in statuses:
@@ -381,9 +381,19 @@ def _entry_notes(entry: LedgerEntry) -> str:
 
 
 def _git_cell(status: EnvironmentStatus) -> str:
+    if status.branch and status.branch_head is None:
+        return "[yellow]no branch[/]"  # nothing to be in sync with
     if status.git_drift:
         return "[yellow]drift[/]"
-    return "[yellow]held[/]" if status.hold else "[green]in sync[/]"
+    if status.hold:
+        return "[yellow]held[/]"
+    return "[green]in sync[/]" if status.live else "-"
+
+
+def _warehouse_cell(status: EnvironmentStatus) -> str:
+    if status.warehouse_drift:
+        return "[red]drift[/]"
+    return "[green]in sync[/]" if status.live else "-"  # serving nothing, it is in sync with nothing
 
 
 def _notes(status: EnvironmentStatus) -> list[str]:

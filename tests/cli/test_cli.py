@@ -145,4 +145,5 @@ def test_failed_deploy_exits_1_and_names_the_failing_test(repo: Path) -> None:
     assert "\x1b" not in result.stdout  # piped output: no terminal colours from dbt or rich
     out = ok(repo, "releases", "dev")
     assert "failed" in out
-    assert "in sync" in ok(repo, "status")
+    status = ok(repo, "status")  # the failed first deploy left nothing behind: no drift, nothing live
+    assert "drift" not in status and "in sync" not in status

@@ -139,7 +139,7 @@ def test_deploy_branch_promote_rollback_over_s3_from_two_clones(tmp_path: Path, 
         == {
             "dev": ("1", first[:7], f"main {second[:7]}", "held", "in sync"),  # rolled back: held
             "staging": ("1", first[:7], f"staging {first[:7]}", "in sync", "in sync"),
-            "prod": ("-", "-", "prod", "in sync", "in sync"),
+            "prod": ("-", "-", "prod", "no branch", "-"),  # never promoted: nothing to be in sync with
         }
     ), status.stdout
     assert "dev: held since" in status.stdout
