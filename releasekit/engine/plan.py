@@ -173,10 +173,10 @@ def _step(
         reasons = (NEWER_PARENTS,)
     elif not reusable:
         reasons = _reasons(node, fingerprint, live_version, graph, given)
-    elif _tests_changed(node, live_version, given, tests):
+    elif _tests_changed(node, relation, given, tests):
         action, reasons = "test", ("tests changed",)
     else:
-        action = "reuse"
+        action, reasons = "reuse", _reuse_reasons(node, relation, live_version, given, tests)
     return ModelStep(
         unique_id=node.unique_id,
         name=node.name,
@@ -239,11 +239,29 @@ def _agrees(recorded: Mapping[str, str], parents: Mapping[str, str]) -> bool:
     return all(recorded.get(source, value) == value for source, value in parents.items() if value != MIXED)
 
 
-def _tests_changed(node: Node, live: ModelVersion | None, given: PlanInputs, tests: str) -> bool:
-    """Compared with what this environment (or, before its first release, another one)
-    last recorded for the model; with nothing recorded, the version's own tests ran."""
-    recorded = live or (given.elsewhere[node.unique_id][1] if node.unique_id in given.elsewhere else None)
-    return recorded is not None and recorded.inputs.get(TESTS_KEY) != tests
+def _tests_changed(node: Node, relation: str, given: PlanInputs, tests: str) -> bool:
+    """Whether no environment verified the reused version with the tests that read the
+    model now: neither its own record nor that of another environment serving it (a
+    promotion's source ran them). A version recorded without them is tested again."""
+    return all(record.inputs.get(TESTS_KEY) != tests for record in _records(node, relation, given))
+
+
+def _records(node: Node, relation: str, given: PlanInputs) -> list[ModelVersion]:
+    records = [given.versions[relation]]
+    other = given.elsewhere.get(node.unique_id)
+    return [*records, other[1]] if other is not None and other[1].relation == relation else records
+
+
+def _reuse_reasons(
+    node: Node, relation: str, live: ModelVersion | None, given: PlanInputs, tests: str
+) -> tuple[str, ...]:
+    """Why a version is reused that the environment does not serve as it is: who built it,
+    or who ran the tests that read it now."""
+    other = given.elsewhere.get(node.unique_id)
+    by = other[0] if other is not None and other[1].relation == relation else None
+    if live is not None and live.relation == relation:
+        return () if live.inputs.get(TESTS_KEY) == tests or by is None else (f"tests verified by {by}",)
+    return (f"built by {by}",) if by else ("built and verified before",)
 
 
 def _reasons(

@@ -34,6 +34,12 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
+CUSTOMER_TEST = (
+    "version: 2\nmodels:\n  - name: customers\n    columns:\n      - name: name\n"
+    "        data_tests: [not_null]\n"
+)
+
+
 def head(root: Path, ref: str) -> str:
     return git(root, "rev-parse", ref).strip()
 
@@ -72,6 +78,24 @@ def test_promoting_with_equal_parameters_builds_nothing_and_serves_the_tested_ta
     again = api.promote(Workspace.open(repo), "staging")  # nothing new to promote
     assert again.branch_update == "up-to-date" and again.deployed is not None
     assert again.deployed.outcome == "noop" and again.tag == "release/staging/1"  # kept, not moved
+    assert {s.reasons for s in deployed.plan.steps} == {("built by dev",)}
+
+
+def test_a_version_whose_new_tests_dev_ran_is_promoted_without_running_them_again(repo: Path) -> None:
+    assert api.promote(Workspace.open(repo), "staging").deployed is not None
+    git(repo, "switch", "-q", "main")
+    write_files(repo, {"models/customers.yml": CUSTOMER_TEST})
+    commit(repo, "customers: names are never null")
+    dev = api.deploy(Workspace.open(repo), "dev")
+    assert [(s.name, s.action) for s in dev.plan.retests] == [("customers", "test")]
+
+    promoted = api.promote(Workspace.open(repo), "staging")
+
+    deployed = promoted.deployed
+    assert deployed is not None and deployed.outcome == "succeeded"
+    [customers] = [s for s in deployed.plan.steps if s.name == "customers"]
+    assert (customers.action, customers.reasons) == ("reuse", ("tests verified by dev",))
+    assert deployed.results == ()  # dev ran them on this very relation: dbt never started
 
 
 def test_different_parameters_rebuild_only_their_readers_and_prod_follows_staging(repo: Path) -> None:
