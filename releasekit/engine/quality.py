@@ -153,13 +153,15 @@ def judge_measurements(
     the measurements are of the data history's last point, rebuilt by changed code (a
     branch's check), not of a new load (spc.stats.judge_rebuild)."""
     findings, judged = [], 0
+    points = baselines(history)
     for measurement in measurements:
         mine = policies(measurement.unique_id)
         if mine.severity == "off":
             continue
         uid = measurement.unique_id
         values, at = measurement.values, measurement.written_at
-        for metric, verdict in _judge(uid, values, at, mine, history, judge_rebuild if rebuild else judge):
+        past = points.get(uid, {})
+        for metric, verdict in _judge(values, at, mine, past, judge_rebuild if rebuild else judge):
             judged += verdict.limits is not None
             if verdict.anomalous:
                 findings.append(
@@ -194,35 +196,43 @@ def _enough(records: Sequence[MetricRecord], unique_id: str, window: int) -> boo
     return False
 
 
-def observations(history: Iterable[MetricRecord], unique_id: str, metric: str) -> list[Observation]:
-    """The published points of one model's metric since its last accepted change (that
-    record's point included: it starts the new baseline), oldest first."""
-    points: list[Observation] = []
+def baselines(history: Iterable[MetricRecord]) -> dict[str, dict[str, list[Observation]]]:
+    """model -> metric -> its published points since the model's last accepted change (that
+    record's point included: it starts the new baseline), oldest first. One pass over the
+    history, however many models and metrics are judged against it."""
+    points: dict[str, dict[str, list[Observation]]] = {}
     for record in history:
         if record.outcome != "published":
             continue
-        if unique_id in record.accepted:
-            points = []
+        for unique_id in record.accepted:
+            points[unique_id] = {}
         for measurement in record.measurements:
-            value = measurement.values.get(metric) if measurement.unique_id == unique_id else None
-            if value is not None:
-                points.append(Observation(value, measurement.written_at or record.at))
+            mine = points.setdefault(measurement.unique_id, {})
+            for metric, value in measurement.values.items():
+                if value is not None:
+                    mine.setdefault(metric, []).append(
+                        Observation(value, measurement.written_at or record.at)
+                    )
     return points
 
 
 def _judge(
-    unique_id: str,
     values: Mapping[str, float | None],
     at: str,
     policy: SpcPolicy,
-    history: Sequence[MetricRecord],
+    past: Mapping[str, Sequence[Observation]],
     judging: Callable[[Sequence[Observation], Observation, Settings], Verdict],
 ) -> Iterable[tuple[str, Verdict]]:
-    settings = Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
+    settings = settings_of(policy)
     for metric, value in sorted(values.items()):
         if value is None or not judged_metric(metric, policy):
             continue
-        yield metric, judging(observations(history, unique_id, metric), Observation(value, at), settings)
+        yield metric, judging(past.get(metric, ()), Observation(value, at), settings)
+
+
+def settings_of(policy: SpcPolicy) -> Settings:
+    """The statistics' settings a policy gives."""
+    return Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
 
 
 def judged_metric(metric: str, policy: SpcPolicy) -> bool:
@@ -297,7 +307,7 @@ class MetricSeries:
 def metric_series(history: Sequence[MetricRecord], policy: SpcPolicy) -> list[MetricSeries]:
     """Every judged metric of every model in `history` (an environment's metric records),
     each point judged against the published points before it since the last acceptance."""
-    settings = Settings(policy.window, policy.min_history, policy.sigma, policy.tolerance)
+    settings = settings_of(policy)
     found: dict[tuple[str, str], list[SeriesPoint]] = {}
     names: dict[str, str] = {}
     baseline: dict[tuple[str, str], list[Observation]] = {}
